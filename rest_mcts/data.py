@@ -1,0 +1,96 @@
+"""Records that cross module boundaries (problems, training examples) and their atomic JSONL files."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Type, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem of a task: its id, the question text and the oracle answer."""
+
+    id: str
+    question: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class PolicyExample:
+    """A verified-correct trace to train the policy on (loss on the solution steps only)."""
+
+    problem_id: str
+    prompt: str
+    steps: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ValueExample:
+    """A prefix and the quality value inferred for its last step (ReST-MCTS* eq. for v_k)."""
+
+    problem_id: str
+    prompt: str
+    steps: tuple[str, ...]
+    quality_value: float
+    step_correct: bool | None = None
+    """True correctness of the prefix (all steps right), known on synthetic tasks only."""
+
+
+def to_record(item: Any) -> dict:
+    record = asdict(item)
+    for key, value in record.items():
+        if isinstance(value, tuple):
+            record[key] = list(value)
+    return record
+
+
+def from_record(cls: Type[T], record: dict, where: str = "") -> T:
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = set(record) - names
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)} for {cls.__name__}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in record.items()}
+    return cls(**values)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to `path` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_jsonl(path: str | os.PathLike, items: Iterable[Any]) -> None:
+    """Write dataclasses or dicts as JSON lines, atomically."""
+    lines = [json.dumps(item if isinstance(item, dict) else to_record(item)) for item in items]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+
+
+def read_jsonl(path: str | os.PathLike, cls: Type[T] | None = None) -> Iterator[Any]:
+    """Read JSON lines; with `cls`, build that dataclass from each line (errors name file and line)."""
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{line_number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{where}: not valid JSON ({error.msg})") from None
+            yield from_record(cls, record, where) if cls is not None else record

@@ -1,0 +1,50 @@
+"""How a (prompt, steps) pair becomes token ids, and which token the PRM reads for each step.
+
+The prompt and every step are tokenized separately and concatenated, so the ids of a prefix are
+always a prefix of the ids of any longer solution. A BPE tokenizer can therefore never merge a
+step's delimiter with the characters that follow it, and the PRM reads the same token (the last
+token of the step, delimiter included) in training and in scoring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+
+@dataclass(frozen=True)
+class EncodedSteps:
+    """Token ids of prompt + steps; `step_end_positions[i]` indexes the last token of step i."""
+
+    input_ids: list[int]
+    prompt_length: int
+    step_end_positions: list[int]
+
+
+def encode_prompt(tokenizer, prompt: str) -> list[int]:
+    """BOS (if the tokenizer has one) followed by the prompt's tokens."""
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    if tokenizer.bos_token_id is not None:
+        ids = [tokenizer.bos_token_id] + ids
+    return ids
+
+
+def encode_step(tokenizer, step_text: str) -> list[int]:
+    """Tokens of one step on its own (no special tokens)."""
+    return tokenizer(step_text, add_special_tokens=False)["input_ids"]
+
+
+def encode_steps(tokenizer, prompt: str, steps: Sequence[str], add_eos: bool = False) -> EncodedSteps:
+    """Encode prompt and steps segment by segment; with `add_eos`, append EOS after the last step."""
+    input_ids = encode_prompt(tokenizer, prompt)
+    prompt_length = len(input_ids)
+    step_end_positions = []
+    for step_text in steps:
+        step_ids = encode_step(tokenizer, step_text)
+        if not step_ids:
+            raise ValueError(f"step {step_text!r} encodes to no tokens")
+        input_ids.extend(step_ids)
+        step_end_positions.append(len(input_ids) - 1)
+    if add_eos:
+        input_ids.append(tokenizer.eos_token_id)
+    return EncodedSteps(input_ids, prompt_length, step_end_positions)

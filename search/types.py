@@ -1,0 +1,36 @@
+"""The small types through which language models enter the search: prefixes in, steps and scores out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """A partial solution: the problem's prompt and the steps taken so far (each ending in its delimiter)."""
+
+    prompt: str
+    steps: tuple[str, ...] = ()
+
+    def extend(self, step_text: str) -> "Prefix":
+        return Prefix(self.prompt, self.steps + (step_text,))
+
+
+@dataclass(frozen=True)
+class ProposedStep:
+    """One sampled next step."""
+
+    text: str
+    """The step text, including its delimiter (or without one if generation ended the solution)."""
+    num_tokens: int
+    """Tokens the sampler generated for this step (counted against the token budget)."""
+    is_final: bool
+    """True when the step holds a final answer or ended the solution (a terminal node)."""
+
+
+ProposeFn = Callable[[Sequence[Prefix], int], list[list[ProposedStep]]]
+"""propose(prefixes, num_samples) -> for each prefix, `num_samples` sampled next steps (may repeat)."""
+
+ScoreFn = Callable[[Sequence[Prefix]], list[float]]
+"""score(prefixes) -> the PRM value in [0, 1] of each prefix's last step."""

@@ -1,0 +1,1 @@
+"""DeepSpeed trainers, one explicit training loop per model role."""
