@@ -48,3 +48,23 @@ def encode_steps(tokenizer, prompt: str, steps: Sequence[str], add_eos: bool = F
     if add_eos:
         input_ids.append(tokenizer.eos_token_id)
     return EncodedSteps(input_ids, prompt_length, step_end_positions)
+
+
+IGNORE_INDEX = -100
+
+
+def policy_labels(encoded: EncodedSteps) -> list[int]:
+    """Next-token labels for SFT: the prompt is masked (IGNORE_INDEX), the steps (and EOS) are learned."""
+    return [IGNORE_INDEX] * encoded.prompt_length + encoded.input_ids[encoded.prompt_length :]
+
+
+def prm_labels(encoded: EncodedSteps, step_values: Sequence[float]) -> list[float]:
+    """Per-token PRM targets: `step_values[i]` at step i's last token, IGNORE_INDEX everywhere else."""
+    if len(step_values) != len(encoded.step_end_positions):
+        raise ValueError(
+            f"{len(step_values)} step values for {len(encoded.step_end_positions)} steps"
+        )
+    labels = [float(IGNORE_INDEX)] * len(encoded.input_ids)
+    for position, value in zip(encoded.step_end_positions, step_values):
+        labels[position] = float(value)
+    return labels
