@@ -1,0 +1,359 @@
+"""The run configuration: one frozen dataclass per stage, filled from defaults, a YAML file and CLI flags.
+
+Every field has a type, a default (from the ReST-MCTS* paper/official code or measured on the
+embedded default) and a one-line docstring, which is also its `--help` text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import textwrap
+import types
+import typing
+from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    name: str = "modchain"
+    """Task to train on: modchain (mod-10 chains) or last_letter (last-letter concatenation)."""
+    seed_problems: int = 300
+    """Problems with worked solutions used for the round-0 warm start (SFT seed set)."""
+    train_problems: int = 3000
+    """Size of the pool of training problems searched by the rounds."""
+    problems_per_round: int = 240
+    """Training problems searched each round (a new slice of the pool every round)."""
+    test_problems: int = 200
+    """Held-out in-distribution problems used for evaluation."""
+    ood_problems: int = 200
+    """Held-out out-of-distribution (longer) problems used for evaluation."""
+    data_seed: int = 0
+    """Seed that fixes which problems each split holds."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    policy_model: str = ""
+    """Local Hugging Face checkpoint of the policy (empty: build the embedded tiny Llama)."""
+    prm_model: str = ""
+    """Local Hugging Face checkpoint of the PRM, a token-classification model with one label (empty: embedded tiny)."""
+    hidden_size: int = 128
+    """Hidden size of the embedded tiny models."""
+    num_layers: int = 4
+    """Transformer layers of the embedded tiny models."""
+    num_heads: int = 4
+    """Attention heads of the embedded tiny models."""
+    intermediate_size: int = 512
+    """MLP width of the embedded tiny models."""
+    max_positions: int = 256
+    """Longest sequence (prompt and solution, in tokens) the embedded models take."""
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    branch: int = 3
+    """Candidate next steps sampled per expansion (the official code uses 3)."""
+    exploration_constant: float = 0.4
+    """c in UCT = V + c*sqrt(2 ln N_parent / N_child)."""
+    unvisited_bonus: float = 1.0
+    """Finite bonus b: an unvisited child scores V + b."""
+    roll_forward_steps: int = 0
+    """Rollout depth from the best new child (0: no rollout)."""
+    rollout_alpha: float = 0.5
+    """Mix of the rollout maximum into a child's value: V = (1-a) V + a max."""
+    end_gate: float = 0.9
+    """A selected terminal leaf with V >= end_gate ends the search (when solving)."""
+    max_depth: int = 10
+    """Deepest step a solution may reach; deeper nodes are terminal."""
+    simulations: int = 12
+    """MCTS* simulations per training problem (full budget, no early stop)."""
+    max_tokens: int = 0
+    """Generated-token budget per tree (0: no token limit)."""
+    temperature: float = 1.0
+    """Sampling temperature of the policy during search."""
+    max_step_tokens: int = 24
+    """Longest step the sampler generates (tokens)."""
+    max_traces_per_problem: int = 4
+    """Verified-correct traces kept per searched problem for policy training."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    zero_stage: int = 2
+    """DeepSpeed ZeRO stage (0-3)."""
+    micro_batch_size: int = 32
+    """Sequences per rank per step."""
+    learning_rate: float = 1e-3
+    """Peak AdamW learning rate."""
+    warmup_steps: int = 10
+    """Linear warm-up steps."""
+    steps_per_round: int = 150
+    """Optimizer steps per round (0: use epochs); equal steps make the seed-only control fair."""
+    epochs: int = 1
+    """Epochs per round when steps_per_round is 0."""
+    warm_start_steps: int = 300
+    """Optimizer steps of the round-0 warm start."""
+    bf16: bool = False
+    """Train in bfloat16 (GPU)."""
+    offload_optimizer: bool = False
+    """ZeRO-Offload of optimizer states to CPU memory."""
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    simulations: int = 8
+    """MCTS* simulations per test problem (fixed budget, early stop at end_gate)."""
+    temperature: float = 0.7
+    """Sampling temperature of MCTS* at evaluation."""
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    ray_address: str = ""
+    """Address of an existing Ray cluster (empty: start a local one)."""
+    dashboard_host: str = "127.0.0.1"
+    """Interface the Ray dashboard listens on (local clusters only)."""
+    search_workers: int = 2
+    """Ray search workers (actors)."""
+    cpus_per_worker: float = 1.0
+    """CPUs per search worker; torch threads are set to this share."""
+    gpus_per_worker: float = 0.0
+    """GPUs per search worker."""
+    trainer_ranks: int = 2
+    """DeepSpeed ranks (one Ray actor each)."""
+    cpus_per_rank: float = 1.0
+    """CPUs per trainer rank."""
+    gpus_per_rank: float = 0.0
+    """GPUs per trainer rank (1 on a GPU cluster)."""
+    problems_per_task: int = 40
+    """Problems per Ray search task; finished tasks are appended to trees.jsonl."""
+    timeout_s: float = 1800.0
+    """Longest wait for one Ray call or collective; a hang is a bug."""
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    run_dir: str = "runs"
+    """Folder that holds the experiment folders."""
+    experiment: str = "default"
+    """Experiment name (folder under run_dir, W&B group)."""
+    wandb_project: str = "rest-mcts"
+    """W&B project."""
+    wandb_mode: str = ""
+    """W&B mode: online, offline or disabled (empty: offline unless WANDB_MODE or a W&B login says otherwise)."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    rounds: int = 3
+    """Self-training rounds after the round-0 warm start."""
+    seed: int = 0
+    """Seed of models, sampling and training."""
+    control: bool = False
+    """Control run: train the policy on the seed solutions only, with the same optimizer steps."""
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    policy_train: TrainConfig = field(default_factory=TrainConfig)
+    prm_train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(learning_rate=1e-3, steps_per_round=100, warm_start_steps=150)
+    )
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or of the wrong type; the message says where."""
+
+
+SECTIONS = {f.name for f in fields(RunConfig) if dataclasses.is_dataclass(getattr(RunConfig(), f.name))}
+
+
+@lru_cache(maxsize=None)
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of a dataclass (cleanrl's `Args` habit), read from its source."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, following in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(following, ast.Expr):
+            if isinstance(following.value, ast.Constant) and isinstance(following.value.value, str):
+                docs[node.target.id] = following.value.value.strip()  # type: ignore[union-attr]
+    return docs
+
+
+def _field_type(cls: type, name: str) -> Any:
+    return typing.get_type_hints(cls)[name]
+
+
+def coerce(value: Any, expected: Any, where: str) -> Any:
+    """Check (and for CLI strings, convert) one value against a field type."""
+    if expected is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.lower() in ("true", "1", "yes")
+    elif expected is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+    elif expected is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif expected is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"{where}: expected {getattr(expected, '__name__', expected)}, got {value!r}")
+
+
+def apply_overrides(config: RunConfig, overrides: dict[str, Any], source: str) -> RunConfig:
+    """Return `config` with nested `overrides` ({section: {key: value}} or {key: value}) applied."""
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections and keys, got {type(overrides).__name__}")
+    top = {}
+    for key, value in overrides.items():
+        if key in SECTIONS:
+            section = getattr(config, key)
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: section {key!r} must be a mapping, got {value!r}")
+            changes = {}
+            for sub_key, sub_value in value.items():
+                names = {f.name for f in fields(section)}
+                if sub_key not in names:
+                    raise ConfigError(f"{source}: unknown key {key}.{sub_key}; known keys: {sorted(names)}")
+                changes[sub_key] = coerce(sub_value, _field_type(type(section), sub_key), f"{source}: {key}.{sub_key}")
+            top[key] = replace(section, **changes)
+        else:
+            names = {f.name for f in fields(RunConfig)} - SECTIONS
+            if key not in names:
+                raise ConfigError(f"{source}: unknown key {key!r}; known keys: {sorted(names | SECTIONS)}")
+            top[key] = coerce(value, _field_type(RunConfig, key), f"{source}: {key}")
+    return replace(config, **top)
+
+
+def load_yaml(path: str) -> dict:
+    """Read a YAML config file; errors name the file (and line, for syntax errors)."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"--config {path}: no such file")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(error, 'problem', error)})") from None
+    return data or {}
+
+
+def to_dict(config: RunConfig) -> dict:
+    return dataclasses.asdict(config)
+
+
+def validate(config: RunConfig) -> None:
+    """Reject values no run can use, naming the flag."""
+    if config.rounds < 1:
+        raise ConfigError(f"--rounds {config.rounds}: expected a positive number of rounds")
+    from rest_mcts.tasks import TASKS
+
+    if config.task.name not in TASKS:
+        raise ConfigError(f"--task {config.task.name!r}: unknown task; expected one of {sorted(TASKS)}")
+    positive = {
+        "task.seed_problems": config.task.seed_problems,
+        "task.problems_per_round": config.task.problems_per_round,
+        "task.test_problems": config.task.test_problems,
+        "task.ood_problems": config.task.ood_problems,
+        "search.branch": config.search.branch,
+        "search.simulations": config.search.simulations,
+        "eval.simulations": config.eval.simulations,
+        "cluster.search_workers": config.cluster.search_workers,
+        "cluster.trainer_ranks": config.cluster.trainer_ranks,
+        "policy_train.micro_batch_size": config.policy_train.micro_batch_size,
+        "prm_train.micro_batch_size": config.prm_train.micro_batch_size,
+    }
+    for name, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"--{name} {value}: expected a positive integer")
+    for name in ("policy_train", "prm_train"):
+        if getattr(config, name).zero_stage not in (0, 1, 2, 3):
+            raise ConfigError(f"--{name}.zero_stage: expected 0, 1, 2 or 3")
+
+
+ALIASES = {
+    "task": "task.name",
+    "policy-model": "model.policy_model",
+    "prm-model": "model.prm_model",
+    "ray-address": "cluster.ray_address",
+    "experiment": "logging.experiment",
+    "run-dir": "logging.run_dir",
+}
+"""Short flags for the settings users change most."""
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per field (`--section.key`), each with its docstring as help, plus the short aliases."""
+    parser.add_argument("--config", default=None, help="YAML file with config sections (flags override it).")
+    for f in fields(RunConfig):
+        if f.name in SECTIONS:
+            continue
+        _add_flag(parser, f"--{f.name}", f.name, RunConfig(), f.name)
+    for alias, dotted in ALIASES.items():
+        section, key = dotted.split(".")
+        _add_flag(parser, f"--{alias}", dotted, getattr(RunConfig(), section), key)
+    for section in sorted(SECTIONS):
+        defaults = getattr(RunConfig(), section)
+        group = parser.add_argument_group(section)
+        for f in fields(defaults):
+            _add_flag(group, f"--{section}.{f.name}", f"{section}.{f.name}", defaults, f.name)
+
+
+def _add_flag(parser, flag: str, dest: str, defaults: Any, name: str) -> None:
+    expected = _field_type(type(defaults), name)
+    help_text = field_docs(type(defaults)).get(name, "")
+    default = getattr(defaults, name)
+    if expected is bool:
+        parser.add_argument(flag, dest=dest, nargs="?", const="true", default=None, metavar="BOOL",
+                            help=f"{help_text} (default: {default})")
+    else:
+        parser.add_argument(flag, dest=dest, default=None, metavar=getattr(expected, "__name__", "VALUE").upper(),
+                            help=f"{help_text} (default: {default!r})")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """Defaults, then the YAML file, then the flags that were given."""
+    config = RunConfig()
+    if getattr(args, "config", None):
+        config = apply_overrides(config, load_yaml(args.config), args.config)
+    nested: dict[str, Any] = {}
+    for dest, value in vars(args).items():
+        if value is None or dest == "config" or not (dest in {f.name for f in fields(RunConfig)} or "." in dest):
+            continue
+        if "." in dest:
+            section, key = dest.split(".")
+            nested.setdefault(section, {})[key] = value
+        else:
+            nested[dest] = value
+    config = apply_overrides(config, nested, "command line")
+    validate(config)
+    return config
+
+
+def save_yaml(config: RunConfig) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)

@@ -1,0 +1,121 @@
+"""The task interface: problems, prompts, step boundaries, answer extraction and grading."""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Sequence
+
+from rest_mcts.data import PolicyExample, Problem
+
+SPLITS = ("seed", "train", "test", "ood")
+"""seed: worked solutions for the warm start; train: problems searched each round;
+test: held-out, same distribution as train; ood: held-out, harder (longer) problems."""
+
+
+@dataclass(frozen=True)
+class SplitSizes:
+    """How many problems each split holds."""
+
+    seed: int = 200
+    train: int = 2000
+    test: int = 200
+    ood: int = 200
+
+
+class Task(ABC):
+    """A reasoning task whose solutions are sequences of steps ending in `step_delimiter`."""
+
+    name: str = ""
+    step_delimiter: str = "\n"
+    synthetic: bool = False
+    """Synthetic tasks can check every step, so the true step labels are known."""
+
+    @abstractmethod
+    def problems(self, split: str, count: int, seed: int) -> list[Problem]:
+        """`count` problems of `split`, the same for the same seed; test problems never appear in train."""
+
+    def format_prompt(self, problem: Problem) -> str:
+        """The text the policy continues with its first step."""
+        return problem.question + self.step_delimiter
+
+    @abstractmethod
+    def is_final_step(self, step_text: str) -> bool:
+        """True when the step states the final answer."""
+
+    @abstractmethod
+    def extract_answer(self, steps: Sequence[str]) -> str | None:
+        """The final answer of a finished solution, or None when it has none."""
+
+    def check_answer(self, answer: str | None, oracle: str) -> bool:
+        return answer is not None and answer.strip() == oracle.strip()
+
+    def is_correct(self, problem: Problem, steps: Sequence[str]) -> bool:
+        """True when the solution ends in a final step whose answer matches the oracle."""
+        if not steps or not self.is_final_step(steps[-1]):
+            return False
+        return self.check_answer(self.extract_answer(steps), problem.answer)
+
+    def reference_steps(self, problem: Problem) -> list[str]:
+        """A correct worked solution (synthetic tasks only)."""
+        raise NotImplementedError(f"task {self.name!r} has no reference solutions")
+
+    def step_labels(self, problem: Problem, steps: Sequence[str]) -> list[bool]:
+        """For each prefix steps[:k+1], whether every step so far is right (synthetic tasks only)."""
+        reference = self.reference_steps(problem)
+        labels, still_right = [], True
+        for index, step_text in enumerate(steps):
+            still_right = still_right and index < len(reference) and step_text == reference[index]
+            labels.append(still_right)
+        return labels
+
+    def seed_examples(self, count: int, seed: int) -> list[PolicyExample]:
+        """Worked solutions of the seed split, the warm start's SFT data."""
+        return [
+            PolicyExample(problem.id, self.format_prompt(problem), tuple(self.reference_steps(problem)))
+            for problem in self.problems("seed", count, seed)
+        ]
+
+
+def split_rng(task_name: str, split: str, seed: int) -> random.Random:
+    """A random generator private to one (task, split, seed)."""
+    return random.Random(f"{task_name}/{split}/{seed}")
+
+
+def unique_problems(make_one, rng: random.Random, count: int, exclude: set[str], prefix: str) -> list[Problem]:
+    """Draw problems from `make_one(rng) -> (question, answer)` until `count` distinct new questions."""
+    seen = set(exclude)
+    problems: list[Problem] = []
+    attempts = 0
+    while len(problems) < count:
+        attempts += 1
+        if attempts > 100 * count + 1000:
+            raise ValueError(f"cannot draw {count} distinct {prefix} problems; lower the split size")
+        question, answer = make_one(rng)
+        if question in seen:
+            continue
+        seen.add(question)
+        problems.append(Problem(f"{prefix}-{len(problems):05d}", question, answer))
+    return problems
+
+
+HELD_OUT_POOL = 1000
+"""Held-out splits are drawn from a pool of this size, which train and seed problems avoid."""
+
+
+def draw_split(task: Task, split: str, count: int, seed: int, make_for_split) -> list[Problem]:
+    """Problems of one split from `make_for_split(split)(rng) -> (question, answer)`.
+
+    Test and OOD problems are the first `count` of a fixed pool; seed and train problems
+    exclude every question of both pools, so no held-out question is ever trained on.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    if split in ("test", "ood"):
+        if count > HELD_OUT_POOL:
+            raise ValueError(f"{split} split holds at most {HELD_OUT_POOL} problems, asked for {count}")
+        pool = unique_problems(make_for_split(split), split_rng(task.name, split, seed), HELD_OUT_POOL, set(), split)
+        return pool[:count]
+    exclude = {p.question for s in ("test", "ood") for p in draw_split(task, s, HELD_OUT_POOL, seed, make_for_split)}
+    return unique_problems(make_for_split(split), split_rng(task.name, split, seed), count, exclude, split)
