@@ -1,0 +1,435 @@
+"""The self-training loop (`python -m rest_mcts.iterate`): round 0 warm-starts the policy and PRM,
+then every round searches with MCTS*, infers process rewards, filters traces, trains both models
+and evaluates them. Each stage writes its files into the round folder; `--resume` skips the stages
+already recorded in `stages.json` and a round counts only once its DONE file exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from rest_mcts.config import (ConfigError, RunConfig, TrainConfig, add_config_arguments, apply_overrides,
+                              config_from_args, load_yaml, save_yaml, to_dict, validate)
+from rest_mcts.data import PolicyExample, Problem, ValueExample, atomic_write_text, read_jsonl, write_jsonl
+from rest_mcts.tasks import Task, get_task
+
+logger = logging.getLogger("rest_mcts")
+
+
+@dataclass
+class Round:
+    """One round folder and the record of its finished stages."""
+
+    index: int
+    path: Path
+
+    @property
+    def done(self) -> bool:
+        return (self.path / "DONE").exists()
+
+    @property
+    def policy(self) -> Path:
+        return self.path / "policy"
+
+    @property
+    def prm(self) -> Path:
+        return self.path / "prm"
+
+    def stages(self) -> dict[str, dict[str, Any]]:
+        file = self.path / "stages.json"
+        return json.loads(file.read_text()) if file.exists() else {}
+
+    def record(self, stage: str, seconds: float, metrics: dict[str, float]) -> None:
+        stages = self.stages()
+        stages[stage] = {"seconds": seconds, "metrics": metrics}
+        atomic_write_text(self.path / "stages.json", json.dumps(stages, indent=2))
+
+
+def run_stage(round_: Round, name: str, body: Callable[[], dict[str, float]]) -> None:
+    """Run one stage unless it is recorded as finished; time it and record its metrics."""
+    if name in round_.stages():
+        logger.info("round %d: %s already done, skipping", round_.index, name)
+        return
+    logger.info("round %d: %s ...", round_.index, name)
+    started = time.time()
+    metrics = body()
+    seconds = time.time() - started
+    round_.record(name, seconds, metrics)
+    logger.info("round %d: %s done in %.1f s %s", round_.index, name, seconds,
+                " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+
+
+def train_spec(config: TrainConfig, steps: int, seed: int):
+    from trainers.engine import TrainSpec
+
+    return TrainSpec(zero_stage=config.zero_stage, micro_batch_size=config.micro_batch_size,
+                     learning_rate=config.learning_rate, warmup_steps=config.warmup_steps, max_steps=steps,
+                     epochs=config.epochs, bf16=config.bf16, offload_optimizer=config.offload_optimizer, seed=seed)
+
+
+class Loop:
+    """The controller: owns the config, the task's problems, Ray, W&B and the run folder."""
+
+    def __init__(self, config: RunConfig, run_dir: Path):
+        self.config = config
+        self.run_dir = run_dir
+        self.task: Task = get_task(config.task.name)
+        data_seed = config.task.data_seed
+        self.seed_examples = self.task.seed_examples(config.task.seed_problems, data_seed)
+        self.train_problems = self.task.problems("train", config.task.train_problems, data_seed)
+        self.held_out = {
+            "test": self.task.problems("test", config.task.test_problems, data_seed),
+            "ood": self.task.problems("ood", config.task.ood_problems, data_seed),
+        }
+
+    # -- Ray pieces -------------------------------------------------------------------------------
+
+    def search_pool(self, round_index: int, policy: Path, prm: Path | None, temperature: float, purpose: str):
+        from rest_mcts.workers import SamplerSettings, SearchPool
+
+        cluster = self.config.cluster
+        settings = SamplerSettings(str(policy), str(prm) if prm else "", self.task.name, temperature,
+                                   self.config.search.max_step_tokens, self.config.seed * 100 + round_index)
+        return SearchPool(settings, cluster.search_workers, cluster.cpus_per_worker, cluster.gpus_per_worker,
+                          f"r{round_index:02d}-{purpose}", cluster.timeout_s)
+
+    def trainer_group(self, round_index: int, role: str):
+        from rest_mcts.train_workers import TrainerGroup
+
+        cluster = self.config.cluster
+        return TrainerGroup(cluster.trainer_ranks, cluster.cpus_per_rank, cluster.gpus_per_rank,
+                            f"r{round_index:02d}-train-{role}", cluster.timeout_s)
+
+    def mcts_params(self, solving: bool):
+        from search.mcts import MCTSParams
+
+        search = self.config.search
+        return MCTSParams(
+            branch=search.branch, exploration_constant=search.exploration_constant,
+            unvisited_bonus=search.unvisited_bonus, roll_forward_steps=search.roll_forward_steps,
+            rollout_alpha=search.rollout_alpha, end_gate=search.end_gate, stop_at_end_gate=solving,
+            max_depth=search.max_depth,
+            max_simulations=self.config.eval.simulations if solving else search.simulations,
+            max_tokens=search.max_tokens,
+        )
+
+    # -- stages -----------------------------------------------------------------------------------
+
+    def round_problems(self, round_index: int) -> list[Problem]:
+        """A new slice of the training pool each round (wrapping around)."""
+        count = self.config.task.problems_per_round
+        start = (round_index * count) % len(self.train_problems)
+        return [self.train_problems[(start + i) % len(self.train_problems)] for i in range(count)]
+
+    def initial_models(self, round_: Round) -> dict[str, float]:
+        """The embedded tiny models (or the user's checkpoints), saved as round 0's starting point."""
+        from rest_mcts.models.build import build_tiny_policy, build_tiny_prm, load_policy, load_prm, load_tokenizer
+        from rest_mcts.models.tokenizer import build_char_tokenizer
+
+        model = self.config.model
+        if model.policy_model:
+            tokenizer = load_tokenizer(model.policy_model)
+            policy = load_policy(model.policy_model)
+        else:
+            tokenizer = build_char_tokenizer()
+            policy = build_tiny_policy(tokenizer, model.hidden_size, model.num_layers, model.num_heads,
+                                       model.intermediate_size, model.max_positions, seed=self.config.seed)
+        if model.prm_model:
+            prm, prm_tokenizer = load_prm(model.prm_model), load_tokenizer(model.prm_model)
+        else:
+            prm_tokenizer = tokenizer
+            prm = build_tiny_prm(tokenizer, model.hidden_size, model.num_layers, model.num_heads,
+                                 model.intermediate_size, model.max_positions, seed=self.config.seed + 1)
+        for name, net, tok in (("init_policy", policy, tokenizer), ("init_prm", prm, prm_tokenizer)):
+            tmp = round_.path / f".{name}.tmp"
+            net.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+            os.replace(tmp, round_.path / name) if not (round_.path / name).exists() else None
+        return {"model/policy_parameters": float(sum(p.numel() for p in policy.parameters())),
+                "model/prm_parameters": float(sum(p.numel() for p in prm.parameters()))}
+
+    def search(self, round_: Round, policy: Path, prm: Path | None) -> dict[str, float]:
+        """MCTS* at full budget on this round's training problems; trees appended to trees.jsonl."""
+        from rest_mcts.workers import search_to_file
+
+        problems = self.round_problems(round_.index)
+        pool = self.search_pool(round_.index, policy, prm, self.config.search.temperature, "search")
+        started = time.time()
+        try:
+            trees = search_to_file(pool, problems, self.mcts_params(solving=False), round_.path / "trees.jsonl",
+                                   self.config.cluster.problems_per_task, f"round {round_.index} search")
+        finally:
+            pool.shutdown()
+        seconds = time.time() - started
+        tokens = sum(tree.tokens_used for tree in trees)
+        solved = [any(node.answer_correct for node in tree.nodes if node.is_terminal) for tree in trees]
+        return {"search/tokens": float(tokens), "search/solved_rate": sum(solved) / len(trees),
+                "search/nodes": float(sum(len(tree.nodes) for tree in trees)),
+                "perf/tokens_per_s": tokens / max(seconds, 1e-9)}
+
+    def infer_values(self, round_: Round) -> dict[str, float]:
+        """Process rewards from each tree and the oracle (value_examples.jsonl) and the verified traces
+        (policy_examples.jsonl)."""
+        from rest_mcts.evaluation import auroc
+        from rest_mcts.workers import read_finished_trees
+        from search.filtering import correct_traces
+        from search.tree import Tree
+        from search.value_inference import infer_process_rewards, value_targets
+
+        problems = {problem.id: problem for problem in self.train_problems}
+        value_examples, policy_examples = [], []
+        traces_all_steps_right = 0
+        for record in read_finished_trees(round_.path / "trees.jsonl"):
+            tree = Tree.from_dict(record)
+            problem = problems[tree.problem_id]
+            is_correct = lambda steps, p=problem: self.task.is_correct(p, steps)  # noqa: E731
+            rewards = infer_process_rewards(tree, is_correct)
+            prompt = self.task.format_prompt(problem)
+            for steps, quality_value in value_targets(tree, rewards):
+                label = self.task.step_labels(problem, steps)[-1] if self.task.synthetic else None
+                value_examples.append(ValueExample(problem.id, prompt, steps, quality_value, label))
+            for steps in correct_traces(tree, is_correct, self.config.search.max_traces_per_problem):
+                policy_examples.append(PolicyExample(problem.id, prompt, steps))
+                if self.task.synthetic:
+                    traces_all_steps_right += all(self.task.step_labels(problem, steps))
+        write_jsonl(round_.path / "value_examples.jsonl", value_examples)
+        write_jsonl(round_.path / "policy_examples.jsonl", policy_examples)
+        metrics = {"examples/value": float(len(value_examples)), "examples/policy": float(len(policy_examples))}
+        if policy_examples and self.task.synthetic:
+            metrics["filter/sound_trace_rate"] = traces_all_steps_right / len(policy_examples)
+        labelled = [example for example in value_examples if example.step_correct is not None]
+        value_auroc = auroc([e.quality_value for e in labelled], [bool(e.step_correct) for e in labelled])
+        if value_auroc is not None:
+            metrics["value/auroc"] = value_auroc
+        return metrics
+
+    def policy_training_data(self, round_index: int) -> list[PolicyExample]:
+        """Seed solutions plus every verified trace found so far (the control run: seed solutions only)."""
+        examples = list(self.seed_examples)
+        if self.config.control:
+            return examples
+        for index in range(1, round_index + 1):
+            examples += read_jsonl(self.round_path(index) / "policy_examples.jsonl", PolicyExample)
+        return examples
+
+    def train_policy(self, round_: Round, start: Path, examples: list[PolicyExample], steps: int) -> dict[str, float]:
+        group = self.trainer_group(round_.index, "policy")
+        try:
+            spec = train_spec(self.config.policy_train, steps, self.config.seed + round_.index)
+            result = group.train_policy(str(start), examples, spec, str(round_.policy))
+        finally:
+            group.shutdown()
+        return {"policy/loss": result.last_loss, "policy/first_loss": result.first_loss,
+                "policy/steps": float(result.steps), "policy/tokens_per_s": result.tokens_per_s,
+                "policy/examples": float(len(examples))}
+
+    def train_prm(self, round_: Round, start: Path, examples: list[ValueExample], steps: int) -> dict[str, float]:
+        if not examples:
+            logger.warning("round %d: no value examples (no tree found a correct answer); PRM kept", round_.index)
+            _copy_checkpoint(start, round_.prm)
+            return {"prm/examples": 0.0}
+        group = self.trainer_group(round_.index, "prm")
+        try:
+            spec = train_spec(self.config.prm_train, steps, self.config.seed + round_.index)
+            result = group.train_prm(str(start), examples, spec, str(round_.prm))
+        finally:
+            group.shutdown()
+        return {"prm/loss": result.last_loss, "prm/first_loss": result.first_loss,
+                "prm/steps": float(result.steps), "prm/examples": float(len(examples))}
+
+    def evaluate(self, round_: Round) -> dict[str, float]:
+        """Greedy and MCTS* (fixed budget, solving) on the test and OOD splits with this round's models."""
+        from rest_mcts.evaluation import greedy_metrics, mcts_metrics
+        from rest_mcts.workers import greedy_results, search_to_file
+
+        metrics: dict[str, float] = {}
+        pool = self.search_pool(round_.index, round_.policy, round_.prm, self.config.eval.temperature, "eval")
+        per_task = self.config.cluster.problems_per_task
+        try:
+            for split, problems in self.held_out.items():
+                greedy = greedy_results(pool, problems, self.config.search.max_depth, per_task,
+                                        f"round {round_.index} {split} greedy")
+                write_jsonl(round_.path / f"eval_{split}_greedy.jsonl", greedy)
+                metrics.update(greedy_metrics(greedy, split))
+                trees = search_to_file(pool, problems, self.mcts_params(solving=True),
+                                       round_.path / f"eval_{split}_trees.jsonl", per_task,
+                                       f"round {round_.index} {split} MCTS*")
+                metrics.update(mcts_metrics(self.task, problems, trees, split))
+        finally:
+            pool.shutdown()
+        return metrics
+
+    # -- rounds -----------------------------------------------------------------------------------
+
+    def round_path(self, index: int) -> Path:
+        return self.run_dir / f"round_{index:02d}"
+
+    def warm_start(self, round_: Round) -> None:
+        """Round 0: SFT on the seed solutions, then a PRM trained on values inferred from trees searched
+        with no PRM (every step scored 0.5, so UCT explores by visit counts alone)."""
+        train = self.config.policy_train
+        prm_train = self.config.prm_train
+        run_stage(round_, "init_models", lambda: self.initial_models(round_))
+        run_stage(round_, "train_policy", lambda: self.train_policy(
+            round_, round_.path / "init_policy", self.seed_examples, train.warm_start_steps))
+        run_stage(round_, "search", lambda: self.search(round_, round_.policy, None))
+        run_stage(round_, "infer_values", lambda: self.infer_values(round_))
+        run_stage(round_, "train_prm", lambda: self.train_prm(
+            round_, round_.path / "init_prm", list(read_jsonl(round_.path / "value_examples.jsonl", ValueExample)),
+            prm_train.warm_start_steps))
+
+    def self_train(self, round_: Round) -> None:
+        """Rounds >= 1: search with the last round's models, infer values, train both models."""
+        previous = Round(round_.index - 1, self.round_path(round_.index - 1))
+        run_stage(round_, "search", lambda: self.search(round_, previous.policy, previous.prm))
+        run_stage(round_, "infer_values", lambda: self.infer_values(round_))
+        run_stage(round_, "train_policy", lambda: self.train_policy(
+            round_, previous.policy, self.policy_training_data(round_.index),
+            self.config.policy_train.steps_per_round))
+        run_stage(round_, "train_prm", lambda: self.train_prm(
+            round_, previous.prm, list(read_jsonl(round_.path / "value_examples.jsonl", ValueExample)),
+            self.config.prm_train.steps_per_round))
+
+    def run(self, tracker) -> list[dict[str, Any]]:
+        rows = []
+        for index in range(self.config.rounds + 1):
+            round_ = Round(index, self.round_path(index))
+            round_.path.mkdir(parents=True, exist_ok=True)
+            if not round_.done:
+                (self.warm_start if index == 0 else self.self_train)(round_)
+                run_stage(round_, "evaluate", lambda: self.evaluate(round_))
+                summary = round_summary(round_)
+                atomic_write_text(round_.path / "eval.json", json.dumps(summary, indent=2, sort_keys=True))
+                atomic_write_text(round_.path / "DONE", time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+            summary = json.loads((round_.path / "eval.json").read_text())
+            tracker.log(index, summary)
+            rows.append({"round": index, **summary})
+            logger.info("round %d finished: test greedy %.3f, test MCTS* %.3f", index,
+                        summary.get("test/greedy/accuracy", float("nan")), summary.get("test/mcts/accuracy", float("nan")))
+        return rows
+
+
+def round_summary(round_: Round) -> dict[str, float]:
+    """Every stage's metrics and seconds (`timing_s/<stage>`), flattened."""
+    summary: dict[str, float] = {}
+    for stage, record in round_.stages().items():
+        summary.update(record["metrics"])
+        summary[f"timing_s/{stage}"] = record["seconds"]
+    return summary
+
+
+def _copy_checkpoint(source: Path, target: Path) -> None:
+    import shutil
+
+    tmp = target.with_name(f".{target.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(source, tmp)
+    os.replace(tmp, target)
+
+
+# -- command line -----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m rest_mcts.iterate",
+        description="ReST-MCTS* self-training: MCTS* search with a PRM, process-reward inference, "
+                    "policy and PRM training, round after round. With no flags: the embedded tiny default.",
+    )
+    parser.add_argument("--resume", action="store_true",
+                        help="Continue the run in the experiment folder at its first unfinished stage "
+                             "(its saved config.yaml is used; --rounds may extend it).")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="Delete an existing experiment folder of the same name and start again.")
+    add_config_arguments(parser)
+    return parser
+
+
+def check_model_paths(config: RunConfig) -> None:
+    """Fail before anything is written if a given model path is not a usable checkpoint."""
+    from rest_mcts.models.build import load_policy, load_prm
+
+    if config.model.policy_model:
+        load_policy(config.model.policy_model)
+    if config.model.prm_model:
+        load_prm(config.model.prm_model)
+
+
+def prepare_run_dir(config: RunConfig, args: argparse.Namespace) -> tuple[RunConfig, Path]:
+    run_dir = Path(config.logging.run_dir) / config.logging.experiment
+    saved = run_dir / "config.yaml"
+    if args.resume:
+        if not saved.exists():
+            raise ConfigError(f"--resume: no run to resume at {run_dir} (no config.yaml)")
+        resumed = apply_overrides(RunConfig(), load_yaml(str(saved)), str(saved))
+        if args.rounds is not None:
+            resumed = replace(resumed, rounds=config.rounds)
+        validate(resumed)
+        return resumed, run_dir
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not args.overwrite:
+            raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it, --overwrite to "
+                              f"start again, or --experiment NAME for a new one")
+        import shutil
+
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(saved, save_yaml(config))
+    return config, run_dir
+
+
+def start_ray(config: RunConfig) -> None:
+    import ray
+
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    if config.cluster.ray_address:
+        context = ray.init(address=config.cluster.ray_address, log_to_driver=False)
+    else:
+        context = ray.init(include_dashboard=True, dashboard_host=config.cluster.dashboard_host,
+                           log_to_driver=False, logging_level=logging.WARNING)
+    url = getattr(context, "dashboard_url", None)
+    if url:
+        print(f"Ray dashboard: http://{url}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
+                        stream=sys.stderr)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+        check_model_paths(config)
+        config, run_dir = prepare_run_dir(config, args)
+    except (ConfigError, ValueError) as error:
+        parser.exit(2, f"error: {error}\n")
+    loop = Loop(config, run_dir)
+    start_ray(config)
+    from rest_mcts.tracking import Tracker, format_table
+
+    tracker = Tracker(config.logging.wandb_project, config.logging.experiment, config.logging.wandb_mode,
+                      str(run_dir), to_dict(config), name=f"{config.logging.experiment}-seed{config.seed}")
+    try:
+        started = time.time()
+        rows = loop.run(tracker)
+        print("\n" + format_table(rows), flush=True)
+        print(f"\nrun folder: {run_dir}   total {time.time() - started:.0f} s", flush=True)
+    finally:
+        tracker.finish()
+        import ray
+
+        ray.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""W&B and the console: one W&B run per `iterate` invocation (offline unless configured), and the round table."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_wandb_mode(configured: str) -> str:
+    """The config's mode, else WANDB_MODE, else online only if the user has W&B credentials, else offline."""
+    if configured:
+        return configured
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    has_login = bool(os.environ.get("WANDB_API_KEY")) or os.path.exists(os.path.expanduser("~/.netrc")) and (
+        "api.wandb.ai" in open(os.path.expanduser("~/.netrc"), encoding="utf-8", errors="ignore").read()
+    )
+    return "online" if has_login else "offline"
+
+
+class Tracker:
+    """Thin wrapper over a W&B run: `log(round, metrics)` with step = round, `finish()`."""
+
+    def __init__(self, project: str, group: str, mode: str, run_dir: str, config: dict[str, Any], name: str):
+        import wandb
+
+        os.environ.setdefault("WANDB_SILENT", "true")
+        self.mode = resolve_wandb_mode(mode)
+        self.run = wandb.init(
+            project=project, group=group, name=name, config=config, dir=run_dir, mode=self.mode,
+            reinit="finish_previous",
+        )
+        logger.info("W&B run %s (%s) in %s", self.run.id, self.mode, self.run.dir)
+
+    def log(self, round_index: int, metrics: dict[str, float]) -> None:
+        self.run.log({"round": round_index, **metrics}, step=round_index)
+
+    def finish(self) -> None:
+        self.run.finish()
+
+
+TABLE_COLUMNS = [
+    ("round", "round", "{:d}"),
+    ("test/greedy/accuracy", "test greedy", "{:.3f}"),
+    ("test/mcts/accuracy", "test MCTS*", "{:.3f}"),
+    ("ood/greedy/accuracy", "ood greedy", "{:.3f}"),
+    ("ood/mcts/accuracy", "ood MCTS*", "{:.3f}"),
+    ("test/prm/auroc", "PRM AUROC", "{:.3f}"),
+    ("value/auroc", "value AUROC", "{:.3f}"),
+    ("examples/policy", "policy ex", "{:d}"),
+    ("examples/value", "value ex", "{:d}"),
+    ("search/tokens", "search tok", "{:d}"),
+    ("timing_s/search", "search s", "{:.0f}"),
+    ("timing_s/train_policy", "policy s", "{:.0f}"),
+    ("timing_s/train_prm", "prm s", "{:.0f}"),
+    ("timing_s/evaluate", "eval s", "{:.0f}"),
+]
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table of the rounds' metrics (missing values shown as '-')."""
+    header = [title for _, title, _ in TABLE_COLUMNS]
+    body = []
+    for row in rows:
+        cells = []
+        for key, _, fmt in TABLE_COLUMNS:
+            value = row.get(key)
+            if value is None:
+                cells.append("-")
+            else:
+                cells.append(fmt.format(int(value) if "d}" in fmt else value))
+        body.append(cells)
+    widths = [max(len(header[i]), *(len(cells[i]) for cells in body)) for i in range(len(header))]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(cells, widths)) for cells in body]
+    return "\n".join(lines)

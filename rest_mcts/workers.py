@@ -1,0 +1,220 @@
+"""Ray search workers: actors that hold the policy and PRM and run MCTS* or greedy decoding on
+batches of problems, and the driver-side pool that shards problems over them and appends
+finished trees to `trees.jsonl` as they arrive (so an interrupted stage never recomputes them).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, asdict
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import ray
+
+from rest_mcts.data import Problem
+from search.mcts import MCTSParams, run_mcts
+from search.tree import Tree
+from search.types import Prefix
+from search.value_inference import grade_terminal_nodes
+
+logger = logging.getLogger(__name__)
+
+NEUTRAL_SCORE = 0.5
+"""The value every step gets when no PRM exists yet (round-0 bootstrap search)."""
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """What a worker needs to sample steps: checkpoints, task and decoding settings."""
+
+    policy_path: str
+    prm_path: str
+    """Empty: no PRM yet, every step scores NEUTRAL_SCORE."""
+    task_name: str
+    temperature: float
+    max_step_tokens: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class GreedyResult:
+    """A greedy chain-of-thought solution."""
+
+    problem_id: str
+    steps: tuple[str, ...]
+    num_tokens: int
+    correct: bool
+
+
+@ray.remote
+class SearchWorker:
+    """Loads the policy (and PRM) once, then serves search and greedy requests for one round."""
+
+    def __init__(self, settings: SamplerSettings, num_cpus: float, worker_index: int):
+        import torch
+
+        from rest_mcts.models.build import load_policy, load_prm, load_tokenizer, pick_device
+        from rest_mcts.models.prm_scorer import PRMScorer
+        from rest_mcts.models.sampler import StepSampler
+        from rest_mcts.tasks import get_task
+
+        torch.set_num_threads(max(1, int(num_cpus)))  # oversubscribed threads are the classic CPU slowdown
+        device = pick_device()
+        self.task = get_task(settings.task_name)
+        tokenizer = load_tokenizer(settings.policy_path)
+        self.sampler = StepSampler(
+            load_policy(settings.policy_path, device),
+            tokenizer,
+            delimiter=self.task.step_delimiter,
+            is_final_step=self.task.is_final_step,
+            max_step_tokens=settings.max_step_tokens,
+            temperature=settings.temperature,
+            device=device,
+            seed=settings.seed * 1000 + worker_index,
+        )
+        self.scorer = None
+        if settings.prm_path:
+            self.scorer = PRMScorer(load_prm(settings.prm_path, device), load_tokenizer(settings.prm_path), device)
+
+    def _score(self, prefixes: Sequence[Prefix]) -> list[float]:
+        if self.scorer is None:
+            return [NEUTRAL_SCORE] * len(prefixes)
+        return self.scorer.score(prefixes)
+
+    def search(self, problems: list[Problem], params: MCTSParams) -> list[dict]:
+        """MCTS* over all `problems` at once (batched across trees); trees with graded terminals, as dicts."""
+        prompts = [(problem.id, self.task.format_prompt(problem)) for problem in problems]
+        trees = run_mcts(prompts, self.sampler.propose, self._score, params)
+        by_id = {problem.id: problem for problem in problems}
+        for tree in trees:
+            problem = by_id[tree.problem_id]
+            grade_terminal_nodes(tree, lambda steps, p=problem: self.task.is_correct(p, steps))
+        return [tree.to_dict() for tree in trees]
+
+    def greedy(self, problems: list[Problem], max_depth: int) -> list[GreedyResult]:
+        """Greedy chain-of-thought: the argmax step, repeated until a final step or max_depth."""
+        prefixes = {problem.id: Prefix(self.task.format_prompt(problem)) for problem in problems}
+        tokens = {problem.id: 0 for problem in problems}
+        open_ids = [problem.id for problem in problems]
+        for _ in range(max_depth):
+            if not open_ids:
+                break
+            steps = self.sampler.greedy([prefixes[pid] for pid in open_ids])
+            still_open = []
+            for pid, step in zip(open_ids, steps):
+                tokens[pid] += step.num_tokens
+                if step.text.strip():
+                    prefixes[pid] = prefixes[pid].extend(step.text)
+                if not step.is_final and step.text.strip():
+                    still_open.append(pid)
+            open_ids = still_open
+        return [
+            GreedyResult(p.id, prefixes[p.id].steps, tokens[p.id], self.task.is_correct(p, prefixes[p.id].steps))
+            for p in problems
+        ]
+
+
+def read_finished_trees(path: Path) -> list[dict]:
+    """Trees already in `trees.jsonl`; a torn last line (an interrupted append) is dropped."""
+    if not path.exists():
+        return []
+    trees, good_bytes = [], 0
+    with open(path, "rb") as handle:
+        for raw in handle:
+            try:
+                trees.append(json.loads(raw))
+            except json.JSONDecodeError:
+                break
+            good_bytes += len(raw)
+    if good_bytes != path.stat().st_size:
+        with open(path, "r+b") as handle:
+            handle.truncate(good_bytes)
+    return trees
+
+
+class SearchPool:
+    """A round's search workers; shards problems over them and collects the results in problem order."""
+
+    def __init__(self, settings: SamplerSettings, num_workers: int, num_cpus: float, num_gpus: float,
+                 name: str, timeout_s: float):
+        self.timeout_s = timeout_s
+        self.workers = [
+            SearchWorker.options(
+                name=f"{name}-worker{index}",
+                num_cpus=num_cpus,
+                num_gpus=num_gpus,
+                max_restarts=2,  # a dead worker is restarted (it reloads the checkpoints) ...
+                max_task_retries=2,  # ... and its unfinished problems are retried
+            ).remote(settings, num_cpus, index)
+            for index in range(num_workers)
+        ]
+
+    def map(self, method: str, shards: Sequence[list[Problem]], *args: Any,
+            on_result: Callable[[int, Any], None] | None = None, label: str = "") -> list[Any]:
+        """Call `method(shard, *args)` for every shard, at most one in flight per worker; results in shard order."""
+        results: list[Any] = [None] * len(shards)
+        pending: dict[Any, tuple[int, Any]] = {}
+        next_shard, done, started = 0, 0, time.time()
+        idle = list(self.workers)
+        while done < len(shards):
+            while idle and next_shard < len(shards):
+                worker = idle.pop()
+                ref = getattr(worker, method).options(name=f"{label}:{method}[{shards[next_shard][0].id}..]").remote(
+                    shards[next_shard], *args)
+                pending[ref] = (next_shard, worker)
+                next_shard += 1
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=self.timeout_s)
+            if not ready:
+                raise TimeoutError(f"{label}: no search result within {self.timeout_s:.0f} s")
+            index, worker = pending.pop(ready[0])
+            results[index] = ray.get(ready[0], timeout=self.timeout_s)
+            idle.append(worker)
+            done += 1
+            if on_result is not None:
+                on_result(index, results[index])
+            logger.info("%s %s: %d/%d shards done (%.1f s)", label, method, done, len(shards), time.time() - started)
+        return results
+
+    def shutdown(self) -> None:
+        for worker in self.workers:
+            ray.kill(worker)
+
+
+def shard(problems: Sequence[Problem], size: int) -> list[list[Problem]]:
+    return [list(problems[start : start + size]) for start in range(0, len(problems), size)]
+
+
+def search_to_file(pool: SearchPool, problems: Sequence[Problem], params: MCTSParams, path: Path,
+                   problems_per_task: int, label: str) -> list[Tree]:
+    """Search every problem not yet in `path`, appending each finished shard's trees; all trees, in problem order."""
+    finished = {record["problem_id"]: record for record in read_finished_trees(path)}
+    todo = [problem for problem in problems if problem.id not in finished]
+    if finished:
+        logger.info("%s: %d trees already in %s, searching %d more", label, len(finished), path, len(todo))
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def append(_index: int, tree_dicts: list[dict]) -> None:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write("".join(json.dumps(record) + "\n" for record in tree_dicts))
+            handle.flush()
+            os.fsync(handle.fileno())
+        for record in tree_dicts:
+            finished[record["problem_id"]] = record
+
+    if todo:
+        pool.map("search", shard(todo, problems_per_task), params, on_result=append, label=label)
+    return [Tree.from_dict(finished[problem.id]) for problem in problems]
+
+
+def greedy_results(pool: SearchPool, problems: Sequence[Problem], max_depth: int, problems_per_task: int,
+                   label: str) -> list[GreedyResult]:
+    shards = shard(problems, problems_per_task)
+    return [result for batch in pool.map("greedy", shards, max_depth, label=label) for result in batch]
+
+
+def greedy_record(result: GreedyResult) -> dict:
+    return asdict(result)
