@@ -1,0 +1,356 @@
+"""MCTS* of ReST-MCTS* (Zhang et al., NeurIPS 2024): PRM-guided search over reasoning steps, batched across trees.
+
+The language models enter only through `propose` and `score` (search/types.py). One call of
+`simulate` runs one simulation on every running tree and makes one `propose` call for all the
+leaves it expands, one `score` call for all their new children, and one `propose` plus one
+`score` call per rollout level. Because each tree's search depends only on its own nodes and on
+the answers for its own prefixes, a tree searched in a batch ends exactly as it would alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from search.tree import Node, Tree
+from search.types import Prefix, ProposedStep, ProposeFn, ScoreFn
+
+
+@dataclass(frozen=True)
+class MCTSParams:
+    """Search settings of MCTS*; defaults follow the official ReST-MCTS* code."""
+
+    branch: int = 3
+    """Candidate next steps sampled per expansion (and per rollout level)."""
+    exploration_constant: float = 0.4
+    """c in the UCT score V + c·sqrt(2·ln N_parent / N_child)."""
+    unvisited_bonus: float = 1.0
+    """b: an unvisited child scores V + b (finite, so a strong visited sibling can still win)."""
+    roll_forward_steps: int = 0
+    """Greedy rollout steps from the best new child after each expansion; 0 = no rollout."""
+    rollout_alpha: float = 0.5
+    """α in V ← (1 − α)·V + α·max(rollout values)."""
+    end_gate: float = 0.9
+    """A selected terminal leaf with V ≥ end_gate ends the search (when stop_at_end_gate)."""
+    stop_at_end_gate: bool = True
+    """True when solving; False to spend the full budget (generating training data), in which case
+    selection skips exhausted subtrees (every leaf terminal) and never revisits a terminal leaf."""
+    max_depth: int = 10
+    """Steps below the root at which a node becomes terminal."""
+    max_simulations: int = 16
+    """Simulations per tree."""
+    max_tokens: int = 0
+    """Generated tokens per tree (kept, dropped and rollout); 0 = unlimited. May be exceeded by one expansion."""
+
+    def __post_init__(self) -> None:
+        if self.branch < 1:
+            raise ValueError(f"branch must be at least 1, got {self.branch}")
+        if self.max_depth < 1:
+            raise ValueError(f"max_depth must be at least 1, got {self.max_depth}")
+        if self.max_simulations < 1:
+            raise ValueError(f"max_simulations must be at least 1, got {self.max_simulations}")
+        if self.roll_forward_steps < 0 or self.max_tokens < 0:
+            raise ValueError("roll_forward_steps and max_tokens must not be negative")
+        if not 0.0 <= self.rollout_alpha <= 1.0:
+            raise ValueError(f"rollout_alpha must lie in [0, 1], got {self.rollout_alpha}")
+
+
+# Selection ------------------------------------------------------------------------------------
+
+
+def uct_score(child: Node, parent_visit_count: int, params: MCTSParams) -> float:
+    """The UCT score of `child` under a parent visited `parent_visit_count` times.
+
+    Visited: V + c·sqrt(2·ln N_parent / N_child). Unvisited: V + b, the official code's finite
+    bonus, so an unvisited child with a poor PRM score can lose to a good visited sibling.
+    """
+    if child.visit_count == 0:
+        return child.value + params.unvisited_bonus
+    exploration = math.sqrt(2.0 * math.log(parent_visit_count) / child.visit_count)
+    return child.value + params.exploration_constant * exploration
+
+
+def exhausted_nodes(tree: Tree) -> list[bool]:
+    """Per node id: True when the node's subtree is exhausted, i.e. every leaf in it is terminal.
+
+    A terminal node is exhausted, a non-terminal leaf is not, and an inner node is exhausted when
+    all its children are. One pass over the nodes in reverse id order, which visits every child
+    before its parent because `Tree.add_child` gives a child a higher id than its parent.
+    """
+    exhausted = [False] * len(tree.nodes)
+    for node in reversed(tree.nodes):
+        exhausted[node.node_id] = node.is_terminal or (
+            bool(node.children) and all(exhausted[child_id] for child_id in node.children)
+        )
+    return exhausted
+
+
+def select_leaf(tree: Tree, params: MCTSParams) -> int:
+    """Descend from the root by the highest UCT score (ties: lowest node id); returns the leaf's id.
+
+    When spending the full budget (`stop_at_end_gate` False), children whose subtrees are
+    exhausted (every leaf terminal) are skipped, so the descent ends at a non-terminal leaf while
+    the tree has one, and the budget goes to unexplored steps rather than to revisiting finished
+    ones. When the whole tree is exhausted, or when solving, every child competes and the descent
+    may end at a terminal leaf.
+    """
+    skip: list[bool] | None = None
+    if not params.stop_at_end_gate:
+        exhausted = exhausted_nodes(tree)
+        if not exhausted[tree.root.node_id]:
+            skip = exhausted
+    node = tree.root
+    while node.children:
+        best_score = -math.inf
+        best_child = node
+        for child_id in node.children:
+            if skip is not None and skip[child_id]:
+                continue
+            child = tree.nodes[child_id]
+            child_score = uct_score(child, node.visit_count, params)
+            if child_score > best_score:
+                best_score, best_child = child_score, child
+        node = best_child
+    return node.node_id
+
+
+# Backup ---------------------------------------------------------------------------------------
+
+
+def backup(tree: Tree, node_id: int) -> None:
+    """Count one visit on every node from `node_id` up to the root and refresh their values.
+
+    The official ReST-MCTS* rule: each node on the path gets visit_count + 1, then its V becomes
+    the visit-weighted mean of its visited children's V, sum(N_c·V_c) / sum(N_c). Children with
+    visit_count 0 carry no weight, so a node that was just expanded (whose new children are all
+    unvisited) keeps its own V until one of them is visited; a node with no visited child keeps
+    its V. Nodes are updated bottom-up, so each parent sees its child's new count and value.
+    """
+    for path_node_id in reversed(tree.path_to(node_id)):
+        node = tree.nodes[path_node_id]
+        node.visit_count += 1
+        weighted_sum = 0.0
+        total_visits = 0
+        for child_id in node.children:
+            child = tree.nodes[child_id]
+            weighted_sum += child.visit_count * child.value
+            total_visits += child.visit_count
+        if total_visits > 0:
+            node.value = weighted_sum / total_visits
+
+
+# Expansion and rollout ------------------------------------------------------------------------
+
+
+def _propose_checked(propose: ProposeFn, prefixes: list[Prefix], num_samples: int) -> list[list[ProposedStep]]:
+    proposals = propose(prefixes, num_samples)
+    if len(proposals) != len(prefixes):
+        raise ValueError(f"propose returned {len(proposals)} lists for {len(prefixes)} prefixes")
+    return proposals
+
+
+def _score_checked(score: ScoreFn, prefixes: list[Prefix]) -> list[float]:
+    scores = score(prefixes)
+    if len(scores) != len(prefixes):
+        raise ValueError(f"score returned {len(scores)} values for {len(prefixes)} prefixes")
+    return [float(value) for value in scores]
+
+
+def _usable_steps(steps: Sequence[ProposedStep], taken_texts: set[str]) -> tuple[list[ProposedStep], int]:
+    """Drop whitespace-only steps and steps whose text is taken; returns (kept steps, dropped tokens)."""
+    kept = []
+    dropped_tokens = 0
+    for step in steps:
+        if not step.text.strip() or step.text in taken_texts:
+            dropped_tokens += step.num_tokens
+            continue
+        taken_texts.add(step.text)
+        kept.append(step)
+    return kept, dropped_tokens
+
+
+def _expand(
+    requests: list[tuple[Tree, int]], propose: ProposeFn, score: ScoreFn, params: MCTSParams
+) -> list[list[int]]:
+    """Expand each (tree, leaf): one batched propose, one batched score; returns the new child ids per request.
+
+    A new child's value is its PRM score. It is terminal when its step is final or it sits at
+    max_depth. A leaf whose proposals were all dropped (the sampler produced only empty steps,
+    i.e. it ended the solution there) becomes terminal itself, so it is never expanded again.
+    """
+    if not requests:
+        return []
+    proposals = _propose_checked(propose, [tree.prefix_of(leaf) for tree, leaf in requests], params.branch)
+    new_children: list[list[int]] = []
+    for (tree, leaf), steps in zip(requests, proposals):
+        leaf_node = tree.nodes[leaf]
+        sibling_texts = {tree.nodes[child_id].step_text for child_id in leaf_node.children}
+        kept, dropped_tokens = _usable_steps(steps, sibling_texts)
+        tree.dropped_tokens += dropped_tokens
+        child_is_at_depth_limit = leaf_node.depth + 1 >= params.max_depth
+        child_ids = [
+            tree.add_child(leaf, step.text, step.num_tokens, is_terminal=step.is_final or child_is_at_depth_limit)
+            for step in kept
+        ]
+        if not child_ids:
+            leaf_node.is_terminal = True
+        new_children.append(child_ids)
+    scored = [(tree, child_id) for (tree, _), child_ids in zip(requests, new_children) for child_id in child_ids]
+    if scored:
+        scores = _score_checked(score, [tree.prefix_of(child_id) for tree, child_id in scored])
+        for (tree, child_id), prm_score in zip(scored, scores):
+            child = tree.nodes[child_id]
+            child.prm_score = prm_score
+            child.value = prm_score
+    return new_children
+
+
+@dataclass
+class _Rollout:
+    tree: Tree
+    node_id: int
+    prefix: Prefix
+    best_value_seen: float | None = None
+    finished: bool = False
+
+
+def _roll_forward(starts: list[tuple[Tree, int]], propose: ProposeFn, score: ScoreFn, params: MCTSParams) -> None:
+    """The ReST-MCTS* rollout from each (tree, node): greedy by PRM score, then V ← (1 − α)·V + α·max.
+
+    Each level samples `branch` steps, scores the usable ones and follows the best (ties: first
+    sampled), until `roll_forward_steps` levels, a final step or max_depth. max is taken over the
+    values of the followed steps. The states are not kept; their tokens go to `tree.rollout_tokens`.
+    All rollouts advance together: one propose and one score call per level.
+    """
+    rollouts = [_Rollout(tree, node_id, tree.prefix_of(node_id)) for tree, node_id in starts]
+    for _ in range(params.roll_forward_steps):
+        running = [rollout for rollout in rollouts if not rollout.finished]
+        if not running:
+            break
+        proposals = _propose_checked(propose, [rollout.prefix for rollout in running], params.branch)
+        kept_per_rollout = []
+        for rollout, steps in zip(running, proposals):
+            rollout.tree.rollout_tokens += sum(step.num_tokens for step in steps)
+            kept, _ = _usable_steps(steps, set())
+            kept_per_rollout.append(kept)
+        candidates = [
+            rollout.prefix.extend(step.text) for rollout, kept in zip(running, kept_per_rollout) for step in kept
+        ]
+        if not candidates:
+            break
+        scores = iter(_score_checked(score, candidates))
+        for rollout, kept in zip(running, kept_per_rollout):
+            if not kept:
+                rollout.finished = True
+                continue
+            values = [next(scores) for _ in kept]
+            best_index = max(range(len(kept)), key=lambda index: (values[index], -index))
+            if rollout.best_value_seen is None or values[best_index] > rollout.best_value_seen:
+                rollout.best_value_seen = values[best_index]
+            rollout.prefix = rollout.prefix.extend(kept[best_index].text)
+            rollout.finished = kept[best_index].is_final or len(rollout.prefix.steps) >= params.max_depth
+    for rollout in rollouts:
+        if rollout.best_value_seen is not None:
+            node = rollout.tree.nodes[rollout.node_id]
+            alpha = params.rollout_alpha
+            node.value = (1.0 - alpha) * node.value + alpha * rollout.best_value_seen
+
+
+# The search loop ------------------------------------------------------------------------------
+
+
+def _budget_stop_reason(tree: Tree, params: MCTSParams) -> str:
+    if tree.simulation_count >= params.max_simulations:
+        return "max_simulations"
+    if params.max_tokens > 0 and tree.tokens_used >= params.max_tokens:
+        return "max_tokens"
+    return ""
+
+
+def simulate(trees: Sequence[Tree], propose: ProposeFn, score: ScoreFn, params: MCTSParams) -> None:
+    """Run one MCTS* simulation on every tree whose `stop_reason` is '' (trees are updated in place).
+
+    Per tree: stop if a budget is spent; else select a leaf by UCT. A terminal leaf with
+    V ≥ end_gate stops the search (when stop_at_end_gate) without counting a simulation; any
+    other terminal leaf stops it if every leaf is terminal ('exhausted'), and otherwise counts
+    as a simulation and is backed up again. Without stop_at_end_gate, selection skips exhausted
+    subtrees, so it reaches a terminal leaf only once the whole tree is exhausted. A non-terminal leaf is expanded (all trees in one
+    propose and one score call), its best new child rolled forward if asked, and the leaf backed up.
+    A tree whose budget is spent after this simulation is marked stopped.
+    """
+    to_expand: list[tuple[Tree, int]] = []
+    for tree in trees:
+        if tree.stop_reason:
+            continue
+        tree.stop_reason = _budget_stop_reason(tree, params)
+        if tree.stop_reason:
+            continue
+        leaf_id = select_leaf(tree, params)
+        leaf = tree.nodes[leaf_id]
+        if not leaf.is_terminal:
+            to_expand.append((tree, leaf_id))
+        elif params.stop_at_end_gate and leaf.value >= params.end_gate:
+            tree.stop_reason = "end_gate"
+        elif all(tree.nodes[i].is_terminal for i in tree.leaves()):
+            tree.stop_reason = "exhausted"
+        else:
+            backup(tree, leaf_id)
+            tree.simulation_count += 1
+            tree.stop_reason = _budget_stop_reason(tree, params)
+
+    new_children = _expand(to_expand, propose, score, params)
+    if params.roll_forward_steps > 0:
+        rollout_starts = []
+        for (tree, _), child_ids in zip(to_expand, new_children):
+            if not child_ids:
+                continue
+            best_child_id = max(child_ids, key=lambda child_id: (tree.nodes[child_id].prm_score, -child_id))
+            if not tree.nodes[best_child_id].is_terminal:
+                rollout_starts.append((tree, best_child_id))
+        _roll_forward(rollout_starts, propose, score, params)
+    for tree, leaf_id in to_expand:
+        backup(tree, leaf_id)
+        tree.simulation_count += 1
+        tree.stop_reason = _budget_stop_reason(tree, params)
+
+
+def run_mcts(
+    prompts: Sequence[tuple[str, str]], propose: ProposeFn, score: ScoreFn, params: MCTSParams
+) -> list[Tree]:
+    """Search one tree per (problem_id, prompt), all batched together, until every tree stops.
+
+    Returns the finished trees in the order of `prompts`; each tree's `stop_reason` says why it
+    stopped and `tokens_used` what it cost.
+    """
+    trees = [Tree.new(problem_id, prompt) for problem_id, prompt in prompts]
+    while any(not tree.stop_reason for tree in trees):
+        simulate(trees, propose, score, params)
+    return trees
+
+
+# Reading the answer ---------------------------------------------------------------------------
+
+
+def best_answer_node(tree: Tree) -> int | None:
+    """The terminal node with the highest V (ties: lowest id); None if the tree has no terminal node."""
+    terminal_ids = tree.terminal_nodes()
+    if not terminal_ids:
+        return None
+    return max(terminal_ids, key=lambda node_id: (tree.nodes[node_id].value, -node_id))
+
+
+def value_weighted_vote(tree: Tree, extract_answer: Callable[[tuple[str, ...]], str | None]) -> str | None:
+    """The answer with the largest sum of V over the terminal nodes that give it.
+
+    `extract_answer(steps)` returns a terminal node's answer, or None to leave it out of the
+    vote. Ties go to the smallest answer string. None when no terminal node gives an answer.
+    """
+    totals: dict[str, float] = {}
+    for node_id in tree.terminal_nodes():
+        answer = extract_answer(tree.steps_of(node_id))
+        if answer is not None:
+            totals[answer] = totals.get(answer, 0.0) + tree.nodes[node_id].value
+    if not totals:
+        return None
+    return min(totals, key=lambda answer: (-totals[answer], answer))

@@ -1,0 +1,75 @@
+"""Per-step process rewards inferred from a finished tree and the oracle answer (ReST-MCTS*, Zhang et al. 2024)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from search.tree import ROOT_ID, Tree
+
+
+@dataclass(frozen=True)
+class NodeReward:
+    """What value inference concludes about one node."""
+
+    reasoning_distance: int
+    """m_k + 1: steps to the nearest correct answer, this node's step included (1 on a correct terminal)."""
+    hard_estimate: int
+    """r_k: +1 if the node's subtree holds a correct terminal node, else -1."""
+    quality_value: float
+    """v_k in [0, 1], the PRM's regression target for the prefix ending at this node."""
+
+
+def grade_terminal_nodes(tree: Tree, is_correct: Callable[[tuple[str, ...]], bool]) -> None:
+    """Write the oracle's verdict `is_correct(steps)` into `answer_correct` of every terminal node (in place)."""
+    for node_id in tree.terminal_nodes():
+        tree.nodes[node_id].answer_correct = bool(is_correct(tree.steps_of(node_id)))
+
+
+def infer_process_rewards(
+    tree: Tree, is_correct: Callable[[tuple[str, ...]], bool]
+) -> dict[int, NodeReward]:
+    """Reasoning distance, hard estimate and quality value of every node, keyed by node id.
+
+    `is_correct(steps)` grades a terminal node's steps against the oracle answer. The ReST-MCTS*
+    rules: a correct terminal node has distance 1; a node with a correct node below it has
+    distance 1 + the least distance among its children that have one, and r = +1; every other
+    node has r = −1 and the distance of its nearest ancestor that has one. From the root (v = 0)
+    down: v_k = max(0, v_{k−1} + (1 − v_{k−1})·r_k / distance_k). The root is included with
+    quality value 0. A tree with no correct terminal node gives an empty dict (the official
+    rule: no value examples from such a tree). The tree is not modified.
+    """
+    correct = {node_id for node_id in tree.terminal_nodes() if is_correct(tree.steps_of(node_id))}
+    if not correct:
+        return {}
+
+    # Children have larger ids than their parents, so descending ids visit children first.
+    distance_to_correct: dict[int, int] = {}
+    for node in reversed(tree.nodes):
+        if node.node_id in correct:
+            distance_to_correct[node.node_id] = 1
+            continue
+        child_distances = [distance_to_correct[c] for c in node.children if c in distance_to_correct]
+        if child_distances:
+            distance_to_correct[node.node_id] = 1 + min(child_distances)
+
+    rewards = {ROOT_ID: NodeReward(distance_to_correct[ROOT_ID], 1, 0.0)}
+    for node in tree.nodes[1:]:  # ascending ids: each parent is done before its children
+        parent = rewards[node.parent_id]
+        if node.node_id in distance_to_correct:
+            distance, hard_estimate = distance_to_correct[node.node_id], 1
+        else:
+            distance, hard_estimate = parent.reasoning_distance, -1
+        previous = parent.quality_value
+        quality_value = max(0.0, previous + (1.0 - previous) * hard_estimate / distance)
+        rewards[node.node_id] = NodeReward(distance, hard_estimate, quality_value)
+    return rewards
+
+
+def value_targets(tree: Tree, rewards: dict[int, NodeReward]) -> list[tuple[tuple[str, ...], float]]:
+    """(steps, quality value) of every non-root node that has a reward, in node id order."""
+    return [
+        (tree.steps_of(node.node_id), rewards[node.node_id].quality_value)
+        for node in tree.nodes[1:]
+        if node.node_id in rewards
+    ]
