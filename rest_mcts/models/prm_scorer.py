@@ -1,0 +1,81 @@
+"""The PRM as a `ScoreFn`: sigmoid of the one-label token classifier at the last token of a prefix's last step.
+
+The token read is `encode_steps(...).step_end_positions[-1]`, the same position at which
+`encoding.prm_labels` puts the training target (DESIGN.md section 5).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from rest_mcts.models.encoding import EncodedSteps, encode_steps
+from search.types import Prefix
+
+
+class PRMScorer:
+    """Scores prefixes with a PRM (`AutoModelForTokenClassification`, num_labels=1); `score` matches `ScoreFn`.
+
+    A prefix with no steps (the bare prompt) has no step to score and raises `ValueError`: the PRM is never
+    trained on prompt tokens, so a score there would mean nothing. The search gives the root its own value.
+    """
+
+    def __init__(self, model, tokenizer, device: str | torch.device = "cpu", batch_size: int = 128):
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if model.config.num_labels != 1:
+            raise ValueError(f"the PRM must have one label, this model has {model.config.num_labels}")
+        pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        if pad_token_id is None:
+            raise ValueError("the tokenizer needs a pad or EOS token")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.pad_token_id = pad_token_id
+
+    def encode(self, prefix: Prefix) -> EncodedSteps:
+        """The ids the PRM reads for `prefix` (no EOS), exactly as training encodes them."""
+        return encode_steps(self.tokenizer, prefix.prompt, prefix.steps)
+
+    def score(self, prefixes: Sequence[Prefix]) -> list[float]:
+        """PRM value in [0, 1] of each prefix's last step, in prefix order; batches of `batch_size`, right-padded."""
+        encoded = []
+        for prefix in prefixes:
+            if not prefix.steps:
+                raise ValueError("a prefix with no steps has no step to score")
+            encoded.append(self.encode(prefix))
+        scores = [0.0] * len(encoded)
+        # Batches of similar lengths waste less compute on padding.
+        order = sorted(range(len(encoded)), key=lambda index: len(encoded[index].input_ids))
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            values = self._step_values([encoded[index] for index in batch], last_step_only=True)
+            for index, value in zip(batch, values):
+                scores[index] = value[0]
+        return scores
+
+    __call__ = score
+
+    def score_all_steps(self, prefix: Prefix) -> list[float]:
+        """PRM value of every step of `prefix` from one forward pass: element i reads step i's last token."""
+        return self._step_values([self.encode(prefix)], last_step_only=False)[0]
+
+    def _step_values(self, encoded: list[EncodedSteps], last_step_only: bool) -> list[list[float]]:
+        """One right-padded forward; sigmoid of the logit at the step end positions of each sequence."""
+        width = max(len(item.input_ids) for item in encoded)
+        input_ids = torch.full((len(encoded), width), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(encoded), width), dtype=torch.long)
+        for row, item in enumerate(encoded):
+            input_ids[row, : len(item.input_ids)] = torch.tensor(item.input_ids, dtype=torch.long)
+            attention_mask[row, : len(item.input_ids)] = 1
+        with torch.inference_mode():
+            logits = self.model(
+                input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device)
+            ).logits[..., 0]
+        values = torch.sigmoid(logits.float()).cpu()
+        return [
+            values[row, item.step_end_positions[-1:] if last_step_only else item.step_end_positions].tolist()
+            for row, item in enumerate(encoded)
+        ]

@@ -1,0 +1,177 @@
+"""The policy as a `ProposeFn`: batched sampling of the next reasoning step for many prefixes at once.
+
+All prefixes of a call go through one left-padded `generate` (split only above `max_batch_sequences`
+sequences), with `num_return_sequences` samples each, stopping every sequence at its first step
+delimiter or EOS. Prefixes are tokenized only through `encoding.encode_steps`, so the policy sees the
+same ids that training and the PRM see.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Sequence
+
+import torch
+
+from rest_mcts.models.encoding import encode_steps
+from search.types import Prefix, ProposedStep
+
+
+class StepSampler:
+    """Samples next steps from a causal LM; `propose` matches `search.types.ProposeFn`.
+
+    A step ends at the first generated token whose text contains `delimiter` (that token is kept and
+    counted), at EOS (counted, not part of the text), or after `max_step_tokens` tokens. The step is
+    final (`is_final`) when it ended at EOS, when `is_final_step(text)` says it holds a final answer,
+    or when it was cut at `max_step_tokens` without a delimiter: a step that runs away is ended as a
+    terminal node rather than continued from an arbitrary cut.
+
+    If the last token of a step carries characters after the delimiter (a BPE merge like "\\n7"),
+    the text is cut just after the delimiter; the characters after it are dropped and the next step
+    is generated afresh from the re-encoded prefix. A delimiter longer than one token does not stop
+    `generate` early; the step is still cut at its first occurrence and `num_tokens` counts the tokens
+    up to the one that completes it. Special tokens the model emits inside a step are counted but left
+    out of the text; a step can therefore be empty (e.g. EOS at once), which the search drops.
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        delimiter: str,
+        is_final_step: Callable[[str], bool],
+        max_step_tokens: int,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        device: str | torch.device = "cpu",
+        max_batch_sequences: int = 256,
+        seed: int | None = None,
+    ):
+        if not delimiter:
+            raise ValueError("delimiter must be a non-empty string")
+        if max_step_tokens < 1 or max_batch_sequences < 1:
+            raise ValueError("max_step_tokens and max_batch_sequences must be at least 1")
+        if temperature <= 0:
+            raise ValueError("temperature must be positive; use greedy() for greedy decoding")
+        if tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
+            raise ValueError("the tokenizer needs an EOS and a pad token")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.delimiter = delimiter
+        self.is_final_step = is_final_step
+        self.max_step_tokens = max_step_tokens
+        self.temperature = temperature
+        self.top_k = top_k
+        self.max_batch_sequences = max_batch_sequences
+        self.seed = seed
+        self._calls = 0
+        self.eos_token_id = tokenizer.eos_token_id
+        self.pad_token_id = tokenizer.pad_token_id
+        delimiter_token_ids = [
+            token_id
+            for token_id in range(len(tokenizer))
+            if delimiter in tokenizer.decode([token_id], clean_up_tokenization_spaces=False)
+        ]
+        self.stop_token_ids = [self.eos_token_id] + [i for i in delimiter_token_ids if i != self.eos_token_id]
+        """EOS and every token whose text contains the delimiter: generation stops at any of them."""
+        self._stop_token_set = frozenset(self.stop_token_ids)
+
+    def propose(self, prefixes: Sequence[Prefix], num_samples: int) -> list[list[ProposedStep]]:
+        """For each prefix, `num_samples` sampled next steps (duplicates possible), in prefix order."""
+        return self._generate(prefixes, num_samples, do_sample=True)
+
+    __call__ = propose
+
+    def greedy(self, prefixes: Sequence[Prefix]) -> list[ProposedStep]:
+        """The greedy (argmax) next step of each prefix: one step per prefix, for chain-of-thought evaluation."""
+        return [steps[0] for steps in self._generate(prefixes, 1, do_sample=False)]
+
+    def _generate(self, prefixes: Sequence[Prefix], num_samples: int, do_sample: bool) -> list[list[ProposedStep]]:
+        if num_samples < 1:
+            raise ValueError("num_samples must be at least 1")
+        prompts = [encode_steps(self.tokenizer, prefix.prompt, prefix.steps).input_ids for prefix in prefixes]
+        results: list[list[ProposedStep]] = [[] for _ in prefixes]
+        # Chunks of similar lengths waste less compute on padding when a call must be split.
+        order = sorted(range(len(prompts)), key=lambda index: len(prompts[index]))
+        samples_per_call = min(num_samples, self.max_batch_sequences)
+        prefixes_per_call = max(1, self.max_batch_sequences // samples_per_call)
+        with self._rng_scope(), torch.inference_mode():
+            for start in range(0, len(order), prefixes_per_call):
+                chunk = order[start : start + prefixes_per_call]
+                remaining = num_samples
+                while remaining > 0:
+                    count = min(remaining, samples_per_call)
+                    generated = self._generate_chunk([prompts[index] for index in chunk], count, do_sample)
+                    for row, token_ids in enumerate(generated):
+                        results[chunk[row // count]].append(self._to_step(token_ids))
+                    remaining -= count
+        return results
+
+    def _generate_chunk(self, prompts: list[list[int]], num_samples: int, do_sample: bool) -> list[list[int]]:
+        """One `generate` over left-padded `prompts`; the new token ids of each of the len(prompts)*num_samples rows
+        (rows of one prompt are consecutive), padding after an early stop included."""
+        width = max(len(ids) for ids in prompts)
+        input_ids = torch.full((len(prompts), width), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, ids in enumerate(prompts):
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            attention_mask[row, width - len(ids) :] = 1
+        sampling = (
+            dict(do_sample=True, temperature=self.temperature, top_k=self.top_k, top_p=1.0)
+            if do_sample
+            else dict(do_sample=False)
+        )
+        output = self.model.generate(
+            input_ids=input_ids.to(self.device),
+            attention_mask=attention_mask.to(self.device),
+            max_new_tokens=self.max_step_tokens,
+            num_return_sequences=num_samples,
+            eos_token_id=self.stop_token_ids,
+            pad_token_id=self.pad_token_id,
+            return_dict_in_generate=False,
+            **sampling,
+        )
+        return output[:, width:].tolist()
+
+    def _to_step(self, token_ids: list[int]) -> ProposedStep:
+        """Turn one row of generated ids into a step: cut at the first stop, count, decode, classify."""
+        end, ended_by_eos = self._step_end(token_ids)
+        step_ids = token_ids[: end + 1]
+        text = self._decode(step_ids[:-1] if ended_by_eos else step_ids)
+        cut = text.find(self.delimiter)
+        if cut >= 0:
+            text = text[: cut + len(self.delimiter)]
+        is_final = ended_by_eos or cut < 0 or bool(self.is_final_step(text))
+        return ProposedStep(text=text, num_tokens=len(step_ids), is_final=is_final)
+
+    def _step_end(self, token_ids: list[int]) -> tuple[int, bool]:
+        """Index of the token that ends the step, and whether it is EOS.
+
+        Without any stop, the step runs to the last generated token (max_step_tokens of them: a row without a stop
+        is never padded, since generation only stops early when every row has stopped).
+        """
+        stop = next((i for i, token_id in enumerate(token_ids) if token_id in self._stop_token_set), None)
+        before_stop = token_ids if stop is None else token_ids[:stop]
+        if len(self.delimiter) > 1 and self.delimiter in self._decode(before_stop):
+            # A delimiter spread over several tokens, completed before any stop token.
+            return next(i for i in range(len(before_stop)) if self.delimiter in self._decode(token_ids[: i + 1])), False
+        if stop is None:
+            return len(token_ids) - 1, False
+        return stop, token_ids[stop] == self.eos_token_id
+
+    def _decode(self, token_ids: list[int]) -> str:
+        return self.tokenizer.decode(token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+    @contextlib.contextmanager
+    def _rng_scope(self):
+        """With a seed, sample from a private stream (seed + call number) and leave the global torch RNG untouched."""
+        if self.seed is None:
+            yield
+            return
+        seed = self.seed + self._calls
+        self._calls += 1
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
