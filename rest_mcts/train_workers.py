@@ -1,0 +1,154 @@
+"""DeepSpeed trainer ranks as Ray actors: one actor per rank, started, joined and driven from here.
+
+The only module that imports Ray for training. Rank 0 publishes its node address and a free port,
+every rank joins the process group, then each trainer call runs on all ranks at once and the
+driver waits with a deadline: a rank that fails or hangs fails the call and takes the group down.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from typing import Any, Sequence
+
+import ray
+
+from rest_mcts.data import PolicyExample, ValueExample
+from trainers.engine import TrainResult, TrainSpec
+
+logger = logging.getLogger(__name__)
+
+
+@ray.remote
+class TrainerRank:
+    """One DeepSpeed rank: joins the process group once, then trains whatever the group asks."""
+
+    def __init__(self, rank: int, world_size: int, num_cpus: float, timeout_s: float):
+        import torch
+
+        from trainers.engine import pick_device_and_backend
+
+        pick_device_and_backend()
+        # Oversubscribed threads are the classic CPU slowdown: use this actor's share only.
+        torch.set_num_threads(max(1, int(num_cpus)))
+        self.rank = rank
+        self.world_size = world_size
+        self.timeout_s = timeout_s
+        self.last_result: TrainResult | None = None
+        if rank == 0:
+            logging.basicConfig(level=logging.INFO)
+
+    def address_and_free_port(self) -> tuple[str, int]:
+        """This node's IP and a port free on it right now (rank 0 publishes them as the master)."""
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("", 0))
+            port = sock.getsockname()[1]
+        return ray.util.get_node_ip_address(), port
+
+    def init_distributed(self, master_addr: str, master_port: int) -> int:
+        from trainers.engine import init_distributed
+
+        # Ray gives each GPU actor its own CUDA_VISIBLE_DEVICES, so the local device is always 0.
+        init_distributed(self.rank, self.world_size, master_addr, master_port, 0, self.timeout_s)
+        return self.rank
+
+    def train_policy(self, model_path: str, examples: Sequence[PolicyExample], spec: TrainSpec, out_dir: str):
+        from trainers.policy_sft import train_policy
+
+        self.last_result = train_policy(model_path, examples, spec, out_dir, self.rank, self.world_size)
+        return self.last_result
+
+    def train_prm(self, model_path: str, examples: Sequence[ValueExample], spec: TrainSpec, out_dir: str):
+        from trainers.prm import train_prm
+
+        self.last_result = train_prm(model_path, examples, spec, out_dir, self.rank, self.world_size)
+        return self.last_result
+
+    def parameter_checksum(self) -> float:
+        """Sum of this rank's parameters after its last training call (equal on every rank)."""
+        if self.last_result is None:
+            raise RuntimeError("no training call has finished on this rank yet")
+        return self.last_result.parameter_checksum
+
+
+class TrainerGroup:
+    """`world_size` TrainerRank actors named f"{name_prefix}-rank{r}", joined into one process group."""
+
+    def __init__(
+        self,
+        world_size: int,
+        num_cpus_per_rank: float = 1.0,
+        num_gpus_per_rank: float = 0.0,
+        name_prefix: str = "trainer",
+        timeout_s: float = 1800.0,
+    ):
+        self.world_size = world_size
+        self.timeout_s = timeout_s
+        env_vars = {} if num_gpus_per_rank > 0 else {"DS_ACCELERATOR": "cpu"}
+        self.ranks = [
+            TrainerRank.options(
+                name=f"{name_prefix}-rank{rank}",
+                num_cpus=num_cpus_per_rank,
+                num_gpus=num_gpus_per_rank,
+                max_restarts=0,
+                runtime_env={"env_vars": env_vars} if env_vars else None,
+            ).remote(rank, world_size, num_cpus_per_rank, timeout_s)
+            for rank in range(world_size)
+        ]
+        try:
+            master_addr, master_port = self._wait([self.ranks[0].address_and_free_port.remote()])[0]
+            self._wait([actor.init_distributed.remote(master_addr, master_port) for actor in self.ranks])
+        except BaseException:
+            self.shutdown()
+            raise
+        logger.info("%d trainer ranks joined at %s:%d", world_size, master_addr, master_port)
+
+    def train_policy(
+        self, model_path: str, examples: Sequence[PolicyExample], spec: TrainSpec, out_dir: str
+    ) -> TrainResult:
+        """Run trainers.policy_sft.train_policy on every rank; rank 0's result."""
+        return self._run_on_all_ranks("train_policy", model_path, examples, spec, out_dir)
+
+    def train_prm(
+        self, model_path: str, examples: Sequence[ValueExample], spec: TrainSpec, out_dir: str
+    ) -> TrainResult:
+        """Run trainers.prm.train_prm on every rank; rank 0's result."""
+        return self._run_on_all_ranks("train_prm", model_path, examples, spec, out_dir)
+
+    def parameter_checksums(self) -> list[float]:
+        """Each rank's parameter checksum after the last training call, in rank order."""
+        return self._wait([actor.parameter_checksum.remote() for actor in self.ranks])
+
+    def shutdown(self) -> None:
+        """Kill the actors (their process group goes with them)."""
+        for actor in self.ranks:
+            ray.kill(actor, no_restart=True)
+        self.ranks = []
+
+    def _run_on_all_ranks(self, method: str, model_path, examples, spec: TrainSpec, out_dir) -> TrainResult:
+        if not self.ranks:
+            raise RuntimeError("this trainer group was shut down")
+        examples_ref = ray.put(list(examples))  # one copy in the object store, shared by the ranks
+        calls = [
+            getattr(actor, method).remote(str(model_path), examples_ref, spec, str(out_dir))
+            for actor in self.ranks
+        ]
+        return self._wait(calls)[0]
+
+    def _wait(self, refs: list[Any]) -> list[Any]:
+        """ray.get of all refs within timeout_s; the first failure or the deadline kills the group."""
+        deadline = time.monotonic() + self.timeout_s
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
+            if not ready:
+                self.shutdown()
+                raise TimeoutError(f"trainer ranks did not answer within {self.timeout_s:.0f} s")
+            try:
+                ray.get(ready[0])
+            except BaseException:
+                # The other ranks would block in a collective until its timeout: stop them now.
+                self.shutdown()
+                raise
+        return ray.get(refs)

@@ -1,0 +1,380 @@
+"""DeepSpeed set-up, the training loop the trainers share, and Hugging Face checkpoint saving.
+
+Each trainer (policy SFT, PRM) turns its examples into `TrainSequence`s and a loss function and
+hands them to `run_training`; everything about ranks, sharding, batching, the optimizer and the
+checkpoint lives here. This module must not import Ray: the worker module owns the processes.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import torch
+
+from rest_mcts.models.encoding import IGNORE_INDEX
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """How one trainer call trains: DeepSpeed, optimizer and schedule settings."""
+
+    zero_stage: int = 2
+    """DeepSpeed ZeRO stage (0-3)."""
+    micro_batch_size: int = 16
+    """Sequences per rank per forward/backward pass."""
+    gradient_accumulation_steps: int = 1
+    """Micro-batches accumulated into one optimizer step."""
+    learning_rate: float = 1e-3
+    """Peak AdamW learning rate."""
+    weight_decay: float = 0.0
+    """AdamW decoupled weight decay."""
+    warmup_steps: int = 10
+    """Optimizer steps of linear warm-up from learning_rate/warmup_steps to learning_rate."""
+    max_steps: int = 0
+    """Optimizer steps to run, cycling through the data (0: run `epochs` passes instead)."""
+    epochs: int = 1
+    """Passes over the data when max_steps is 0."""
+    bf16: bool = False
+    """Train in bfloat16 (only where the accelerator supports it; otherwise fp32 with a warning)."""
+    offload_optimizer: bool = False
+    """ZeRO-Offload: keep optimizer states in CPU memory (ZeRO stage >= 1)."""
+    seed: int = 0
+    """Seed of the data order (per epoch) and of torch."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping by global norm (0: no clipping)."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What one trainer call did, as seen from rank 0 (losses averaged over ranks)."""
+
+    steps: int
+    """Optimizer steps run."""
+    losses: list[float]
+    """Mean training loss of each optimizer step, averaged over micro-batches and ranks."""
+    first_loss: float
+    """losses[0]."""
+    last_loss: float
+    """losses[-1]."""
+    tokens: int
+    """Labelled tokens trained on (label != IGNORE_INDEX), summed over ranks."""
+    seconds: float
+    """Wall time of the training steps (engine start-up and saving excluded)."""
+    tokens_per_s: float
+    """tokens / seconds."""
+    parameter_checksum: float = 0.0
+    """Sum of all parameters (float64) after training, on this rank; equal on every rank of a run."""
+
+
+@dataclass(frozen=True)
+class TrainSequence:
+    """One training row: token ids and a label per token (IGNORE_INDEX where no loss is taken)."""
+
+    input_ids: list[int]
+    labels: list[float]
+
+
+LossFunction = Callable[[torch.nn.Module, dict[str, torch.Tensor]], torch.Tensor]
+"""(engine, batch with input_ids, attention_mask, labels) -> scalar mean loss over labelled tokens."""
+
+
+def pick_device_and_backend() -> tuple[str, str]:
+    """("cuda", "nccl") when CUDA is available, else ("cpu", "gloo") with DS_ACCELERATOR=cpu set.
+
+    Call before the first `import deepspeed`: DeepSpeed picks its accelerator at import time.
+    """
+    if torch.cuda.is_available():
+        return "cuda", "nccl"
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    return "cpu", "gloo"
+
+
+def init_distributed(
+    rank: int,
+    world_size: int,
+    master_addr: str,
+    master_port: int,
+    local_rank: int = 0,
+    timeout_s: float = 1800.0,
+) -> None:
+    """Join the process group (gloo on CPU, nccl on GPU); a second call in a process does nothing.
+
+    `timeout_s` bounds every collective of the group, so a rank that dies cannot hang the others.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return
+    device, backend = pick_device_and_backend()
+    os.environ.update(
+        MASTER_ADDR=master_addr,
+        MASTER_PORT=str(master_port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_RANK=str(local_rank),
+    )
+    if device == "cuda":
+        torch.cuda.set_device(local_rank)
+    import deepspeed
+
+    deepspeed.init_distributed(
+        dist_backend=backend, timeout=timedelta(seconds=timeout_s), verbose=False
+    )
+
+
+def deepspeed_config(spec: TrainSpec, world_size: int) -> dict:
+    """The DeepSpeed config dict for `spec` on `world_size` ranks (the LR schedule is set in build_engine)."""
+    device, _ = pick_device_and_backend()
+    from deepspeed.accelerator import get_accelerator
+
+    bf16 = spec.bf16 and get_accelerator().is_bf16_supported()
+    if spec.bf16 and not bf16:
+        logger.warning("bf16 asked for but not supported by the %s accelerator; training in fp32", device)
+    zero: dict = {"stage": spec.zero_stage}
+    if spec.offload_optimizer and spec.zero_stage >= 1:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": device == "cuda"}
+    optimizer_params: dict = {
+        "lr": spec.learning_rate,
+        "betas": [0.9, 0.999],
+        "eps": 1e-8,
+        "weight_decay": spec.weight_decay,
+    }
+    if device == "cpu" and not spec.offload_optimizer:
+        # torch's AdamW: no DeepSpeed op to compile on CPU.
+        optimizer_params["torch_adam"] = True
+    return {
+        "train_batch_size": spec.micro_batch_size * spec.gradient_accumulation_steps * world_size,
+        "train_micro_batch_size_per_gpu": spec.micro_batch_size,
+        "gradient_accumulation_steps": spec.gradient_accumulation_steps,
+        "gradient_clipping": spec.max_grad_norm,
+        "optimizer": {"type": "AdamW", "params": optimizer_params},
+        "zero_optimization": zero,
+        "bf16": {"enabled": bf16},
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
+
+
+def learning_rate_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Multiplier of the peak learning rate before optimizer step `step + 1` (0-based `step`).
+
+    Linear warm-up reaching the peak at step `warmup_steps`, then linear decay that still leaves a
+    non-zero rate for the last step. Unlike DeepSpeed's WarmupLR/WarmupDecayLR, whose first two
+    optimizer steps run at warmup_min_lr, no step is wasted at a zero rate.
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+
+def build_engine(model: torch.nn.Module, spec: TrainSpec, world_size: int, total_steps: int):
+    """Wrap `model` in a DeepSpeed engine (AdamW, warm-up then linear decay over `total_steps`)."""
+    import deepspeed
+
+    def scheduler(optimizer):
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: learning_rate_factor(step, spec.warmup_steps, total_steps)
+        )
+
+    engine, _, _, _ = deepspeed.initialize(
+        model=model,
+        model_parameters=[p for p in model.parameters() if p.requires_grad],
+        config=deepspeed_config(spec, world_size),
+        lr_scheduler=scheduler,
+    )
+    return engine
+
+
+def planned_steps(num_sequences: int, spec: TrainSpec, world_size: int) -> int:
+    """Optimizer steps of a run: max_steps, or enough steps for `epochs` passes over the shards."""
+    if spec.max_steps > 0:
+        return spec.max_steps
+    micro_batches_per_epoch = math.ceil(math.ceil(num_sequences / world_size) / spec.micro_batch_size)
+    return max(1, math.ceil(spec.epochs * micro_batches_per_epoch / spec.gradient_accumulation_steps))
+
+
+def shard_indices(num_sequences: int, rank: int, world_size: int, seed: int, epoch: int) -> list[int]:
+    """This rank's sequence indices for one epoch, like torch's DistributedSampler(shuffle=True).
+
+    A permutation seeded by (seed, epoch), padded by wrapping around to a multiple of world_size,
+    then every world_size-th index from `rank`: all ranks get the same number of sequences.
+    """
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(num_sequences, generator=generator).tolist()
+    per_rank = math.ceil(num_sequences / world_size)
+    order = (order * math.ceil(per_rank * world_size / num_sequences))[: per_rank * world_size]
+    return order[rank::world_size]
+
+
+def micro_batches(
+    num_sequences: int, spec: TrainSpec, rank: int, world_size: int
+) -> Iterator[list[int]]:
+    """Endless micro-batches of sequence indices for this rank, epoch after epoch."""
+    epoch = 0
+    while True:
+        indices = shard_indices(num_sequences, rank, world_size, spec.seed, epoch)
+        for start in range(0, len(indices), spec.micro_batch_size):
+            yield indices[start : start + spec.micro_batch_size]
+        epoch += 1
+
+
+def collate(
+    sequences: Sequence[TrainSequence], pad_token_id: int, label_dtype: torch.dtype, device
+) -> dict[str, torch.Tensor]:
+    """Right-pad a micro-batch: input_ids/attention_mask/labels of shape [batch, longest]."""
+    longest = max(len(s.input_ids) for s in sequences)
+    input_ids = torch.full((len(sequences), longest), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), longest), dtype=torch.long)
+    labels = torch.full((len(sequences), longest), IGNORE_INDEX, dtype=label_dtype)
+    for row, sequence in enumerate(sequences):
+        length = len(sequence.input_ids)
+        input_ids[row, :length] = torch.tensor(sequence.input_ids, dtype=torch.long)
+        attention_mask[row, :length] = 1
+        labels[row, :length] = torch.tensor(sequence.labels, dtype=label_dtype)
+    return {
+        "input_ids": input_ids.to(device),
+        "attention_mask": attention_mask.to(device),
+        "labels": labels.to(device),
+    }
+
+
+def run_training(
+    model: torch.nn.Module,
+    tokenizer,
+    sequences: Sequence[TrainSequence],
+    compute_loss: LossFunction,
+    count_tokens: Callable[[torch.Tensor], torch.Tensor],
+    label_dtype: torch.dtype,
+    spec: TrainSpec,
+    out_dir: str | os.PathLike,
+    rank: int,
+    world_size: int,
+) -> TrainResult:
+    """Train `model` on `sequences` with DeepSpeed on this rank, save it to `out_dir`, return the result.
+
+    All ranks must call this together with the same sequences. `compute_loss(engine, batch)` gives
+    the mean loss of a micro-batch; `count_tokens(labels)` the number of labelled tokens it trained.
+    """
+    if not sequences:
+        raise ValueError("no training sequences")
+    torch.manual_seed(spec.seed)
+    total_steps = planned_steps(len(sequences), spec, world_size)
+    engine = build_engine(model, spec, world_size, total_steps)
+    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    batches = micro_batches(len(sequences), spec, rank, world_size)
+    step_losses = torch.zeros(total_steps, dtype=torch.float64, device=engine.device)
+    tokens = torch.zeros((), dtype=torch.float64, device=engine.device)
+    engine.train()
+    started = time.perf_counter()
+    for step in range(total_steps):
+        for _ in range(spec.gradient_accumulation_steps):
+            batch = collate([sequences[i] for i in next(batches)], pad_token_id, label_dtype, engine.device)
+            loss = compute_loss(engine, batch)
+            engine.backward(loss)
+            engine.step()
+            step_losses[step] += loss.detach().double() / spec.gradient_accumulation_steps
+            tokens += count_tokens(batch["labels"]).double()
+    # One collective for all the reporting, after the loop: sum over ranks, then average the losses.
+    totals = torch.cat([step_losses, tokens.reshape(1)])
+    torch.distributed.all_reduce(totals)
+    seconds = time.perf_counter() - started
+    losses = (totals[:-1] / world_size).tolist()
+    trained_tokens = int(totals[-1].item())
+    result = TrainResult(
+        steps=total_steps,
+        losses=losses,
+        first_loss=losses[0],
+        last_loss=losses[-1],
+        tokens=trained_tokens,
+        seconds=seconds,
+        tokens_per_s=trained_tokens / max(seconds, 1e-9),
+        parameter_checksum=parameter_checksum(engine),
+    )
+    if rank == 0:
+        logger.info(
+            "trained %d steps in %.1f s: loss %.4f -> %.4f, %.0f tokens/s",
+            result.steps, seconds, result.first_loss, result.last_loss, result.tokens_per_s,
+        )
+    save_hf_checkpoint(engine, tokenizer, out_dir, rank)
+    engine.destroy()
+    del engine
+    gc.collect()
+    return result
+
+
+def _gathered(engine, parameters):
+    """Context that holds the full values of `parameters` on every rank (ZeRO-3 partitions them)."""
+    import contextlib
+
+    import deepspeed
+
+    if engine.zero_optimization_partition_weights():
+        return deepspeed.zero.GatheredParameters(list(parameters), modifier_rank=None)
+    return contextlib.nullcontext()
+
+
+def parameter_checksum(engine) -> float:
+    """Sum of every parameter in float64, gathered one tensor at a time under ZeRO-3."""
+    total = 0.0
+    for parameter in engine.module.parameters():
+        with _gathered(engine, [parameter]):
+            total += parameter.detach().double().sum().item()
+    return total
+
+
+def save_hf_checkpoint(engine, tokenizer, out_dir: str | os.PathLike, rank: int) -> None:
+    """Write the full model and tokenizer to `out_dir` with save_pretrained (rank 0); all ranks wait.
+
+    The files go to a temporary folder next to `out_dir` that is then renamed into place, so a
+    reader sees either the old checkpoint or the complete new one, never a half-written folder.
+    Weights are stored in float32 whatever the training precision.
+    """
+    out_dir = Path(out_dir)
+    model = engine.module
+    with _gathered(engine, model.parameters()):
+        if rank == 0:
+            out_dir.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+            try:
+                state_dict = None
+                if any(p.dtype != torch.float32 for p in model.parameters()):
+                    state_dict = {
+                        name: t.detach().float() if t.is_floating_point() else t
+                        for name, t in model.state_dict().items()
+                    }
+                model.save_pretrained(staging, state_dict=state_dict)
+                if state_dict is not None:
+                    # save_pretrained records the training dtype; the stored tensors are float32.
+                    config = copy.deepcopy(model.config)
+                    config.dtype = "float32"
+                    config.save_pretrained(staging)
+                tokenizer.save_pretrained(staging)
+                _replace_dir(staging, out_dir)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+    torch.distributed.barrier()
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Move folder `new` to `target`; an existing `target` is moved aside first and removed after."""
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+        os.replace(target, old / target.name)
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

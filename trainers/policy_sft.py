@@ -1,0 +1,80 @@
+"""Policy SFT: next-token loss on the steps (and EOS) of verified-correct traces, prompt masked.
+
+ReST-MCTS* trains the policy on the traces whose final answer the oracle verified; this module
+turns `PolicyExample`s into labelled sequences and hands them to the shared DeepSpeed loop.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from rest_mcts.data import PolicyExample
+from rest_mcts.models.encoding import IGNORE_INDEX, encode_steps, policy_labels
+from trainers.engine import TrainResult, TrainSequence, TrainSpec, pick_device_and_backend, run_training
+
+
+def policy_sequences(tokenizer, examples: Sequence[PolicyExample]) -> list[TrainSequence]:
+    """One sequence per example: BOS + prompt + steps + EOS, labels masking BOS and the prompt."""
+    sequences = []
+    for example in examples:
+        encoded = encode_steps(tokenizer, example.prompt, example.steps, add_eos=True)
+        sequences.append(TrainSequence(encoded.input_ids, policy_labels(encoded)))
+    return sequences
+
+
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross entropy of predicting token t+1 from position t, over labels != IGNORE_INDEX.
+
+    logits: [batch, length, vocab]; labels: [batch, length] (the input ids, masked).
+    """
+    shifted_logits = logits[:, :-1, :].float()
+    shifted_labels = labels[:, 1:]
+    return F.cross_entropy(
+        shifted_logits.reshape(-1, shifted_logits.size(-1)),
+        shifted_labels.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+    )
+
+
+def _loss(engine, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    logits = engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return causal_lm_loss(logits, batch["labels"])
+
+
+def _count_predicted_tokens(labels: torch.Tensor) -> torch.Tensor:
+    return (labels[:, 1:] != IGNORE_INDEX).sum()
+
+
+def train_policy(
+    model_path: str | os.PathLike,
+    examples: Sequence[PolicyExample],
+    spec: TrainSpec,
+    out_dir: str | os.PathLike,
+    rank: int,
+    world_size: int,
+) -> TrainResult:
+    """Fine-tune the causal LM at `model_path` on `examples`; save it (and its tokenizer) to `out_dir`.
+
+    Every rank calls this with the same examples after `init_distributed`; each trains on its shard.
+    """
+    pick_device_and_backend()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    return run_training(
+        model,
+        tokenizer,
+        policy_sequences(tokenizer, examples),
+        compute_loss=_loss,
+        count_tokens=_count_predicted_tokens,
+        label_dtype=torch.long,
+        spec=spec,
+        out_dir=out_dir,
+        rank=rank,
+        world_size=world_size,
+    )
