@@ -62,11 +62,17 @@ class Task(ABC):
         raise NotImplementedError(f"task {self.name!r} has no reference solutions")
 
     def step_labels(self, problem: Problem, steps: Sequence[str]) -> list[bool]:
-        """For each prefix steps[:k+1], whether every step so far is right (synthetic tasks only)."""
+        """For each prefix steps[:k+1], whether every step so far is right (synthetic tasks only).
+
+        Steps are compared without surrounding whitespace, as answers are: a final step the sampler
+        ended at EOS ("9") has no delimiter, yet is as right as the reference "9\n".
+        """
         reference = self.reference_steps(problem)
         labels, still_right = [], True
         for index, step_text in enumerate(steps):
-            still_right = still_right and index < len(reference) and step_text == reference[index]
+            still_right = (
+                still_right and index < len(reference) and step_text.strip() == reference[index].strip()
+            )
             labels.append(still_right)
         return labels
 

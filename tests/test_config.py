@@ -1,0 +1,260 @@
+"""Run configuration: defaults, YAML overrides, CLI flags over YAML, and errors that name where they come from."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import pytest
+
+from rest_mcts.config import (
+    SECTIONS,
+    ConfigError,
+    RunConfig,
+    add_config_arguments,
+    config_from_args,
+    field_docs,
+    load_yaml,
+    validate,
+)
+
+
+def parse(*argv: str) -> RunConfig:
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    return config_from_args(parser.parse_args(list(argv)))
+
+
+@pytest.fixture
+def write_yaml(tmp_path):
+    def write(text: str) -> str:
+        path = tmp_path / "run.yaml"
+        path.write_text(text, encoding="utf-8")
+        return str(path)
+
+    return write
+
+
+def config_classes() -> list[type]:
+    """RunConfig and the dataclass of each of its sections (TrainConfig once, though two sections use it)."""
+    defaults = RunConfig()
+    sections = {type(getattr(defaults, name)) for name in SECTIONS}
+    return [RunConfig, *sorted(sections, key=lambda cls: cls.__name__)]
+
+
+# Defaults.
+
+
+def test_defaults_validate():
+    validate(RunConfig())
+
+
+def test_no_flags_and_no_file_give_the_defaults():
+    assert parse() == RunConfig()
+
+
+def test_prm_training_has_its_own_defaults():
+    config = RunConfig()
+    assert (config.prm_train.steps_per_round, config.prm_train.warm_start_steps) == (100, 150)
+    assert (config.policy_train.steps_per_round, config.policy_train.warm_start_steps) == (150, 300)
+
+
+# YAML and CLI precedence.
+
+
+def test_yaml_sections_and_top_level_keys_override_the_defaults(write_yaml):
+    path = write_yaml("rounds: 2\ncontrol: true\nsearch: {branch: 5}\ntask:\n  name: last_letter\n")
+    config = parse("--config", path)
+    assert config.rounds == 2
+    assert config.control is True
+    assert config.search.branch == 5
+    assert config.task.name == "last_letter"
+    # Keys the file leaves out keep their defaults.
+    assert config.search.simulations == RunConfig().search.simulations
+    assert config.seed == 0
+
+
+def test_yaml_override_of_one_training_section_leaves_the_other_alone(write_yaml):
+    config = parse("--config", write_yaml("prm_train: {zero_stage: 3}\n"))
+    assert config.prm_train.zero_stage == 3
+    assert config.prm_train.steps_per_round == 100
+    assert config.policy_train == RunConfig().policy_train
+
+
+def test_yaml_int_for_a_float_field_becomes_a_float(write_yaml):
+    config = parse("--config", write_yaml("search: {exploration_constant: 1}\n"))
+    assert config.search.exploration_constant == 1.0
+    assert isinstance(config.search.exploration_constant, float)
+
+
+def test_an_empty_yaml_file_gives_the_defaults(write_yaml):
+    assert parse("--config", write_yaml("")) == RunConfig()
+
+
+def test_cli_flags_override_the_yaml_file(write_yaml):
+    path = write_yaml("rounds: 2\nsearch: {branch: 5, simulations: 7}\ntask: {name: modchain}\n")
+    config = parse("--config", path, "--search.branch", "4", "--rounds", "6", "--task", "last_letter")
+    assert config.search.branch == 4
+    assert config.rounds == 6
+    assert config.task.name == "last_letter"
+    # What the flags leave alone still comes from the file.
+    assert config.search.simulations == 7
+
+
+def test_cli_values_are_converted_to_the_field_types():
+    config = parse("--search.exploration_constant", "0.25", "--cluster.cpus_per_worker", "2", "--seed", "7")
+    assert config.search.exploration_constant == 0.25
+    assert config.cluster.cpus_per_worker == 2.0 and isinstance(config.cluster.cpus_per_worker, float)
+    assert config.seed == 7
+
+
+def test_short_aliases_set_their_section_fields():
+    config = parse("--policy-model", "/ckpt/policy", "--experiment", "ablation", "--run-dir", "/tmp/runs")
+    assert config.model.policy_model == "/ckpt/policy"
+    assert config.logging.experiment == "ablation"
+    assert config.logging.run_dir == "/tmp/runs"
+
+
+@pytest.mark.parametrize(
+    "argv, control",
+    [((), False), (("--control",), True), (("--control", "false"), False), (("--control", "true"), True),
+     (("--control", "no"), False), (("--control", "1"), True)],
+)
+def test_bool_flags_accept_the_flag_alone_or_an_explicit_value(argv, control):
+    assert parse(*argv).control is control
+
+
+def test_bool_flag_alone_is_followed_by_other_flags():
+    config = parse("--control", "--rounds", "2", "--policy_train.bf16")
+    assert config.control is True and config.rounds == 2 and config.policy_train.bf16 is True
+
+
+def test_cli_bool_flag_rejects_a_word_that_is_not_a_bool():
+    with pytest.raises(ConfigError, match="control: expected bool, got 'maybe'"):
+        parse("--control", "maybe")
+
+
+# YAML errors name the file and the key.
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [("roundz: 2\n", "'roundz'"), ("search: {brnch: 5}\n", "search.brnch"), ("serch: {branch: 5}\n", "'serch'")],
+)
+def test_unknown_yaml_key_names_the_file_and_the_key(write_yaml, text, key):
+    path = write_yaml(text)
+    with pytest.raises(ConfigError) as error:
+        parse("--config", path)
+    assert path in str(error.value)
+    assert f"unknown key {key}" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "text, key, expected",
+    [
+        ('search: {branch: "many"}\n', "search.branch", "int"),
+        ("rounds: 1.5\n", "rounds", "int"),
+        ("rounds: true\n", "rounds", "int"),
+        ("search: {branch: false}\n", "search.branch", "int"),
+        ("search: {exploration_constant: true}\n", "search.exploration_constant", "float"),
+        ("control: 1\n", "control", "bool"),
+        ("logging: {experiment: 5}\n", "logging.experiment", "str"),
+    ],
+)
+def test_wrong_yaml_type_names_the_file_the_key_and_the_expected_type(write_yaml, text, key, expected):
+    path = write_yaml(text)
+    with pytest.raises(ConfigError) as error:
+        parse("--config", path)
+    assert str(error.value).startswith(f"{path}: {key}: expected {expected}, got ")
+
+
+def test_a_yaml_section_that_is_not_a_mapping_is_rejected(write_yaml):
+    path = write_yaml("search: 5\n")
+    with pytest.raises(ConfigError, match="section 'search' must be a mapping"):
+        parse("--config", path)
+
+
+def test_a_yaml_file_that_is_not_a_mapping_is_rejected(write_yaml):
+    path = write_yaml("- rounds\n- 2\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        parse("--config", path)
+
+
+def test_invalid_yaml_syntax_names_the_file_and_line(write_yaml):
+    # Line 4 puts a second colon in a plain value: "mapping values are not allowed here".
+    path = write_yaml("rounds: 2\nsearch:\n  branch: 5\n  simulations: a: b\n")
+    with pytest.raises(ConfigError, match="not valid YAML") as error:
+        load_yaml(path)
+    assert str(error.value).startswith(f"{path}:4: ")
+
+
+def test_a_missing_config_file_is_named(tmp_path):
+    missing = str(tmp_path / "absent.yaml")
+    with pytest.raises(ConfigError, match=f"--config {missing}: no such file"):
+        parse("--config", missing)
+
+
+# Validation names the flag.
+
+
+@pytest.mark.parametrize("rounds", ["0", "-2"])
+def test_non_positive_rounds_name_the_rounds_flag(rounds):
+    with pytest.raises(ConfigError, match=f"--rounds {rounds}: expected a positive number"):
+        parse("--rounds", rounds)
+
+
+def test_non_positive_rounds_from_yaml_are_rejected_too(write_yaml):
+    with pytest.raises(ConfigError, match="--rounds 0"):
+        parse("--config", write_yaml("rounds: 0\n"))
+
+
+def test_unknown_task_is_rejected_listing_the_known_tasks():
+    with pytest.raises(ConfigError, match=r"--task 'gsm8k'.*\['last_letter', 'modchain'\]"):
+        parse("--task", "gsm8k")
+
+
+def test_non_positive_search_branch_names_its_flag():
+    with pytest.raises(ConfigError, match="--search.branch 0"):
+        parse("--search.branch", "0")
+
+
+def test_zero_stage_outside_0_to_3_is_rejected():
+    with pytest.raises(ConfigError, match="--prm_train.zero_stage"):
+        parse("--prm_train.zero_stage", "4")
+
+
+def test_cli_value_of_the_wrong_type_names_the_flag_and_type():
+    with pytest.raises(ConfigError, match="command line: search.branch: expected int, got 'x'"):
+        parse("--search.branch", "x")
+
+
+# Help texts.
+
+
+def test_every_config_field_that_becomes_a_flag_has_a_help_text():
+    for cls in config_classes():
+        docs = field_docs(cls)
+        for f in dataclasses.fields(cls):
+            if cls is RunConfig and f.name in SECTIONS:
+                continue  # a section is an argument group, not a flag
+            assert docs.get(f.name, "").strip(), f"{cls.__name__}.{f.name} has no docstring"
+
+
+def test_every_flag_has_a_help_text_beyond_its_default():
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    flags = [action for action in parser._actions if action.option_strings and action.dest != "help"]
+    assert len(flags) > 60
+    for action in flags:
+        text = (action.help or "").split("(default:")[0].strip()
+        assert text, f"{action.option_strings} has no help text"
+
+
+def test_every_field_of_every_section_has_its_own_flag():
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    options = {option for action in parser._actions for option in action.option_strings}
+    defaults = RunConfig()
+    for section in SECTIONS:
+        for f in dataclasses.fields(getattr(defaults, section)):
+            assert f"--{section}.{f.name}" in options
