@@ -25,15 +25,15 @@ import yaml
 class TaskConfig:
     name: str = "modchain"
     """Task to train on: modchain (mod-10 chains) or last_letter (last-letter concatenation)."""
-    seed_problems: int = 300
+    seed_problems: int = 1000
     """Problems with worked solutions used for the round-0 warm start (SFT seed set)."""
     train_problems: int = 3000
     """Size of the pool of training problems searched by the rounds."""
-    problems_per_round: int = 240
+    problems_per_round: int = 320
     """Training problems searched each round (a new slice of the pool every round)."""
     test_problems: int = 200
     """Held-out in-distribution problems used for evaluation."""
-    ood_problems: int = 200
+    ood_problems: int = 100
     """Held-out out-of-distribution (longer) problems used for evaluation."""
     data_seed: int = 0
     """Seed that fixes which problems each split holds."""
@@ -81,7 +81,7 @@ class SearchConfig:
     """Sampling temperature of the policy during search."""
     max_step_tokens: int = 24
     """Longest step the sampler generates (tokens)."""
-    max_traces_per_problem: int = 4
+    max_traces_per_problem: int = 2
     """Verified-correct traces kept per searched problem for policy training."""
 
 
@@ -99,7 +99,7 @@ class TrainConfig:
     """Optimizer steps per round (0: use epochs); equal steps make the seed-only control fair."""
     epochs: int = 1
     """Epochs per round when steps_per_round is 0."""
-    warm_start_steps: int = 300
+    warm_start_steps: int = 400
     """Optimizer steps of the round-0 warm start."""
     bf16: bool = False
     """Train in bfloat16 (GPU)."""
@@ -111,8 +111,9 @@ class TrainConfig:
 class EvalConfig:
     simulations: int = 8
     """MCTS* simulations per test problem (fixed budget, early stop at end_gate)."""
-    temperature: float = 0.7
-    """Sampling temperature of MCTS* at evaluation."""
+    temperature: float = 0.3
+    """Sampling temperature of MCTS* at evaluation (low: candidates stay near the policy's mode and the PRM
+    chooses where the policy is unsure)."""
 
 
 @dataclass(frozen=True)

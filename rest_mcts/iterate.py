@@ -129,32 +129,31 @@ class Loop:
         start = (round_index * count) % len(self.train_problems)
         return [self.train_problems[(start + i) % len(self.train_problems)] for i in range(count)]
 
-    def initial_models(self, round_: Round) -> dict[str, float]:
-        """The embedded tiny models (or the user's checkpoints), saved as round 0's starting point."""
-        from rest_mcts.models.build import build_tiny_policy, build_tiny_prm, load_policy, load_prm, load_tokenizer
+    def initial_policy(self, round_: Round) -> dict[str, float]:
+        """The embedded tiny policy (or the user's checkpoint), saved as round 0's starting point."""
+        from rest_mcts.models.build import build_tiny_policy, load_policy, load_tokenizer
         from rest_mcts.models.tokenizer import build_char_tokenizer
 
         model = self.config.model
         if model.policy_model:
-            tokenizer = load_tokenizer(model.policy_model)
-            policy = load_policy(model.policy_model)
+            tokenizer, policy = load_tokenizer(model.policy_model), load_policy(model.policy_model)
         else:
             tokenizer = build_char_tokenizer()
             policy = build_tiny_policy(tokenizer, model.hidden_size, model.num_layers, model.num_heads,
                                        model.intermediate_size, model.max_positions, seed=self.config.seed)
-        if model.prm_model:
-            prm, prm_tokenizer = load_prm(model.prm_model), load_tokenizer(model.prm_model)
+        save_checkpoint(policy, tokenizer, round_.path / "init_policy")
+        return {"model/policy_parameters": float(sum(p.numel() for p in policy.parameters()))}
+
+    def initial_prm(self, round_: Round) -> dict[str, float]:
+        """The user's PRM checkpoint, else a PRM whose body is the warm-started policy's."""
+        from rest_mcts.models.build import load_prm, load_tokenizer, prm_from_policy
+
+        if self.config.model.prm_model:
+            prm, tokenizer = load_prm(self.config.model.prm_model), load_tokenizer(self.config.model.prm_model)
         else:
-            prm_tokenizer = tokenizer
-            prm = build_tiny_prm(tokenizer, model.hidden_size, model.num_layers, model.num_heads,
-                                 model.intermediate_size, model.max_positions, seed=self.config.seed + 1)
-        for name, net, tok in (("init_policy", policy, tokenizer), ("init_prm", prm, prm_tokenizer)):
-            tmp = round_.path / f".{name}.tmp"
-            net.save_pretrained(tmp)
-            tok.save_pretrained(tmp)
-            os.replace(tmp, round_.path / name) if not (round_.path / name).exists() else None
-        return {"model/policy_parameters": float(sum(p.numel() for p in policy.parameters())),
-                "model/prm_parameters": float(sum(p.numel() for p in prm.parameters()))}
+            prm, tokenizer = prm_from_policy(round_.policy, seed=self.config.seed + 1), load_tokenizer(round_.policy)
+        save_checkpoint(prm, tokenizer, round_.path / "init_prm")
+        return {"model/prm_parameters": float(sum(p.numel() for p in prm.parameters()))}
 
     def search(self, round_: Round, policy: Path, prm: Path | None) -> dict[str, float]:
         """MCTS* at full budget on this round's training problems; trees appended to trees.jsonl."""
@@ -277,9 +276,10 @@ class Loop:
         with no PRM (every step scored 0.5, so UCT explores by visit counts alone)."""
         train = self.config.policy_train
         prm_train = self.config.prm_train
-        run_stage(round_, "init_models", lambda: self.initial_models(round_))
+        run_stage(round_, "init_policy", lambda: self.initial_policy(round_))
         run_stage(round_, "train_policy", lambda: self.train_policy(
             round_, round_.path / "init_policy", self.seed_examples, train.warm_start_steps))
+        run_stage(round_, "init_prm", lambda: self.initial_prm(round_))
         run_stage(round_, "search", lambda: self.search(round_, round_.policy, None))
         run_stage(round_, "infer_values", lambda: self.infer_values(round_))
         run_stage(round_, "train_prm", lambda: self.train_prm(
@@ -324,6 +324,23 @@ def round_summary(round_: Round) -> dict[str, float]:
         summary.update(record["metrics"])
         summary[f"timing_s/{stage}"] = record["seconds"]
     return summary
+
+
+def save_checkpoint(model, tokenizer, target: Path) -> None:
+    """save_pretrained into a temporary folder, then rename it into place."""
+    import shutil
+
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    tmp = target.with_name(f".{target.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
 
 
 def _copy_checkpoint(source: Path, target: Path) -> None:

@@ -192,3 +192,22 @@ def load_tokenizer(path: str | os.PathLike):
         return AutoTokenizer.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError, KeyError) as error:
         raise ModelPathError(f"{path} does not load as a tokenizer: {error}") from error
+
+
+def prm_from_policy(policy_path: str | os.PathLike, seed: int = 0) -> PreTrainedModel:
+    """A PRM whose transformer body is the policy's at `policy_path` and whose one-output head is new.
+
+    Starting the PRM from the warm-started policy gives it the task's representations at once
+    (the usual initialisation of PRMs from the SFT model).
+    """
+    load_policy(policy_path)  # the same clear error for a path that is not a policy
+    torch_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        model = AutoModelForTokenClassification.from_pretrained(
+            policy_path, local_files_only=True, dtype=torch.float32, num_labels=1,
+            id2label={0: PRM_LABEL}, label2id={PRM_LABEL: 0},
+        )
+    finally:
+        torch.random.set_rng_state(torch_state)
+    return model.eval()

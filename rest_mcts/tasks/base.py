@@ -84,6 +84,14 @@ class Task(ABC):
         ]
 
 
+def length_sampler(split: str, low: int, high: int, seed_length_decay: float):
+    """Draws a problem length in [low, high]: uniform, except on the seed split, where length n has
+    weight seed_length_decay**n (mostly short worked solutions and a few long ones)."""
+    lengths = list(range(low, high + 1))
+    weights = [seed_length_decay**n if split == "seed" else 1.0 for n in lengths]
+    return lambda rng: rng.choices(lengths, weights)[0]
+
+
 def split_rng(task_name: str, split: str, seed: int) -> random.Random:
     """A random generator private to one (task, split, seed)."""
     return random.Random(f"{task_name}/{split}/{seed}")

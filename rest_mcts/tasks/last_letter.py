@@ -11,7 +11,7 @@ import random
 from typing import Sequence
 
 from rest_mcts.data import Problem
-from rest_mcts.tasks.base import Task, draw_split
+from rest_mcts.tasks.base import Task, draw_split, length_sampler
 
 CONSONANTS = "bcdfghjklmnprstvz"
 VOWELS = "aeiou"
@@ -27,14 +27,17 @@ class LastLetterTask(Task):
     name = "last_letter"
     synthetic = True
 
-    def __init__(self, seed_words=(2, 3), train_words=(2, 4), ood_words=(6, 6)):
+    def __init__(self, seed_words=(1, 5), train_words=(2, 5), ood_words=(6, 7), seed_length_decay=0.6):
         self.word_counts = {"seed": seed_words, "train": train_words, "test": train_words, "ood": ood_words}
+        self.seed_length_decay = seed_length_decay
+        """Seed problems of n words have weight decay**n: mostly short worked solutions and a few
+        long ones, so the warm-started policy has seen long problems but is unsure of them."""
 
     def _make_one(self, split: str):
-        low, high = self.word_counts[split]
+        draw_length = length_sampler(split, *self.word_counts[split], self.seed_length_decay)
 
         def make(rng: random.Random) -> tuple[str, str]:
-            words = [make_word(rng) for _ in range(rng.randint(low, high))]
+            words = [make_word(rng) for _ in range(draw_length(rng))]
             return " ".join(words), "".join(word[-1] for word in words)
 
         return make

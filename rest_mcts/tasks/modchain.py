@@ -12,7 +12,7 @@ import random
 from typing import Sequence
 
 from rest_mcts.data import Problem
-from rest_mcts.tasks.base import Task, draw_split
+from rest_mcts.tasks.base import Task, draw_split, length_sampler
 
 OPERATIONS = {"+": lambda a, b: (a + b) % 10, "-": lambda a, b: (a - b) % 10, "*": lambda a, b: (a * b) % 10}
 
@@ -27,14 +27,18 @@ class ModChainTask(Task):
     name = "modchain"
     synthetic = True
 
-    def __init__(self, seed_ops=(1, 3), train_ops=(2, 5), ood_ops=(6, 7)):
+    def __init__(self, seed_ops=(1, 5), train_ops=(2, 5), ood_ops=(6, 7), seed_length_decay=0.5):
         self.operation_counts = {"seed": seed_ops, "train": train_ops, "test": train_ops, "ood": ood_ops}
+        self.seed_length_decay = seed_length_decay
+        """Seed problems with n operations are drawn with weight decay**n: mostly short worked
+        solutions and a few long ones, so the warm-started policy has seen the long format but is
+        unsure of it; search and verification then supply the long solutions it lacks."""
 
     def _make_one(self, split: str):
-        low, high = self.operation_counts[split]
+        draw_length = length_sampler(split, *self.operation_counts[split], self.seed_length_decay)
 
         def make(rng: random.Random) -> tuple[str, str]:
-            count = rng.randint(low, high)
+            count = draw_length(rng)
             question = str(rng.randint(0, 9)) + "".join(
                 rng.choice("+-*") + str(rng.randint(0, 9)) for _ in range(count)
             )

@@ -1,0 +1,128 @@
+"""The real `python -m rest_mcts.iterate` CLI in subprocesses: bad input, and a tiny run that is
+interrupted, resumed, and leaves loadable checkpoints, eval.json files and a W&B offline run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.wandb_reader import history_rows
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = [
+    "--task.seed_problems", "60", "--task.problems_per_round", "12", "--task.test_problems", "12",
+    "--task.ood_problems", "8", "--policy_train.warm_start_steps", "6", "--policy_train.steps_per_round", "4",
+    "--prm_train.warm_start_steps", "4", "--prm_train.steps_per_round", "4", "--search.simulations", "3",
+    "--eval.simulations", "2", "--cluster.problems_per_task", "6", "--model.hidden_size", "32",
+    "--model.num_layers", "1", "--model.intermediate_size", "64",
+]
+
+
+def iterate(args: list[str], tmp_path: Path, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", "rest_mcts.iterate", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def finish(process: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
+    output, _ = process.communicate(timeout=timeout)
+    return process.returncode, output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--rounds", "0"], "--rounds 0: expected a positive number of rounds"),
+        (["--rounds", "-1"], "--rounds -1: expected a positive number of rounds"),
+        (["--task", "sudoku"], "--task 'sudoku': unknown task"),
+        (["--rounds", "two"], "rounds: expected int, got 'two'"),
+        (["--policy-model", "does/not/exist"], "does/not/exist"),
+    ],
+)
+def test_bad_flags_exit_non_zero_with_a_clear_error_and_write_nothing(tmp_path, args, message):
+    code, output = finish(iterate(args + ["--run-dir", "runs"], tmp_path), timeout=120)
+    assert code == 2, output
+    assert message in output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_folder_that_is_not_a_model_is_rejected(tmp_path):
+    (tmp_path / "empty_model").mkdir()
+    code, output = finish(iterate(["--prm-model", "empty_model", "--run-dir", "runs"], tmp_path), timeout=120)
+    assert code == 2 and "empty_model" in output
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "yaml_text, message",
+    [
+        ("search:\n  branchy: 3\n", "unknown key search.branchy"),
+        ("search:\n  branch: many\n", "search.branch: expected int, got 'many'"),
+        ("rounds: [1\n", "not valid YAML"),
+    ],
+)
+def test_bad_yaml_config_is_rejected_naming_the_file(tmp_path, yaml_text, message):
+    (tmp_path / "bad.yaml").write_text(yaml_text)
+    code, output = finish(iterate(["--config", "bad.yaml", "--run-dir", "runs"], tmp_path), timeout=120)
+    assert code == 2, output
+    assert "bad.yaml" in output and message in output
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_and_leaves_loadable_checkpoints_and_logged_metrics(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoModelForTokenClassification
+
+    args = ["--rounds", "2", "--run-dir", "runs", "--experiment", "tiny", *TINY]
+    run = tmp_path / "runs" / "tiny"
+    process = iterate(args, tmp_path, start_new_session=True)
+    # Interrupt round 1 once its search has been recorded, killing the driver and its Ray cluster.
+    deadline = time.time() + 600
+    stages = run / "round_01" / "stages.json"
+    while time.time() < deadline and process.poll() is None:
+        if stages.exists() and "search" in json.loads(stages.read_text()):
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, finish(process)[1]
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert (run / "round_00" / "DONE").exists() and not (run / "round_01" / "DONE").exists()
+    trees_before = (run / "round_01" / "trees.jsonl").read_bytes()
+
+    code, output = finish(iterate(["--resume", "--run-dir", "runs", "--experiment", "tiny"], tmp_path))
+    assert code == 0, output
+    assert "round 1: search already done, skipping" in output
+    assert (run / "round_01" / "trees.jsonl").read_bytes() == trees_before  # finished trees never recomputed
+
+    for index in range(3):
+        round_dir = run / f"round_{index:02d}"
+        assert (round_dir / "DONE").exists()
+        metrics = json.loads((round_dir / "eval.json").read_text())
+        for key in ("test/greedy/accuracy", "test/mcts/accuracy", "ood/greedy/accuracy", "ood/mcts/accuracy",
+                    "search/tokens", "examples/policy", "timing_s/search", "timing_s/train_policy"):
+            assert key in metrics, (index, key)
+        assert 0.0 <= metrics["test/greedy/accuracy"] <= 1.0
+        policy = AutoModelForCausalLM.from_pretrained(round_dir / "policy")
+        prm = AutoModelForTokenClassification.from_pretrained(round_dir / "prm")
+        assert prm.config.num_labels == 1 and policy.config.vocab_size > 0
+        for name in ("trees.jsonl", "value_examples.jsonl", "policy_examples.jsonl"):
+            assert (round_dir / name).exists(), (index, name)
+
+    # The W&B offline runs hold every round's metrics, equal to eval.json (the resumed run re-logs round 0).
+    logged = {}
+    for run_file in sorted((run / "wandb").glob("offline-run-*/run-*.wandb")):
+        for row in history_rows(run_file):
+            logged[row["round"]] = row
+    assert sorted(logged) == [0, 1, 2]
+    for index in range(3):
+        metrics = json.loads((run / f"round_{index:02d}" / "eval.json").read_text())
+        assert logged[index]["test/greedy/accuracy"] == pytest.approx(metrics["test/greedy/accuracy"])
+    assert "test greedy" in output and "Ray dashboard: http://127.0.0.1" in output

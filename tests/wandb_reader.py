@@ -1,0 +1,57 @@
+"""Reads the history rows of an offline W&B run file (`run-<id>.wandb`) for tests.
+
+The file is a LevelDB-style log: a 7-byte header (":W&B", magic, version), then 32 KiB blocks
+of records, each with a 7-byte header (crc32, little-endian length, type) and a chunk of a
+serialized `wandb_internal_pb2.Record`; types 1-4 are full, first, middle and last chunks.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+BLOCK_SIZE = 32 * 1024
+HEADER_SIZE = 7
+
+
+def _records(data: bytes) -> list[bytes]:
+    if data[:4] != b":W&B":
+        raise ValueError("not a W&B run file")
+    records, pending, position = [], b"", HEADER_SIZE
+    while position + HEADER_SIZE <= len(data):
+        left_in_block = BLOCK_SIZE - position % BLOCK_SIZE
+        if left_in_block < HEADER_SIZE:
+            position += left_in_block
+            continue
+        length = int.from_bytes(data[position + 4 : position + 6], "little")
+        kind = data[position + 6]
+        chunk = data[position + HEADER_SIZE : position + HEADER_SIZE + length]
+        position += HEADER_SIZE + length
+        if kind == 1:
+            records.append(chunk)
+        elif kind == 2:
+            pending = chunk
+        elif kind == 3:
+            pending += chunk
+        elif kind == 4:
+            records.append(pending + chunk)
+        elif kind == 0 and length == 0:
+            position += left_in_block - HEADER_SIZE  # zero padding up to the block's end
+    return records
+
+
+def history_rows(run_file: Path) -> list[dict]:
+    """Every `wandb.log` row of the run, as {key: value}."""
+    from wandb.proto import wandb_internal_pb2
+
+    rows = []
+    for raw in _records(run_file.read_bytes()):
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(raw)
+        if record.WhichOneof("record_type") == "history":
+            row = {}
+            for item in record.history.item:
+                key = item.key or "/".join(item.nested_key)
+                row[key] = json.loads(item.value_json)
+            rows.append(row)
+    return rows
