@@ -1,9 +1,11 @@
-"""Modular-arithmetic chains solved by reduction: each step evaluates the leftmost operation mod 10.
+"""Modular-arithmetic chains solved by reduction: each step evaluates the leftmost operation,
+digit by digit mod 10, and copies the rest.
 
-Question `3+4*2-5`, steps `7*2-5`, `4-5`, `9` (one per line); the answer is the last digit.
-Each step is a small lookup (one single-digit operation) plus a copy, which a 1M-parameter
-model learns in minutes, while longer chains than the seed set shows are where it fails and
-where search finds new, verifiable solutions.
+Width 1 (the default): question `3+4*2-5`, steps `7*2-5`, `4-5`, `9` (one per line); the answer
+is the last number. Each step is one single-digit lookup plus a copy, which a 1M-parameter model
+learns in minutes. Width 2: question `37+21*45`, steps `58*45`, `00`, each digit its own mod-10
+lane, so a right answer reached through wrong steps is rarer (1 in 100 rather than 1 in 10); the
+default policy did not learn it within the default budget (SFT loss 0.94 after 400 steps).
 """
 
 from __future__ import annotations
@@ -17,17 +19,20 @@ from rest_mcts.tasks.base import Task, draw_split, length_sampler
 OPERATIONS = {"+": lambda a, b: (a + b) % 10, "-": lambda a, b: (a - b) % 10, "*": lambda a, b: (a * b) % 10}
 
 
-def reduce_once(expression: str) -> str:
-    """Evaluate the leftmost `digit op digit` of an expression mod 10 and keep the rest."""
-    value = OPERATIONS[expression[1]](int(expression[0]), int(expression[2]))
-    return f"{value}{expression[3:]}"
+def reduce_once(expression: str, width: int = 1) -> str:
+    """Evaluate the leftmost `number op number` of an expression digit by digit mod 10; keep the rest."""
+    left, operation, right = expression[:width], expression[width], expression[width + 1 : 2 * width + 1]
+    value = "".join(str(OPERATIONS[operation](int(a), int(b))) for a, b in zip(left, right))
+    return value + expression[2 * width + 1 :]
 
 
 class ModChainTask(Task):
     name = "modchain"
     synthetic = True
 
-    def __init__(self, seed_ops=(1, 5), train_ops=(2, 5), ood_ops=(6, 7), seed_length_decay=0.5):
+    def __init__(self, width=1, seed_ops=(1, 5), train_ops=(2, 5), ood_ops=(6, 7), seed_length_decay=0.5):
+        self.width = width
+        """Digits per number (independent mod-10 lanes)."""
         self.operation_counts = {"seed": seed_ops, "train": train_ops, "test": train_ops, "ood": ood_ops}
         self.seed_length_decay = seed_length_decay
         """Seed problems with n operations are drawn with weight decay**n: mostly short worked
@@ -39,12 +44,11 @@ class ModChainTask(Task):
 
         def make(rng: random.Random) -> tuple[str, str]:
             count = draw_length(rng)
-            question = str(rng.randint(0, 9)) + "".join(
-                rng.choice("+-*") + str(rng.randint(0, 9)) for _ in range(count)
-            )
+            number = lambda: "".join(str(rng.randint(0, 9)) for _ in range(self.width))  # noqa: E731
+            question = number() + "".join(rng.choice("+-*") + number() for _ in range(count))
             expression = question
-            while len(expression) > 1:
-                expression = reduce_once(expression)
+            while len(expression) > self.width:
+                expression = reduce_once(expression, self.width)
             return question, expression
 
         return make
@@ -54,14 +58,14 @@ class ModChainTask(Task):
 
     def reference_steps(self, problem: Problem) -> list[str]:
         steps, expression = [], problem.question
-        while len(expression) > 1:
-            expression = reduce_once(expression)
+        while len(expression) > self.width:
+            expression = reduce_once(expression, self.width)
             steps.append(expression + self.step_delimiter)
         return steps
 
     def is_final_step(self, step_text: str) -> bool:
         text = step_text.strip()
-        return len(text) == 1 and text.isdigit()
+        return len(text) == self.width and text.isdigit()
 
     def extract_answer(self, steps: Sequence[str]) -> str | None:
         if not steps or not self.is_final_step(steps[-1]):
