@@ -7,15 +7,17 @@ driver waits with a deadline: a rank that fails or hangs fails the call and take
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import time
+from pathlib import Path
 from typing import Any, Sequence
 
 import ray
 
 from rest_mcts.data import PolicyExample, ValueExample
-from trainers.engine import TrainResult, TrainSpec
+from trainers.engine import TrainResult, TrainSpec, progress_path
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +72,30 @@ class TrainerRank:
         if self.last_result is None:
             raise RuntimeError("no training call has finished on this rank yet")
         return self.last_result.parameter_checksum
+
+
+PROGRESS_POLL_S = 2.0
+"""How often the driver reads rank 0's training log while it waits."""
+
+
+class ProgressTail:
+    """Logs the lines rank 0 appended to its training log since the last look (the training progress display)."""
+
+    def __init__(self, path: Path, label: str):
+        self.path, self.label, self.offset = path, label, 0
+
+    def show_new_lines(self) -> None:
+        if not self.path.exists():
+            return
+        with open(self.path, encoding="utf-8") as handle:
+            handle.seek(self.offset)
+            for line in handle:
+                if not line.endswith("\n"):
+                    break
+                self.offset += len(line.encode("utf-8"))
+                record = json.loads(line)
+                logger.info("%s: step %d/%d loss %.4f (%.0f s)", self.label, record["step"], record["total_steps"],
+                            record["loss"], record["seconds"])
 
 
 class TrainerGroup:
@@ -130,18 +156,25 @@ class TrainerGroup:
         if not self.ranks:
             raise RuntimeError("this trainer group was shut down")
         examples_ref = ray.put(list(examples))  # one copy in the object store, shared by the ranks
+        log = progress_path(out_dir)
+        log.unlink(missing_ok=True)
         calls = [
             getattr(actor, method).remote(str(model_path), examples_ref, spec, str(out_dir))
             for actor in self.ranks
         ]
-        return self._wait(calls)[0]
+        return self._wait(calls, ProgressTail(log, method))[0]
 
-    def _wait(self, refs: list[Any]) -> list[Any]:
+    def _wait(self, refs: list[Any], progress: "ProgressTail | None" = None) -> list[Any]:
         """ray.get of all refs within timeout_s; the first failure or the deadline kills the group."""
         deadline = time.monotonic() + self.timeout_s
         pending = list(refs)
         while pending:
-            ready, pending = ray.wait(pending, num_returns=1, timeout=max(0.0, deadline - time.monotonic()))
+            poll = PROGRESS_POLL_S if progress is not None else max(0.0, deadline - time.monotonic())
+            ready, pending = ray.wait(pending, num_returns=1, timeout=min(poll, max(0.0, deadline - time.monotonic())))
+            if progress is not None:
+                progress.show_new_lines()
+            if not ready and time.monotonic() < deadline:
+                continue
             if not ready:
                 self.shutdown()
                 raise TimeoutError(f"trainer ranks did not answer within {self.timeout_s:.0f} s")

@@ -113,7 +113,7 @@ def test_interrupted_run_resumes_and_leaves_loadable_checkpoints_and_logged_metr
         policy = AutoModelForCausalLM.from_pretrained(round_dir / "policy")
         prm = AutoModelForTokenClassification.from_pretrained(round_dir / "prm")
         assert prm.config.num_labels == 1 and policy.config.vocab_size > 0
-        for name in ("trees.jsonl", "value_examples.jsonl", "policy_examples.jsonl"):
+        for name in ("trees.jsonl", "value_examples.jsonl", "policy_examples.jsonl", "policy_train_log.jsonl"):
             assert (round_dir / name).exists(), (index, name)
 
     # The W&B offline runs hold every round's metrics, equal to eval.json (the resumed run re-logs round 0).
@@ -126,3 +126,4 @@ def test_interrupted_run_resumes_and_leaves_loadable_checkpoints_and_logged_metr
         metrics = json.loads((run / f"round_{index:02d}" / "eval.json").read_text())
         assert logged[index]["test/greedy/accuracy"] == pytest.approx(metrics["test/greedy/accuracy"])
     assert "test greedy" in output and "Ray dashboard: http://127.0.0.1" in output
+    assert "train_policy: step 4/4" in output  # training progress reaches the console

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import json
 import logging
 import math
 import os
@@ -279,6 +280,7 @@ def run_training(
     tokens = torch.zeros((), dtype=torch.float64, device=engine.device)
     engine.train()
     started = time.perf_counter()
+    log_every = max(1, total_steps // 10)
     for step in range(total_steps):
         for _ in range(spec.gradient_accumulation_steps):
             batch = collate([sequences[i] for i in next(batches)], pad_token_id, label_dtype, engine.device)
@@ -287,6 +289,9 @@ def run_training(
             engine.step()
             step_losses[step] += loss.detach().double() / spec.gradient_accumulation_steps
             tokens += count_tokens(batch["labels"]).double()
+        if rank == 0 and ((step + 1) % log_every == 0 or step + 1 == total_steps):
+            append_progress(progress_path(out_dir), step + 1, total_steps, float(step_losses[step]),
+                            time.perf_counter() - started)
     # One collective for all the reporting, after the loop: sum over ranks, then average the losses.
     totals = torch.cat([step_losses, tokens.reshape(1)])
     torch.distributed.all_reduce(totals)
@@ -313,6 +318,19 @@ def run_training(
     del engine
     gc.collect()
     return result
+
+
+def progress_path(out_dir: str | os.PathLike) -> Path:
+    """The training log beside a checkpoint folder: `<out_dir>_train_log.jsonl` (rank 0's step losses)."""
+    out_dir = Path(out_dir)
+    return out_dir.with_name(f"{out_dir.name}_train_log.jsonl")
+
+
+def append_progress(path: Path, step: int, total_steps: int, loss: float, seconds: float) -> None:
+    """Append one progress line (rank 0's loss at `step`); the driver tails this file while it waits."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"step": step, "total_steps": total_steps, "loss": loss, "seconds": seconds}) + "\n")
 
 
 def _gathered(engine, parameters):
