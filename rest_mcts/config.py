@@ -165,7 +165,7 @@ class RunConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     policy_train: TrainConfig = field(default_factory=TrainConfig)
     prm_train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(learning_rate=1e-3, steps_per_round=100, warm_start_steps=150)
+        default_factory=lambda: TrainConfig(learning_rate=1e-3, steps_per_round=60, warm_start_steps=100)
     )
     eval: EvalConfig = field(default_factory=EvalConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)

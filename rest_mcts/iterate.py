@@ -89,6 +89,7 @@ class Loop:
             "test": self.task.problems("test", config.task.test_problems, data_seed),
             "ood": self.task.problems("ood", config.task.ood_problems, data_seed),
         }
+        self._trainers = None
 
     # -- Ray pieces -------------------------------------------------------------------------------
 
@@ -101,12 +102,21 @@ class Loop:
         return SearchPool(settings, cluster.search_workers, cluster.cpus_per_worker, cluster.gpus_per_worker,
                           f"r{round_index:02d}-{purpose}", cluster.timeout_s)
 
-    def trainer_group(self, round_index: int, role: str):
+    def trainers(self, round_index: int):
+        """The round's DeepSpeed ranks, started on first use and kept for the next training stage."""
         from rest_mcts.train_workers import TrainerGroup
 
-        cluster = self.config.cluster
-        return TrainerGroup(cluster.trainer_ranks, cluster.cpus_per_rank, cluster.gpus_per_rank,
-                            f"r{round_index:02d}-train-{role}", cluster.timeout_s)
+        if self._trainers is None:
+            cluster = self.config.cluster
+            self._trainers = TrainerGroup(cluster.trainer_ranks, cluster.cpus_per_rank, cluster.gpus_per_rank,
+                                          f"r{round_index:02d}-train", cluster.timeout_s)
+        return self._trainers
+
+    def release_trainers(self) -> None:
+        """Stop the trainer ranks so that search workers get their CPUs (or GPUs)."""
+        if self._trainers is not None:
+            self._trainers.shutdown()
+            self._trainers = None
 
     def mcts_params(self, solving: bool):
         from search.mcts import MCTSParams
@@ -160,6 +170,7 @@ class Loop:
         from rest_mcts.workers import search_to_file
 
         problems = self.round_problems(round_.index)
+        self.release_trainers()
         pool = self.search_pool(round_.index, policy, prm, self.config.search.temperature, "search")
         started = time.time()
         try:
@@ -220,12 +231,8 @@ class Loop:
         return examples
 
     def train_policy(self, round_: Round, start: Path, examples: list[PolicyExample], steps: int) -> dict[str, float]:
-        group = self.trainer_group(round_.index, "policy")
-        try:
-            spec = train_spec(self.config.policy_train, steps, self.config.seed + round_.index)
-            result = group.train_policy(str(start), examples, spec, str(round_.policy))
-        finally:
-            group.shutdown()
+        spec = train_spec(self.config.policy_train, steps, self.config.seed + round_.index)
+        result = self.trainers(round_.index).train_policy(str(start), examples, spec, str(round_.policy))
         return {"policy/loss": result.last_loss, "policy/first_loss": result.first_loss,
                 "policy/steps": float(result.steps), "policy/tokens_per_s": result.tokens_per_s,
                 "policy/examples": float(len(examples))}
@@ -235,12 +242,8 @@ class Loop:
             logger.warning("round %d: no value examples (no tree found a correct answer); PRM kept", round_.index)
             _copy_checkpoint(start, round_.prm)
             return {"prm/examples": 0.0}
-        group = self.trainer_group(round_.index, "prm")
-        try:
-            spec = train_spec(self.config.prm_train, steps, self.config.seed + round_.index)
-            result = group.train_prm(str(start), examples, spec, str(round_.prm))
-        finally:
-            group.shutdown()
+        spec = train_spec(self.config.prm_train, steps, self.config.seed + round_.index)
+        result = self.trainers(round_.index).train_prm(str(start), examples, spec, str(round_.prm))
         return {"prm/loss": result.last_loss, "prm/first_loss": result.first_loss,
                 "prm/steps": float(result.steps), "prm/examples": float(len(examples))}
 
@@ -250,6 +253,7 @@ class Loop:
         from rest_mcts.workers import greedy_results, search_to_file
 
         metrics: dict[str, float] = {}
+        self.release_trainers()
         pool = self.search_pool(round_.index, round_.policy, round_.prm, self.config.eval.temperature, "eval")
         per_task = self.config.cluster.problems_per_task
         try:
@@ -437,7 +441,10 @@ def main(argv: list[str] | None = None) -> int:
                       str(run_dir), to_dict(config), name=f"{config.logging.experiment}-seed{config.seed}")
     try:
         started = time.time()
-        rows = loop.run(tracker)
+        try:
+            rows = loop.run(tracker)
+        finally:
+            loop.release_trainers()
         print("\n" + format_table(rows), flush=True)
         print(f"\nrun folder: {run_dir}   total {time.time() - started:.0f} s", flush=True)
     finally:
