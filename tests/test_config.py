@@ -77,7 +77,7 @@ def test_yaml_sections_and_top_level_keys_override_the_defaults(write_yaml):
 def test_yaml_override_of_one_training_section_leaves_the_other_alone(write_yaml):
     config = parse("--config", write_yaml("prm_train: {zero_stage: 3}\n"))
     assert config.prm_train.zero_stage == 3
-    assert config.prm_train.steps_per_round == 100
+    assert config.prm_train.steps_per_round == RunConfig().prm_train.steps_per_round
     assert config.policy_train == RunConfig().policy_train
 
 
