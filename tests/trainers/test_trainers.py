@@ -274,7 +274,8 @@ def test_saving_again_replaces_the_checkpoint_folder(tmp_path, single_rank):
     train_policy(model_path, policy_examples(), policy_spec(max_steps=1), out_dir, 0, 1)
     assert not (out_dir / "stale.txt").exists()
     assert AutoTokenizer.from_pretrained(out_dir).eos_token == "</s>"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["policy0", "policy1"]  # no temporary folders left
+    # no temporary folders left; the training log sits beside the checkpoint
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["policy0", "policy1", "policy1_train_log.jsonl"]
 
 
 @pytest.mark.slow
