@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import socket
-import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -114,17 +112,13 @@ class TrainerGroup:
         self.world_size = world_size
         self.timeout_s = timeout_s
         env_vars = {} if num_gpus_per_rank > 0 else {"DS_ACCELERATOR": "cpu"}
-        # DeepSpeed compiles its ops once into this folder; one per environment, so that two
-        # virtualenvs sharing ~/.cache do not rebuild each other's ops at every start.
-        env_vars["TORCH_EXTENSIONS_DIR"] = os.environ.get(
-            "TORCH_EXTENSIONS_DIR", os.path.join(sys.prefix, "torch_extensions"))
         self.ranks = [
             TrainerRank.options(
                 name=f"{name_prefix}-rank{rank}",
                 num_cpus=num_cpus_per_rank,
                 num_gpus=num_gpus_per_rank,
                 max_restarts=0,
-                runtime_env={"env_vars": env_vars},
+                runtime_env={"env_vars": env_vars} if env_vars else None,
             ).remote(rank, world_size, num_cpus_per_rank, timeout_s)
             for rank in range(world_size)
         ]

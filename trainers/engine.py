@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -129,6 +130,9 @@ def init_distributed(
     )
     if device == "cuda":
         torch.cuda.set_device(local_rank)
+    # DeepSpeed compiles its ops (on CPU, a shared-memory comm op) once into this folder; one per
+    # environment, so that two virtualenvs sharing ~/.cache do not rebuild each other's ops.
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", os.path.join(sys.prefix, "torch_extensions"))
     import deepspeed
 
     deepspeed.init_distributed(
