@@ -83,6 +83,9 @@ class SearchConfig:
     """Longest step the sampler generates (tokens)."""
     max_traces_per_problem: int = 2
     """Verified-correct traces kept per searched problem for policy training."""
+    oracle_step_filter: bool = False
+    """Diagnostic, synthetic tasks only: keep only traces whose every step is right (true step labels),
+    not merely those whose final answer is right. Measures what answer-only verification costs."""
 
 
 @dataclass(frozen=True)
@@ -292,6 +295,8 @@ def validate(config: RunConfig) -> None:
     for name, value in positive.items():
         if value < 1:
             raise ConfigError(f"--{name} {value}: expected a positive integer")
+    if config.search.oracle_step_filter and not TASKS[config.task.name].synthetic:
+        raise ConfigError("--search.oracle_step_filter: needs a synthetic task (true step labels)")
     for name in ("policy_train", "prm_train"):
         if getattr(config, name).zero_stage not in (0, 1, 2, 3):
             raise ConfigError(f"--{name}.zero_stage: expected 0, 1, 2 or 3")

@@ -207,9 +207,11 @@ class Loop:
                 label = self.task.step_labels(problem, steps)[-1] if self.task.synthetic else None
                 value_examples.append(ValueExample(problem.id, prompt, steps, quality_value, label))
             for steps in correct_traces(tree, is_correct, self.config.search.max_traces_per_problem):
+                sound = self.task.synthetic and all(self.task.step_labels(problem, steps))
+                if self.config.search.oracle_step_filter and not sound:
+                    continue
                 policy_examples.append(PolicyExample(problem.id, prompt, steps))
-                if self.task.synthetic:
-                    traces_all_steps_right += all(self.task.step_labels(problem, steps))
+                traces_all_steps_right += sound
         write_jsonl(round_.path / "value_examples.jsonl", value_examples)
         write_jsonl(round_.path / "policy_examples.jsonl", policy_examples)
         metrics = {"examples/value": float(len(value_examples)), "examples/policy": float(len(policy_examples))}
