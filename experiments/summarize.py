@@ -19,6 +19,8 @@ FIGURES = [
     ("ood/greedy/accuracy", "ood greedy"),
     ("ood/mcts/accuracy", "ood MCTS*"),
     ("test/prm/auroc", "PRM AUROC"),
+    ("value/auroc", "value AUROC"),
+    ("filter/sound_trace_rate", "sound traces"),
     ("examples/policy", "policy ex"),
     ("search/tokens", "search tokens"),
 ]
