@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import time
+import zlib
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -63,6 +64,7 @@ class SearchWorker:
         from rest_mcts.tasks import get_task
 
         torch.set_num_threads(max(1, int(num_cpus)))  # oversubscribed threads are the classic CPU slowdown
+        self.base_seed = settings.seed
         device = pick_device()
         self.task = get_task(settings.task_name)
         tokenizer = load_tokenizer(settings.policy_path)
@@ -87,6 +89,8 @@ class SearchWorker:
 
     def search(self, problems: list[Problem], params: MCTSParams) -> list[dict]:
         """MCTS* over all `problems` at once (batched across trees); trees with graded terminals, as dicts."""
+        # The stream depends on the shard, not on which worker got it, so runs repeat exactly.
+        self.sampler.reseed(self.base_seed * 1_000_003 + zlib.crc32(problems[0].id.encode()))
         prompts = [(problem.id, self.task.format_prompt(problem)) for problem in problems]
         trees = run_mcts(prompts, self.sampler.propose, self._score, params)
         by_id = {problem.id: problem for problem in problems}

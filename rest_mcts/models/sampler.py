@@ -77,6 +77,11 @@ class StepSampler:
         """EOS and every token whose text contains the delimiter: generation stops at any of them."""
         self._stop_token_set = frozenset(self.stop_token_ids)
 
+    def reseed(self, seed: int) -> None:
+        """Restart the private sampling stream at `seed` (calls then draw seed, seed + 1, ...)."""
+        self.seed = seed
+        self._calls = 0
+
     def propose(self, prefixes: Sequence[Prefix], num_samples: int) -> list[list[ProposedStep]]:
         """For each prefix, `num_samples` sampled next steps (duplicates possible), in prefix order."""
         return self._generate(prefixes, num_samples, do_sample=True)
