@@ -332,31 +332,38 @@ def round_summary(round_: Round) -> dict[str, float]:
     return summary
 
 
-def save_checkpoint(model, tokenizer, target: Path) -> None:
-    """save_pretrained into a temporary folder, then rename it into place."""
+def write_folder(target: Path, fill: Callable[[Path], None]) -> None:
+    """`fill(path)` creates a folder at a temporary path beside `target`, which then replaces `target`."""
     import shutil
+    import tempfile
 
+    from trainers.engine import replace_dir
+
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    try:
+        fill(staging / target.name)
+        replace_dir(staging / target.name, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def save_checkpoint(model, tokenizer, target: Path) -> None:
+    """save_pretrained (model and tokenizer) into `target`, atomically."""
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
-    tmp = target.with_name(f".{target.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
+
+    def fill(path: Path) -> None:
+        model.save_pretrained(path)
+        tokenizer.save_pretrained(path)
+
+    write_folder(target, fill)
 
 
 def _copy_checkpoint(source: Path, target: Path) -> None:
     import shutil
 
-    tmp = target.with_name(f".{target.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(source, tmp)
-    os.replace(tmp, target)
+    write_folder(target, lambda path: shutil.copytree(source, path))
 
 
 # -- command line -----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import logging
 import os
 import time
 import zlib
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -218,7 +218,3 @@ def greedy_results(pool: SearchPool, problems: Sequence[Problem], max_depth: int
                    label: str) -> list[GreedyResult]:
     shards = shard(problems, problems_per_task)
     return [result for batch in pool.map("greedy", shards, max_depth, label=label) for result in batch]
-
-
-def greedy_record(result: GreedyResult) -> dict:
-    return asdict(result)

@@ -384,14 +384,14 @@ def save_hf_checkpoint(engine, tokenizer, out_dir: str | os.PathLike, rank: int)
                     config.dtype = "float32"
                     config.save_pretrained(staging)
                 tokenizer.save_pretrained(staging)
-                _replace_dir(staging, out_dir)
+                replace_dir(staging, out_dir)
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
     torch.distributed.barrier()
 
 
-def _replace_dir(new: Path, target: Path) -> None:
+def replace_dir(new: Path, target: Path) -> None:
     """Move folder `new` to `target`; an existing `target` is moved aside first and removed after."""
     old = None
     if target.exists():

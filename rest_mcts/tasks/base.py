@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import Sequence
 
 from rest_mcts.data import PolicyExample, Problem
@@ -12,16 +11,6 @@ from rest_mcts.data import PolicyExample, Problem
 SPLITS = ("seed", "train", "test", "ood")
 """seed: worked solutions for the warm start; train: problems searched each round;
 test: held-out, same distribution as train; ood: held-out, harder (longer) problems."""
-
-
-@dataclass(frozen=True)
-class SplitSizes:
-    """How many problems each split holds."""
-
-    seed: int = 200
-    train: int = 2000
-    test: int = 200
-    ood: int = 200
 
 
 class Task(ABC):
