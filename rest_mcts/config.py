@@ -33,7 +33,7 @@ class TaskConfig:
     """Training problems searched each round (a new slice of the pool every round)."""
     test_problems: int = 200
     """Held-out in-distribution problems used for evaluation."""
-    ood_problems: int = 100
+    ood_problems: int = 50
     """Held-out out-of-distribution (longer) problems used for evaluation."""
     data_seed: int = 0
     """Seed that fixes which problems each split holds."""
@@ -108,6 +108,8 @@ class TrainConfig:
     """Train in bfloat16 (GPU)."""
     offload_optimizer: bool = False
     """ZeRO-Offload of optimizer states to CPU memory."""
+    group_by_length: bool = True
+    """Batch sequences of similar length (less padding); batches still come in random order."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,8 @@ class ClusterConfig:
     """CPUs per trainer rank."""
     gpus_per_rank: float = 0.0
     """GPUs per trainer rank (1 on a GPU cluster)."""
+    cpu_shm_comm: bool = False
+    """On CPU, let DeepSpeed use its shared-memory allreduce (compiled on first use, 70-90 s); off: plain gloo."""
     problems_per_task: int = 40
     """Problems per Ray search task; finished tasks are appended to trees.jsonl."""
     timeout_s: float = 1800.0

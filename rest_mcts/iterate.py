@@ -72,7 +72,8 @@ def train_spec(config: TrainConfig, steps: int, seed: int):
 
     return TrainSpec(zero_stage=config.zero_stage, micro_batch_size=config.micro_batch_size,
                      learning_rate=config.learning_rate, warmup_steps=config.warmup_steps, max_steps=steps,
-                     epochs=config.epochs, bf16=config.bf16, offload_optimizer=config.offload_optimizer, seed=seed)
+                     epochs=config.epochs, bf16=config.bf16, offload_optimizer=config.offload_optimizer, seed=seed,
+                     group_by_length=config.group_by_length)
 
 
 class Loop:
@@ -109,7 +110,8 @@ class Loop:
         if self._trainers is None:
             cluster = self.config.cluster
             self._trainers = TrainerGroup(cluster.trainer_ranks, cluster.cpus_per_rank, cluster.gpus_per_rank,
-                                          f"r{round_index:02d}-train", cluster.timeout_s)
+                                          f"r{round_index:02d}-train", cluster.timeout_s,
+                                          cluster.cpu_shm_comm)
         return self._trainers
 
     def release_trainers(self) -> None:
@@ -428,7 +430,10 @@ def start_ray(config: RunConfig) -> None:
                            log_to_driver=False, logging_level=logging.WARNING)
     url = getattr(context, "dashboard_url", None)
     if url:
-        print(f"Ray dashboard: http://{url}", flush=True)
+        # Ray 2.x guards its dashboard with a token it writes to ~/.ray/auth_token on first start.
+        token = Path.home() / ".ray" / "auth_token"
+        login = f" (log in with the token in {token})" if token.exists() else ""
+        print(f"Ray dashboard: http://{url}{login}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 class TrainerRank:
     """One DeepSpeed rank: joins the process group once, then trains whatever the group asks."""
 
-    def __init__(self, rank: int, world_size: int, num_cpus: float, timeout_s: float):
+    def __init__(self, rank: int, world_size: int, num_cpus: float, timeout_s: float, cpu_shm_comm: bool = False):
         import torch
 
         from trainers.engine import pick_device_and_backend
@@ -37,6 +37,7 @@ class TrainerRank:
         self.rank = rank
         self.world_size = world_size
         self.timeout_s = timeout_s
+        self.cpu_shm_comm = cpu_shm_comm
         self.last_result: TrainResult | None = None
         if rank == 0:
             logging.basicConfig(level=logging.INFO)
@@ -52,7 +53,7 @@ class TrainerRank:
         from trainers.engine import init_distributed
 
         # Ray gives each GPU actor its own CUDA_VISIBLE_DEVICES, so the local device is always 0.
-        init_distributed(self.rank, self.world_size, master_addr, master_port, 0, self.timeout_s)
+        init_distributed(self.rank, self.world_size, master_addr, master_port, 0, self.timeout_s, self.cpu_shm_comm)
         return self.rank
 
     def train_policy(self, model_path: str, examples: Sequence[PolicyExample], spec: TrainSpec, out_dir: str):
@@ -108,6 +109,7 @@ class TrainerGroup:
         num_gpus_per_rank: float = 0.0,
         name_prefix: str = "trainer",
         timeout_s: float = 1800.0,
+        cpu_shm_comm: bool = False,
     ):
         self.world_size = world_size
         self.timeout_s = timeout_s
@@ -119,7 +121,7 @@ class TrainerGroup:
                 num_gpus=num_gpus_per_rank,
                 max_restarts=0,
                 runtime_env={"env_vars": env_vars} if env_vars else None,
-            ).remote(rank, world_size, num_cpus_per_rank, timeout_s)
+            ).remote(rank, world_size, num_cpus_per_rank, timeout_s, cpu_shm_comm)
             for rank in range(world_size)
         ]
         try:

@@ -57,6 +57,9 @@ class TrainSpec:
     """Seed of the data order (per epoch) and of torch."""
     max_grad_norm: float = 1.0
     """Gradient clipping by global norm (0: no clipping)."""
+    group_by_length: bool = True
+    """Batch sequences of similar length together (within shuffled windows), so that less of each
+    batch is padding; the batches themselves still come in random order."""
 
 
 @dataclass(frozen=True)
@@ -111,10 +114,13 @@ def init_distributed(
     master_port: int,
     local_rank: int = 0,
     timeout_s: float = 1800.0,
+    cpu_shm_comm: bool = False,
 ) -> None:
     """Join the process group (gloo on CPU, nccl on GPU); a second call in a process does nothing.
 
     `timeout_s` bounds every collective of the group, so a rank that dies cannot hang the others.
+    `cpu_shm_comm` lets DeepSpeed on CPU use its shared-memory allreduce, a C++ op it compiles on
+    first use (70-90 s on a 2-core machine); off, collectives go through plain gloo.
     """
     import torch.distributed as dist
 
@@ -135,6 +141,11 @@ def init_distributed(
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", os.path.join(sys.prefix, "torch_extensions"))
     import deepspeed
 
+    if device == "cpu" and not cpu_shm_comm:
+        from deepspeed.ops.op_builder.cpu.comm import ShareMemCommBuilder
+
+        # DeepSpeed keeps its op-compatibility table in one module dict and reads it before building.
+        deepspeed.ops.__compatible_ops__[ShareMemCommBuilder.NAME] = False
     deepspeed.init_distributed(
         dist_backend=backend, timeout=timedelta(seconds=timeout_s), verbose=False
     )
@@ -224,15 +235,48 @@ def shard_indices(num_sequences: int, rank: int, world_size: int, seed: int, epo
     return order[rank::world_size]
 
 
+LENGTH_GROUP_WINDOW = 16
+"""With group_by_length, sequences are sorted by length within windows of this many global batches."""
+
+
+def length_grouped_batches(
+    lengths: Sequence[int], micro_batch_size: int, rank: int, world_size: int, seed: int, epoch: int
+) -> list[list[int]]:
+    """This rank's micro-batches for one epoch, each of sequences of similar length.
+
+    All ranks draw the same shuffled epoch (as shard_indices does), cut it into windows of
+    LENGTH_GROUP_WINDOW global batches (micro_batch_size * world_size sequences each), sort each
+    window by length, cut it into global batches and deal each global batch out to the ranks, so
+    the ranks of one step hold similar lengths and wait little for each other. The global batches are
+    then shuffled (the same way on every rank). Every rank gets the same number of micro-batches;
+    a window's last global batch may be short.
+    """
+    num_sequences = len(lengths)
+    global_batch = micro_batch_size * world_size
+    order = [index for r in range(world_size) for index in shard_indices(num_sequences, r, world_size, seed, epoch)]
+    batches: list[list[int]] = []
+    window = global_batch * LENGTH_GROUP_WINDOW
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lambda index: -lengths[index])
+        batches.extend(chunk[i : i + global_batch] for i in range(0, len(chunk), global_batch))
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch + 7)
+    shuffled = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+    return [batch[rank::world_size] for batch in shuffled]
+
+
 def micro_batches(
-    num_sequences: int, spec: TrainSpec, rank: int, world_size: int
+    num_sequences: int, spec: TrainSpec, rank: int, world_size: int, lengths: Sequence[int] | None = None
 ) -> Iterator[list[int]]:
-    """Endless micro-batches of sequence indices for this rank, epoch after epoch."""
+    """Endless micro-batches of sequence indices for this rank, epoch after epoch (grouped by
+    length when `spec.group_by_length` and the sequence `lengths` are given)."""
     epoch = 0
     while True:
-        indices = shard_indices(num_sequences, rank, world_size, spec.seed, epoch)
-        for start in range(0, len(indices), spec.micro_batch_size):
-            yield indices[start : start + spec.micro_batch_size]
+        if spec.group_by_length and lengths is not None:
+            yield from length_grouped_batches(lengths, spec.micro_batch_size, rank, world_size, spec.seed, epoch)
+        else:
+            indices = shard_indices(num_sequences, rank, world_size, spec.seed, epoch)
+            for start in range(0, len(indices), spec.micro_batch_size):
+                yield indices[start : start + spec.micro_batch_size]
         epoch += 1
 
 
@@ -279,7 +323,7 @@ def run_training(
     total_steps = planned_steps(len(sequences), spec, world_size)
     engine = build_engine(model, spec, world_size, total_steps)
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    batches = micro_batches(len(sequences), spec, rank, world_size)
+    batches = micro_batches(len(sequences), spec, rank, world_size, [len(s.input_ids) for s in sequences])
     step_losses = torch.zeros(total_steps, dtype=torch.float64, device=engine.device)
     tokens = torch.zeros((), dtype=torch.float64, device=engine.device)
     engine.train()

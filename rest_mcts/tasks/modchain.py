@@ -1,8 +1,14 @@
 """Modular-arithmetic chains solved by reduction: each step evaluates the leftmost operation,
 digit by digit mod 10, and copies the rest.
 
-Width 1 (the default): question `3+4*2-5`, steps `7*2-5`, `4-5`, `9` (one per line); the answer
-is the last number. Each step is one single-digit lookup plus a copy, which a 1M-parameter model
+With `record` (the default) each step also appends the value it computed to a record after a
+colon, and the answer is the record of every intermediate value: question `3+4*2-5`, steps
+`7*2-5:7`, `4-5:74`, `749` (one per line). A wrong step writes a wrong digit into the answer, so
+a right answer reached through wrong steps needs compensating slips (measured on the default
+warm start: under 1% of verified traces have a wrong step, against 40-65% when the answer is the
+final value alone). Without `record`: steps `7*2-5`, `4-5`, `9`; the answer is the last number.
+
+Width 1 (the default) has one digit per number. Each step is one single-digit lookup plus a copy, which a 1M-parameter model
 learns in minutes. Width 2: question `37+21*45`, steps `58*45`, `00`, each digit its own mod-10
 lane, so a right answer reached through wrong steps is rarer (1 in 100 rather than 1 in 10); the
 default policy did not learn it within the default budget (SFT loss 0.94 after 400 steps).
@@ -30,9 +36,13 @@ class ModChainTask(Task):
     name = "modchain"
     synthetic = True
 
-    def __init__(self, width=1, seed_ops=(1, 5), train_ops=(2, 5), ood_ops=(6, 7), seed_length_decay=0.5):
+    def __init__(
+        self, width=1, seed_ops=(1, 5), train_ops=(2, 5), ood_ops=(6, 7), seed_length_decay=0.5, record=True
+    ):
         self.width = width
         """Digits per number (independent mod-10 lanes)."""
+        self.record = record
+        """Each step appends its value to a record after ':', and the answer is the whole record."""
         self.operation_counts = {"seed": seed_ops, "train": train_ops, "test": train_ops, "ood": ood_ops}
         self.seed_length_decay = seed_length_decay
         """Seed problems with n operations are drawn with weight decay**n: mostly short worked
@@ -46,10 +56,12 @@ class ModChainTask(Task):
             count = draw_length(rng)
             number = lambda: "".join(str(rng.randint(0, 9)) for _ in range(self.width))  # noqa: E731
             question = number() + "".join(rng.choice("+-*") + number() for _ in range(count))
-            expression = question
-            while len(expression) > self.width:
-                expression = reduce_once(expression, self.width)
-            return question, expression
+            values = [question]
+            while len(values[-1]) > self.width:
+                values.append(reduce_once(values[-1], self.width))
+            if self.record:
+                return question, "".join(value[: self.width] for value in values[1:])
+            return question, values[-1]
 
         return make
 
@@ -57,17 +69,26 @@ class ModChainTask(Task):
         return draw_split(self, split, count, seed, self._make_one)
 
     def reference_steps(self, problem: Problem) -> list[str]:
-        steps, expression = [], problem.question
+        steps, expression, record = [], problem.question, ""
         while len(expression) > self.width:
             expression = reduce_once(expression, self.width)
-            steps.append(expression + self.step_delimiter)
+            record += expression[: self.width]
+            if not self.record:
+                steps.append(expression + self.step_delimiter)
+            elif len(expression) > self.width:
+                steps.append(f"{expression}:{record}{self.step_delimiter}")
+            else:
+                steps.append(record + self.step_delimiter)
         return steps
 
     def is_final_step(self, step_text: str) -> bool:
         text = step_text.strip()
+        if self.record:
+            return bool(text) and text.isdigit()
         return len(text) == self.width and text.isdigit()
 
     def extract_answer(self, steps: Sequence[str]) -> str | None:
         if not steps or not self.is_final_step(steps[-1]):
             return None
         return steps[-1].strip()
+

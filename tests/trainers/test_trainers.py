@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import socket
 
 import pytest
@@ -15,6 +17,8 @@ from trainers.engine import (
     collate,
     learning_rate_factor,
     planned_steps,
+    length_grouped_batches,
+    micro_batches,
     shard_indices,
 )
 from trainers.policy_sft import causal_lm_loss, policy_sequences
@@ -207,6 +211,31 @@ def test_shards_cover_every_sequence_once_per_epoch_and_change_order_between_epo
     assert shard_indices(10, 0, 1, seed=1, epoch=0) != shard_indices(10, 0, 1, seed=1, epoch=1)
 
 
+def test_length_grouped_shards_cover_every_sequence_once_and_pad_less_than_random_batches():
+    import random
+
+    rng = random.Random(0)
+    lengths = [rng.randint(5, 60) for _ in range(1000)]
+    spec = TrainSpec(micro_batch_size=8, seed=3)
+    shards = [length_grouped_batches(lengths, 8, rank, 2, seed=3, epoch=0) for rank in range(2)]
+    assert len(shards[0]) == len(shards[1]) and all(len(batch) <= 8 for batch in shards[0] + shards[1])
+    assert sorted(sum(shards[0] + shards[1], [])) == list(range(1000))
+    assert length_grouped_batches(lengths, 8, 0, 2, seed=3, epoch=0) == shards[0]
+    assert length_grouped_batches(lengths, 8, 0, 2, seed=3, epoch=1) != shards[0]
+
+    def padding_efficiency(spec):
+        batches = micro_batches(1000, spec, 0, 2, lengths)
+        chosen = [next(batches) for _ in range(60)]
+        return sum(lengths[i] for b in chosen for i in b) / sum(len(b) * max(lengths[i] for i in b) for b in chosen)
+
+    grouped = padding_efficiency(spec)
+    plain = padding_efficiency(dataclasses.replace(spec, group_by_length=False))
+    assert grouped > 0.9 and plain < 0.75
+    # The two ranks of one step hold similar lengths, so neither waits long for the other.
+    first = [next(micro_batches(1000, spec, rank, 2, lengths)) for rank in range(2)]
+    assert abs(max(lengths[i] for i in first[0]) - max(lengths[i] for i in first[1])) <= 3
+
+
 def test_planned_steps_count_epochs_of_micro_batches_per_rank():
     spec = TrainSpec(micro_batch_size=4, gradient_accumulation_steps=2, epochs=3)
     assert planned_steps(20, spec, world_size=2) == 5  # 10 per rank -> 3 micro-batches -> 9 -> 5 steps
@@ -310,3 +339,10 @@ def test_zero3_policy_checkpoint_holds_the_full_weights(tmp_path, single_rank):
     after = parameters_of(AutoModelForCausalLM.from_pretrained(tmp_path / "z3"))
     assert {name: t.shape for name, t in after.items()} == {name: t.shape for name, t in before.items()}
     assert checksum(after) == pytest.approx(result.parameter_checksum, abs=1e-6)
+
+
+def test_cpu_ranks_use_plain_gloo_without_compiling_the_shared_memory_op(single_rank):
+    # The shm allreduce is a C++ op DeepSpeed compiles on first use (70-90 s on 2 cores); it is opt-in.
+    from deepspeed.comm import comm
+
+    assert comm.cdb is not None and comm.cdb.shm_comm_op is None
