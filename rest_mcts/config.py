@@ -98,11 +98,11 @@ class TrainConfig:
     """Peak AdamW learning rate."""
     warmup_steps: int = 10
     """Linear warm-up steps."""
-    steps_per_round: int = 150
+    steps_per_round: int = 120
     """Optimizer steps per round (0: use epochs); equal steps make the seed-only control fair."""
     epochs: int = 1
     """Epochs per round when steps_per_round is 0."""
-    warm_start_steps: int = 400
+    warm_start_steps: int = 800
     """Optimizer steps of the round-0 warm start."""
     bf16: bool = False
     """Train in bfloat16 (GPU)."""
@@ -172,7 +172,7 @@ class RunConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     policy_train: TrainConfig = field(default_factory=TrainConfig)
     prm_train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(learning_rate=1e-3, steps_per_round=60, warm_start_steps=100)
+        default_factory=lambda: TrainConfig(learning_rate=1e-3, steps_per_round=40, warm_start_steps=100)
     )
     eval: EvalConfig = field(default_factory=EvalConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)

@@ -55,7 +55,7 @@ def test_no_flags_and_no_file_give_the_defaults():
 
 def test_prm_training_has_its_own_defaults():
     config = RunConfig()
-    assert (config.prm_train.steps_per_round, config.prm_train.warm_start_steps) == (60, 100)
+    assert (config.prm_train.steps_per_round, config.prm_train.warm_start_steps) == (40, 100)
     assert config.prm_train != config.policy_train
 
 

@@ -324,6 +324,10 @@ def run_training(
     engine = build_engine(model, spec, world_size, total_steps)
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     batches = micro_batches(len(sequences), spec, rank, world_size, [len(s.input_ids) for s in sequences])
+    # Batches grouped by length hold very different numbers of labelled tokens (a batch of short
+    # sequences has few). Scaling each batch's mean loss by its labelled tokens over the average
+    # makes every labelled token weigh the same, as it does when batches mix lengths.
+    labels_per_sequence = sum(count_tokens(torch.tensor([s.labels])).item() for s in sequences) / len(sequences)
     step_losses = torch.zeros(total_steps, dtype=torch.float64, device=engine.device)
     tokens = torch.zeros((), dtype=torch.float64, device=engine.device)
     engine.train()
@@ -333,7 +337,10 @@ def run_training(
         for _ in range(spec.gradient_accumulation_steps):
             batch = collate([sequences[i] for i in next(batches)], pad_token_id, label_dtype, engine.device)
             loss = compute_loss(engine, batch)
-            engine.backward(loss)
+            weight = 1.0
+            if spec.group_by_length:
+                weight = count_tokens(batch["labels"]).item() / max(labels_per_sequence * len(batch["labels"]), 1e-9)
+            engine.backward(loss * weight)
             engine.step()
             step_losses[step] += loss.detach().double() / spec.gradient_accumulation_steps
             tokens += count_tokens(batch["labels"]).double()
