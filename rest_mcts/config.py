@@ -83,6 +83,9 @@ class SearchConfig:
     """Longest step the sampler generates (tokens)."""
     max_traces_per_problem: int = 2
     """Verified-correct traces kept per searched problem for policy training."""
+    seed_replay_ratio: float = 1.0
+    """Seed solutions mixed into each round's policy data per verified trace found so far (a replay
+    buffer against forgetting; a fixed draw per round); negative: all seed solutions."""
     oracle_step_filter: bool = False
     """Diagnostic, synthetic tasks only: keep only traces whose every step is right (true step labels),
     not merely those whose final answer is right. Measures what answer-only verification costs."""

@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import random
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -226,13 +227,18 @@ class Loop:
         return metrics
 
     def policy_training_data(self, round_index: int) -> list[PolicyExample]:
-        """Seed solutions plus every verified trace found so far (the control run: seed solutions only)."""
-        examples = list(self.seed_examples)
+        """Every verified trace found so far plus seed solutions replayed beside them
+        (`search.seed_replay_ratio` per trace); the control run: seed solutions only."""
         if self.config.control:
-            return examples
-        for index in range(1, round_index + 1):
-            examples += read_jsonl(self.round_path(index) / "policy_examples.jsonl", PolicyExample)
-        return examples
+            return list(self.seed_examples)
+        traces = [example for index in range(1, round_index + 1)
+                  for example in read_jsonl(self.round_path(index) / "policy_examples.jsonl", PolicyExample)]
+        ratio = self.config.search.seed_replay_ratio
+        if ratio < 0 or ratio * len(traces) >= len(self.seed_examples):
+            return list(self.seed_examples) + traces
+        replayed = random.Random(self.config.seed * 1000 + round_index).sample(
+            self.seed_examples, int(round(ratio * len(traces))))
+        return replayed + traces
 
     def train_policy(self, round_: Round, start: Path, examples: list[PolicyExample], steps: int) -> dict[str, float]:
         spec = train_spec(self.config.policy_train, steps, self.config.seed + round_.index)

@@ -127,3 +127,27 @@ def test_interrupted_run_resumes_and_leaves_loadable_checkpoints_and_logged_metr
         assert logged[index]["test/greedy/accuracy"] == pytest.approx(metrics["test/greedy/accuracy"])
     assert "test greedy" in output and "Ray dashboard: http://127.0.0.1" in output
     assert "train_policy: step 4/4" in output  # training progress reaches the console
+
+
+def test_policy_data_replays_seed_solutions_beside_the_verified_traces(tmp_path):
+    import dataclasses
+
+    from rest_mcts.config import RunConfig, SearchConfig, TaskConfig
+    from rest_mcts.data import PolicyExample, write_jsonl
+    from rest_mcts.iterate import Loop
+
+    traces = [PolicyExample(f"train-{i:05d}", f"q{i}\n", ("7\n",)) for i in range(5)]
+    (tmp_path / "round_01").mkdir()
+    write_jsonl(tmp_path / "round_01" / "policy_examples.jsonl", traces)
+    config = RunConfig(task=TaskConfig(seed_problems=40, train_problems=20, test_problems=5, ood_problems=5))
+
+    data = Loop(config, tmp_path).policy_training_data(1)
+    assert data[-5:] == traces and len(data) == 10  # one seed solution per trace
+    assert all(example.problem_id.startswith("seed-") for example in data[:5])
+    assert data == Loop(config, tmp_path).policy_training_data(1)  # the same draw on resume
+
+    everything = dataclasses.replace(config, search=SearchConfig(seed_replay_ratio=-1))
+    assert len(Loop(everything, tmp_path).policy_training_data(1)) == 45
+    control = dataclasses.replace(config, control=True)
+    assert [e.problem_id for e in Loop(control, tmp_path).policy_training_data(1)] == [
+        f"seed-{i:05d}" for i in range(40)]
