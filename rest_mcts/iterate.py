@@ -228,13 +228,14 @@ class Loop:
 
     def policy_training_data(self, round_index: int) -> list[PolicyExample]:
         """Every verified trace found so far plus seed solutions replayed beside them
-        (`search.seed_replay_ratio` per trace); the control run: seed solutions only."""
+        (`search.seed_replay_ratio` per trace; all of them while no trace is found yet); the
+        control run: seed solutions only."""
         if self.config.control:
             return list(self.seed_examples)
         traces = [example for index in range(1, round_index + 1)
                   for example in read_jsonl(self.round_path(index) / "policy_examples.jsonl", PolicyExample)]
         ratio = self.config.search.seed_replay_ratio
-        if ratio < 0 or ratio * len(traces) >= len(self.seed_examples):
+        if not traces or ratio < 0 or ratio * len(traces) >= len(self.seed_examples):
             return list(self.seed_examples) + traces
         replayed = random.Random(self.config.seed * 1000 + round_index).sample(
             self.seed_examples, int(round(ratio * len(traces))))

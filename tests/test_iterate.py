@@ -139,7 +139,8 @@ def test_policy_data_replays_seed_solutions_beside_the_verified_traces(tmp_path)
     traces = [PolicyExample(f"train-{i:05d}", f"q{i}\n", ("7\n",)) for i in range(5)]
     (tmp_path / "round_01").mkdir()
     write_jsonl(tmp_path / "round_01" / "policy_examples.jsonl", traces)
-    config = RunConfig(task=TaskConfig(seed_problems=40, train_problems=20, test_problems=5, ood_problems=5))
+    config = RunConfig(task=TaskConfig(seed_problems=40, train_problems=20, test_problems=5, ood_problems=5),
+                       search=SearchConfig(seed_replay_ratio=1.0))
 
     data = Loop(config, tmp_path).policy_training_data(1)
     assert data[-5:] == traces and len(data) == 10  # one seed solution per trace
@@ -148,6 +149,10 @@ def test_policy_data_replays_seed_solutions_beside_the_verified_traces(tmp_path)
 
     everything = dataclasses.replace(config, search=SearchConfig(seed_replay_ratio=-1))
     assert len(Loop(everything, tmp_path).policy_training_data(1)) == 45
+    (tmp_path / "round_02").mkdir()
+    write_jsonl(tmp_path / "round_02" / "policy_examples.jsonl", [])
+    no_traces_yet = Loop(config, tmp_path.parent / "empty")
+    assert len(no_traces_yet.policy_training_data(0)) == 40  # nothing found yet: all seed solutions
     control = dataclasses.replace(config, control=True)
     assert [e.problem_id for e in Loop(control, tmp_path).policy_training_data(1)] == [
         f"seed-{i:05d}" for i in range(40)]
