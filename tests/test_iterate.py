@@ -149,8 +149,6 @@ def test_policy_data_replays_seed_solutions_beside_the_verified_traces(tmp_path)
 
     everything = dataclasses.replace(config, search=SearchConfig(seed_replay_ratio=-1))
     assert len(Loop(everything, tmp_path).policy_training_data(1)) == 45
-    (tmp_path / "round_02").mkdir()
-    write_jsonl(tmp_path / "round_02" / "policy_examples.jsonl", [])
     no_traces_yet = Loop(config, tmp_path.parent / "empty")
     assert len(no_traces_yet.policy_training_data(0)) == 40  # nothing found yet: all seed solutions
     control = dataclasses.replace(config, control=True)

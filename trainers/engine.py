@@ -327,7 +327,8 @@ def run_training(
     # Batches grouped by length hold very different numbers of labelled tokens (a batch of short
     # sequences has few). Scaling each batch's mean loss by its labelled tokens over the average
     # makes every labelled token weigh the same, as it does when batches mix lengths.
-    labels_per_sequence = sum(count_tokens(torch.tensor([s.labels])).item() for s in sequences) / len(sequences)
+    if spec.group_by_length:
+        labels_per_sequence = sum(count_tokens(torch.tensor([s.labels])).item() for s in sequences) / len(sequences)
     step_losses = torch.zeros(total_steps, dtype=torch.float64, device=engine.device)
     tokens = torch.zeros((), dtype=torch.float64, device=engine.device)
     engine.train()
@@ -337,13 +338,14 @@ def run_training(
         for _ in range(spec.gradient_accumulation_steps):
             batch = collate([sequences[i] for i in next(batches)], pad_token_id, label_dtype, engine.device)
             loss = compute_loss(engine, batch)
+            batch_tokens = count_tokens(batch["labels"]).double()
             weight = 1.0
             if spec.group_by_length:
-                weight = count_tokens(batch["labels"]).item() / max(labels_per_sequence * len(batch["labels"]), 1e-9)
+                weight = batch_tokens.item() / max(labels_per_sequence * len(batch["labels"]), 1e-9)
             engine.backward(loss * weight)
             engine.step()
             step_losses[step] += loss.detach().double() / spec.gradient_accumulation_steps
-            tokens += count_tokens(batch["labels"]).double()
+            tokens += batch_tokens
         if rank == 0 and ((step + 1) % log_every == 0 or step + 1 == total_steps):
             append_progress(progress_path(out_dir), step + 1, total_steps, float(step_losses[step]),
                             time.perf_counter() - started)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 import socket
 
 import pytest
@@ -16,9 +15,9 @@ from trainers.engine import (
     TrainSpec,
     collate,
     learning_rate_factor,
-    planned_steps,
     length_grouped_batches,
     micro_batches,
+    planned_steps,
     shard_indices,
 )
 from trainers.policy_sft import causal_lm_loss, policy_sequences
