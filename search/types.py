@@ -34,3 +34,6 @@ ProposeFn = Callable[[Sequence[Prefix], int], list[list[ProposedStep]]]
 
 ScoreFn = Callable[[Sequence[Prefix]], list[float]]
 """score(prefixes) -> the PRM value in [0, 1] of each prefix's last step."""
+
+GreedyFn = Callable[[Sequence[Prefix]], list[ProposedStep]]
+"""greedy(prefixes) -> the argmax next step of each prefix."""

@@ -1,0 +1,403 @@
+"""The methods MCTS* is compared with at equal token budgets, batched across problems like MCTS*.
+
+Greedy chain-of-thought; N sampled solutions read by self-consistency (majority vote), Best-of-N
+ranked by the PRM (step scores aggregated by min, product, last step or mean), a PRM-weighted
+majority vote, and pass@N (oracle, the ceiling); PRM-guided step-level beam search (Snell et al.,
+2024); Tree-of-Thoughts breadth-first search with the PRM as the state evaluator (Yao et al.,
+2023). Models enter only through `propose`, `greedy` and `score` (search/types.py), so tests use
+deterministic fakes. Every method counts the tokens it generates; `max_tokens` caps them per
+problem and is checked before each expansion, so a problem ends at most one expansion (one
+batched step of its open candidates) past its cap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from search.types import GreedyFn, Prefix, ProposedStep, ProposeFn, ScoreFn
+
+AGGREGATIONS = ("min", "prod", "last", "mean")
+"""How Best-of-N and the weighted vote turn a solution's step scores into one score."""
+
+
+@dataclass
+class Candidate:
+    """One (partial or finished) solution of a problem."""
+
+    steps: tuple[str, ...] = ()
+    step_scores: tuple[float, ...] = ()
+    """PRM score of each prefix steps[:i+1]; empty until scored."""
+    finished: bool = False
+    """The last step is final (holds an answer or ended the solution)."""
+
+
+@dataclass
+class MethodResult:
+    """What a method returns for one problem."""
+
+    problem_id: str
+    chosen: tuple[str, ...] | None
+    """The steps of the solution the method picked; None when it picked none (or voted on answers)."""
+    answer: str | None
+    """The method's final answer (the voted answer for votes); None when it has none."""
+    tokens_used: int
+    """Every token generated for this problem, including work that was dropped."""
+    finished: list[Candidate] = field(default_factory=list)
+    """Every finished solution the method produced (pass@N reads them)."""
+
+
+AnswerFn = Callable[[Sequence[str]], "str | None"]
+"""extract_answer(steps) -> the final answer of a finished solution, or None."""
+
+
+# Reading answers from finished solutions --------------------------------------------------------
+
+
+def aggregate(step_scores: Sequence[float], how: str) -> float:
+    """One score from a solution's step scores: their min, product, last or mean (AGGREGATIONS)."""
+    if not step_scores:
+        raise ValueError("a solution with no scored step has no aggregate score")
+    if how == "min":
+        return min(step_scores)
+    if how == "prod":
+        product = 1.0
+        for value in step_scores:
+            product *= value
+        return product
+    if how == "last":
+        return step_scores[-1]
+    if how == "mean":
+        return sum(step_scores) / len(step_scores)
+    raise ValueError(f"unknown aggregation {how!r}; expected one of {AGGREGATIONS}")
+
+
+def majority_vote(answers: Sequence[str | None]) -> str | None:
+    """The most frequent answer (None left out); ties go to the smallest answer string."""
+    return weighted_vote(answers, [1.0] * len(answers))
+
+
+def weighted_vote(answers: Sequence[str | None], weights: Sequence[float]) -> str | None:
+    """The answer with the largest summed weight (None left out); ties go to the smallest answer string."""
+    totals: dict[str, float] = {}
+    for answer, weight in zip(answers, weights, strict=True):
+        if answer is not None:
+            totals[answer] = totals.get(answer, 0.0) + weight
+    if not totals:
+        return None
+    return min(totals, key=lambda answer: (-totals[answer], answer))
+
+
+def best_of_n(candidates: Sequence[Candidate], how: str) -> Candidate | None:
+    """The finished candidate with the highest aggregated PRM score; ties go to the earliest."""
+    if not candidates:
+        return None
+    best_index = max(range(len(candidates)), key=lambda i: (aggregate(candidates[i].step_scores, how), -i))
+    return candidates[best_index]
+
+
+# Sampling N solutions -----------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Problem:
+    prompt: str
+    open: list[Candidate]
+    finished: list[Candidate] = field(default_factory=list)
+    tokens_used: int = 0
+
+
+def _drop_over_budget(problems: list[_Problem], max_tokens: int) -> None:
+    """A problem whose tokens reached `max_tokens` (0 = no cap) stops: its open candidates are dropped."""
+    if max_tokens:
+        for problem in problems:
+            if problem.tokens_used >= max_tokens:
+                problem.open = []
+
+
+def _advance(candidate: Candidate, step: ProposedStep, max_depth: int) -> tuple[Candidate | None, bool]:
+    """Extend `candidate` by `step`: (the extended candidate or None if the step was empty, whether it ended).
+
+    An empty step (the sampler ended the solution without one) ends the candidate as it was; a final
+    step, or reaching max_depth, ends it too.
+    """
+    if not step.text.strip():
+        return None, True
+    extended = Candidate(candidate.steps + (step.text,), candidate.step_scores, finished=step.is_final)
+    return extended, step.is_final or len(extended.steps) >= max_depth
+
+
+def sample_solutions(
+    prompts: Sequence[str], propose: ProposeFn, num_samples: int, max_depth: int, max_tokens: int = 0
+) -> list[tuple[list[Candidate], int]]:
+    """`num_samples` independent solutions per prompt, sampled step by step, all problems in one batch.
+
+    Each level makes one `propose(prefixes, 1)` call for every open solution of every problem.
+    A problem whose tokens reached `max_tokens` (0 = no cap) takes no further step; its unfinished
+    solutions are dropped. Returns per prompt (finished solutions in sampling order, tokens used);
+    a solution that stops without a final step (depth limit, empty step) is not finished.
+    """
+    if num_samples < 1 or max_depth < 1 or max_tokens < 0:
+        raise ValueError("num_samples and max_depth must be at least 1 and max_tokens not negative")
+    problems = [_Problem(prompt, [Candidate() for _ in range(num_samples)]) for prompt in prompts]
+    while True:
+        _drop_over_budget(problems, max_tokens)
+        requests = [(problem, candidate) for problem in problems for candidate in problem.open]
+        if not requests:
+            break
+        steps = propose([Prefix(problem.prompt, candidate.steps) for problem, candidate in requests], 1)
+        if len(steps) != len(requests):
+            raise ValueError(f"propose returned {len(steps)} lists for {len(requests)} prefixes")
+        for problem in problems:
+            problem.open = []
+        for (problem, candidate), (step, *_) in zip(requests, steps):
+            problem.tokens_used += step.num_tokens
+            extended, ended = _advance(candidate, step, max_depth)
+            if not ended:
+                problem.open.append(extended)
+            elif extended is not None and extended.finished:
+                problem.finished.append(extended)
+    return [(problem.finished, problem.tokens_used) for problem in problems]
+
+
+def score_solutions(candidates: Sequence[Candidate], score: ScoreFn, prompts: Sequence[str]) -> None:
+    """Fill every candidate's `step_scores` (PRM score of each of its prefixes) in one `score` call."""
+    prefixes = [
+        Prefix(prompt, candidate.steps[: depth + 1])
+        for prompt, candidate in zip(prompts, candidates, strict=True)
+        for depth in range(len(candidate.steps))
+    ]
+    values = iter(score(prefixes) if prefixes else [])
+    for candidate in candidates:
+        candidate.step_scores = tuple(float(next(values)) for _ in candidate.steps)
+
+
+def sampling_methods(
+    prompts: Sequence[tuple[str, str]],
+    propose: ProposeFn,
+    score: ScoreFn | None,
+    extract_answer: AnswerFn,
+    num_samples: int,
+    max_depth: int,
+    max_tokens: int = 0,
+    aggregations: Sequence[str] = AGGREGATIONS,
+    weighted_vote_aggregation: str = "min",
+) -> dict[str, list[MethodResult]]:
+    """Self-consistency, Best-of-N per aggregation and the weighted vote, all read from one set of samples.
+
+    `prompts` are (problem_id, prompt). The methods share the same N solutions per problem (and
+    so the same tokens), as they differ only in how they pick; returns method name ->
+    results in prompt order: 'self_consistency', 'best_of_n_<aggregation>', 'weighted_vote'
+    (and nothing PRM-based when `score` is None). pass@N is read from any result's `finished`.
+    """
+    sampled = sample_solutions([prompt for _, prompt in prompts], propose, num_samples, max_depth, max_tokens)
+    if score is not None:
+        flat = [(prompt, candidate) for (_, prompt), (finished, _) in zip(prompts, sampled) for candidate in finished]
+        score_solutions([candidate for _, candidate in flat], score, [prompt for prompt, _ in flat])
+    results: dict[str, list[MethodResult]] = {"self_consistency": []}
+    if score is not None:
+        results.update({f"best_of_n_{how}": [] for how in aggregations})
+        results["weighted_vote"] = []
+    for (problem_id, _), (finished, tokens_used) in zip(prompts, sampled):
+        answers = [extract_answer(candidate.steps) for candidate in finished]
+        results["self_consistency"].append(
+            MethodResult(problem_id, None, majority_vote(answers), tokens_used, finished)
+        )
+        if score is None:
+            continue
+        for how in aggregations:
+            best = best_of_n(finished, how)
+            chosen = best.steps if best is not None else None
+            answer = extract_answer(chosen) if chosen is not None else None
+            results[f"best_of_n_{how}"].append(MethodResult(problem_id, chosen, answer, tokens_used, finished))
+        weights = [aggregate(candidate.step_scores, weighted_vote_aggregation) for candidate in finished]
+        results["weighted_vote"].append(
+            MethodResult(problem_id, None, weighted_vote(answers, weights), tokens_used, finished)
+        )
+    return results
+
+
+# Greedy chain-of-thought --------------------------------------------------------------------------
+
+
+def greedy_solutions(
+    prompts: Sequence[tuple[str, str]], greedy: GreedyFn, extract_answer: AnswerFn, max_depth: int
+) -> list[MethodResult]:
+    """The argmax step, repeated until a final step, an empty step or max_depth; one `greedy` call per level."""
+    candidates = [Candidate() for _ in prompts]
+    tokens = [0] * len(prompts)
+    open_indices = list(range(len(prompts)))
+    while open_indices:
+        steps = greedy([Prefix(prompts[i][1], candidates[i].steps) for i in open_indices])
+        still_open = []
+        for index, step in zip(open_indices, steps, strict=True):
+            tokens[index] += step.num_tokens
+            extended, ended = _advance(candidates[index], step, max_depth)
+            if extended is not None:
+                candidates[index] = extended
+            if not ended:
+                still_open.append(index)
+        open_indices = still_open
+    results = []
+    for (problem_id, _), candidate, used in zip(prompts, candidates, tokens):
+        finished = [candidate] if candidate.finished else []
+        chosen = candidate.steps if candidate.finished else None
+        answer = extract_answer(chosen) if chosen is not None else None
+        results.append(MethodResult(problem_id, chosen, answer, used, finished))
+    return results
+
+
+# Level-wise PRM-guided search: beam search and Tree-of-Thoughts BFS -------------------------------
+
+
+@dataclass(frozen=True)
+class LevelSearchParams:
+    """Settings of a level-wise search; see `beam_search` and `tot_bfs` for how each reads them."""
+
+    width: int
+    """Beam search: N, the beams sampled at the first level. ToT: b, the states kept per level."""
+    branch: int
+    """Beam search: M, the candidates each kept beam expands into. ToT: k, proposals per state."""
+    max_depth: int
+    max_tokens: int = 0
+    """Generated tokens per problem (0 = no cap); checked before each level."""
+
+    def __post_init__(self) -> None:
+        if self.width < 1 or self.branch < 1 or self.max_depth < 1 or self.max_tokens < 0:
+            raise ValueError("width, branch and max_depth must be at least 1 and max_tokens not negative")
+
+
+def _expand_level(
+    problems: list[_Problem], propose: ProposeFn, score: ScoreFn, num_samples: int, dedup: bool, max_depth: int
+) -> list[list[Candidate]]:
+    """Expand every open candidate of every problem into `num_samples` steps (one propose, one score call).
+
+    Returns per problem its new candidates (finished and open), scored, each carrying its prefix's
+    PRM score as the last of its `step_scores`. With `dedup`, a step text already proposed under the
+    same parent is dropped (its tokens still count). Empty steps are dropped. Candidates that reach
+    max_depth without a final step are dropped: they cannot give an answer.
+    """
+    requests = [(problem, candidate) for problem in problems for candidate in problem.open]
+    new: dict[int, list[Candidate]] = {id(problem): [] for problem in problems}
+    if not requests:
+        return [new[id(problem)] for problem in problems]
+    proposals = propose([Prefix(problem.prompt, candidate.steps) for problem, candidate in requests], num_samples)
+    if len(proposals) != len(requests):
+        raise ValueError(f"propose returned {len(proposals)} lists for {len(requests)} prefixes")
+    scored: list[tuple[_Problem, Candidate]] = []
+    for (problem, parent), steps in zip(requests, proposals):
+        seen: set[str] = set()
+        for step in steps:
+            problem.tokens_used += step.num_tokens
+            if dedup and step.text in seen:
+                continue
+            seen.add(step.text)
+            child, ended = _advance(parent, step, max_depth)
+            if child is None or (ended and not child.finished):
+                continue
+            scored.append((problem, child))
+    if scored:
+        values = score([Prefix(problem.prompt, child.steps) for problem, child in scored])
+        for (problem, child), value in zip(scored, values, strict=True):
+            child.step_scores = child.step_scores + (float(value),)
+            new[id(problem)].append(child)
+    return [new[id(problem)] for problem in problems]
+
+
+def _top(candidates: Sequence[Candidate], count: int) -> list[Candidate]:
+    """The `count` candidates with the highest last-step score; ties keep the earlier one."""
+    order = sorted(range(len(candidates)), key=lambda i: (-candidates[i].step_scores[-1], i))
+    return [candidates[i] for i in order[:count]]
+
+
+def _level_results(
+    prompts: Sequence[tuple[str, str]], problems: list[_Problem], extract_answer: AnswerFn
+) -> list[MethodResult]:
+    """Per problem: the finished candidate whose last step the PRM scored highest (ties: earliest)."""
+    results = []
+    for (problem_id, _), problem in zip(prompts, problems):
+        best = _top(problem.finished, 1)
+        chosen = best[0].steps if best else None
+        answer = extract_answer(chosen) if chosen is not None else None
+        results.append(MethodResult(problem_id, chosen, answer, problem.tokens_used, problem.finished))
+    return results
+
+
+def beam_search(
+    prompts: Sequence[tuple[str, str]],
+    propose: ProposeFn,
+    score: ScoreFn,
+    extract_answer: AnswerFn,
+    params: LevelSearchParams,
+) -> list[MethodResult]:
+    """PRM-guided step-level beam search (Snell et al., 2024, "Scaling LLM test-time compute").
+
+    Sample N = `width` first steps; score each with the PRM; keep the best N/M (M = `branch`,
+    at least one) open beams and expand each into M next steps; repeat. Finished beams leave the
+    beam and wait; the search ends when N beams have finished, none is open, or the token cap is
+    reached. The answer is the finished beam with the highest last-step PRM score.
+    """
+    problems = [_Problem(prompt, [Candidate()]) for _, prompt in prompts]
+    keep = max(1, params.width // params.branch)
+    samples = params.width
+    while True:
+        _drop_over_budget(problems, params.max_tokens)
+        active = [problem for problem in problems if problem.open]
+        if not active:
+            break
+        for problem, children in zip(active, _expand_level(active, propose, score, samples, False, params.max_depth)):
+            problem.finished.extend(child for child in children if child.finished)
+            open_children = [child for child in children if not child.finished]
+            problem.open = [] if len(problem.finished) >= params.width else _top(open_children, keep)
+        samples = params.branch
+    return _level_results(prompts, problems, extract_answer)
+
+
+def tot_bfs(
+    prompts: Sequence[tuple[str, str]],
+    propose: ProposeFn,
+    score: ScoreFn,
+    extract_answer: AnswerFn,
+    params: LevelSearchParams,
+) -> list[MethodResult]:
+    """Tree-of-Thoughts breadth-first search (Yao et al., 2023) with the PRM as the state evaluator.
+
+    Each level, every kept state proposes k = `branch` next steps (duplicates under one state
+    dropped); all new states are valued by the PRM and the best b = `width` of them, finished or
+    not, are kept; finished states stay kept but are not expanded. The search ends when no kept
+    state is open, at max_depth, or at the token cap. The answer is the best-valued finished state
+    ever kept.
+    """
+    problems = [_Problem(prompt, [Candidate()]) for _, prompt in prompts]
+    while True:
+        _drop_over_budget(problems, params.max_tokens)
+        active = [problem for problem in problems if problem.open]
+        if not active:
+            break
+        for problem, children in zip(active, _expand_level(active, propose, score, params.branch, True,
+                                                            params.max_depth)):
+            kept = _top(children, params.width)
+            problem.finished.extend(child for child in kept if child.finished)
+            problem.open = [child for child in kept if not child.finished]
+    return _level_results(prompts, problems, extract_answer)
+
+
+# Naive mode: one model call per candidate step, as the official code does ------------------------
+
+
+def unbatched_propose(propose: ProposeFn) -> ProposeFn:
+    """`propose` called once per prefix and sample (batch 1), for the benchmark against batching."""
+
+    def one_at_a_time(prefixes: Sequence[Prefix], num_samples: int) -> list[list[ProposedStep]]:
+        return [[propose([prefix], 1)[0][0] for _ in range(num_samples)] for prefix in prefixes]
+
+    return one_at_a_time
+
+
+def unbatched_score(score: ScoreFn) -> ScoreFn:
+    """`score` called once per prefix (batch 1), for the benchmark against batching."""
+
+    def one_at_a_time(prefixes: Sequence[Prefix]) -> list[float]:
+        return [score([prefix])[0] for prefix in prefixes]
+
+    return one_at_a_time
