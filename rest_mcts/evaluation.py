@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -9,8 +10,9 @@ from sklearn.metrics import roc_auc_score
 
 from rest_mcts.data import Problem
 from rest_mcts.tasks import Task
-from search.mcts import best_answer_node
+from search.mcts import MCTSParams, best_answer_node
 from search.tree import Tree
+from search.types import GreedyFn, ProposeFn, ScoreFn
 
 
 def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
@@ -54,3 +56,168 @@ def greedy_metrics(results: Sequence, split: str) -> dict[str, float]:
         f"{split}/greedy/accuracy": float(np.mean([result.correct for result in results])),
         f"{split}/greedy/tokens_per_problem": float(np.mean([result.num_tokens for result in results])),
     }
+
+
+# Methods at equal token budgets (python -m rest_mcts.evaluate) ----------------------------------
+
+SAMPLING_METHODS = (
+    "self_consistency", "best_of_n_min", "best_of_n_prod", "best_of_n_last", "best_of_n_mean", "weighted_vote",
+    "pass_at_n",
+)
+"""Methods read from one shared set of N sampled solutions (pass_at_n, the oracle ceiling, included)."""
+METHODS = ("greedy",) + SAMPLING_METHODS + ("beam_search", "tot_bfs", "mcts")
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    """How each method spends a token budget per problem: its size knob, set from the budget and L, the
+    mean tokens of one greedy solution; the budget is also every method's hard cap."""
+
+    budget: int
+    num_samples: int
+    """N of the sampling methods: budget / L."""
+    beam_width: int
+    """N of beam search (one step per beam per level, so about N·L tokens): budget / L, at least its branch."""
+    tot_breadth: int
+    """b of ToT-BFS (b·k steps per level, so about b·k·L tokens): budget / (k·L)."""
+
+
+def plan_budget(budget: int, greedy_tokens: float, beam_branch: int, tot_branch: int) -> BudgetPlan:
+    if budget < 1:
+        raise ValueError(f"budget {budget}: expected a positive number of tokens per problem")
+    solutions = budget / max(greedy_tokens, 1.0)
+    return BudgetPlan(
+        budget=budget,
+        num_samples=max(1, round(solutions)),
+        beam_width=max(beam_branch, round(solutions)),
+        tot_breadth=max(1, round(solutions / tot_branch)),
+    )
+
+
+@dataclass(frozen=True)
+class MethodCall:
+    """One batch of work for a search worker: a method group at one budget and seed on one split."""
+
+    group: str
+    """'greedy', 'sampling' (every method in SAMPLING_METHODS), 'beam_search', 'tot_bfs' or 'mcts'."""
+    split: str
+    seed: int
+    plan: BudgetPlan | None
+    """None for greedy, which has no budget."""
+    mcts: MCTSParams
+    beam_branch: int = 2
+    tot_branch: int = 3
+    max_depth: int = 10
+
+
+@dataclass(frozen=True)
+class MethodRecord:
+    """One method's outcome on one problem at one budget and seed (the raw rows of an evaluation)."""
+
+    split: str
+    method: str
+    budget: int
+    """Tokens per problem the method was given; 0 for greedy."""
+    seed: int
+    problem_id: str
+    correct: bool
+    tokens: int
+    seconds: float
+    """Worker seconds per problem of the method's group (shared by methods that read the same samples)."""
+
+
+def run_call(call: MethodCall, task: Task, problems: Sequence[Problem], propose: ProposeFn, greedy: GreedyFn,
+             score: ScoreFn) -> list[MethodRecord]:
+    """Run `call` on `problems` with the given models; one record per method and problem."""
+    import time
+
+    from search import baselines
+    from search.mcts import run_mcts
+
+    prompts = [(problem.id, task.format_prompt(problem)) for problem in problems]
+    started = time.time()
+    budget = call.plan.budget if call.plan else 0
+    results: dict[str, list[baselines.MethodResult]] = {}
+    if call.group == "greedy":
+        results["greedy"] = baselines.greedy_solutions(prompts, greedy, task.extract_answer, call.max_depth)
+    elif call.group == "sampling":
+        results = baselines.sampling_methods(prompts, propose, score, task.extract_answer, call.plan.num_samples,
+                                             call.max_depth, budget)
+        results["pass_at_n"] = results["self_consistency"]
+    elif call.group in ("beam_search", "tot_bfs"):
+        width, branch = ((call.plan.beam_width, call.beam_branch) if call.group == "beam_search"
+                         else (call.plan.tot_breadth, call.tot_branch))
+        params = baselines.LevelSearchParams(width, branch, call.max_depth, budget)
+        method = baselines.beam_search if call.group == "beam_search" else baselines.tot_bfs
+        results[call.group] = method(prompts, propose, score, task.extract_answer, params)
+    elif call.group == "mcts":
+        params = replace(call.mcts, max_tokens=budget, stop_at_end_gate=True)
+        trees = run_mcts(prompts, propose, score, params)
+        results["mcts"] = []
+        for tree in trees:
+            best = best_answer_node(tree)
+            chosen = tree.steps_of(best) if best is not None else None
+            answer = task.extract_answer(chosen) if chosen is not None else None
+            results["mcts"].append(baselines.MethodResult(tree.problem_id, chosen, answer, tree.tokens_used))
+    else:
+        raise ValueError(f"unknown method group {call.group!r}")
+    seconds = (time.time() - started) / max(1, len(problems))
+    records = []
+    for method, method_results in results.items():
+        for problem, result in zip(problems, method_results, strict=True):
+            if method == "pass_at_n":
+                correct = any(task.check_answer(task.extract_answer(c.steps), problem.answer) for c in result.finished)
+            else:
+                correct = task.check_answer(result.answer, problem.answer)
+            records.append(MethodRecord(call.split, method, budget, call.seed, problem.id, bool(correct),
+                                        result.tokens_used, seconds))
+    return records
+
+
+def bootstrap_interval(correct_by_seed: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap interval of accuracy over problems; `correct_by_seed` is [seeds, problems].
+
+    Problems are resampled (each resample keeps a problem's outcomes on every seed), so the interval
+    covers variation over problems and seeds.
+    """
+    per_problem = correct_by_seed.mean(axis=0)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(per_problem), size=(resamples, len(per_problem)))
+    means = per_problem[draws].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    split: str
+    method: str
+    budget: int
+    seeds: int
+    problems: int
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    tokens_per_problem: float
+    seconds_per_problem: float
+
+
+def summarize(records: Sequence[MethodRecord]) -> list[SummaryRow]:
+    """Accuracy (with a bootstrap interval), mean tokens and seconds per (split, method, budget)."""
+    groups: dict[tuple[str, str, int], list[MethodRecord]] = {}
+    for record in records:
+        groups.setdefault((record.split, record.method, record.budget), []).append(record)
+    rows = []
+    for (split, method, budget), group in sorted(groups.items(), key=lambda item: (
+            item[0][0], METHODS.index(item[0][1]) if item[0][1] in METHODS else len(METHODS), item[0][1], item[0][2])):
+        seeds = sorted({record.seed for record in group})
+        problem_ids = sorted({record.problem_id for record in group})
+        outcome = {(record.seed, record.problem_id): record.correct for record in group}
+        if len(outcome) != len(seeds) * len(problem_ids):
+            raise ValueError(f"{split}/{method}/{budget}: not every seed covers every problem")
+        matrix = np.array([[outcome[(seed, pid)] for pid in problem_ids] for seed in seeds], dtype=float)
+        low, high = bootstrap_interval(matrix)
+        rows.append(SummaryRow(split, method, budget, len(seeds), len(problem_ids), float(matrix.mean()), low, high,
+                               float(np.mean([record.tokens for record in group])),
+                               float(np.mean([record.seconds for record in group]))))
+    return rows

@@ -426,14 +426,15 @@ def prepare_run_dir(config: RunConfig, args: argparse.Namespace) -> tuple[RunCon
     return config, run_dir
 
 
-def start_ray(config: RunConfig) -> None:
+def start_ray(address: str, dashboard_host: str) -> None:
+    """Join the Ray cluster at `address`, or start a local one with its dashboard on `dashboard_host`."""
     import ray
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    if config.cluster.ray_address:
-        context = ray.init(address=config.cluster.ray_address, log_to_driver=False)
+    if address:
+        context = ray.init(address=address, log_to_driver=False)
     else:
-        context = ray.init(include_dashboard=True, dashboard_host=config.cluster.dashboard_host,
+        context = ray.init(include_dashboard=True, dashboard_host=dashboard_host,
                            log_to_driver=False, logging_level=logging.WARNING)
     url = getattr(context, "dashboard_url", None)
     if url:
@@ -455,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as error:
         parser.exit(2, f"error: {error}\n")
     loop = Loop(config, run_dir)
-    start_ray(config)
+    start_ray(config.cluster.ray_address, config.cluster.dashboard_host)
     from rest_mcts.tracking import Tracker, format_table
 
     tracker = Tracker(config.logging.wandb_project, config.logging.experiment, config.logging.wandb_mode,

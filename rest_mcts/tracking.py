@@ -38,6 +38,24 @@ class Tracker:
     def log(self, round_index: int, metrics: dict[str, float]) -> None:
         self.run.log({"round": round_index, **metrics}, step=round_index)
 
+    def log_rows(self, rows: list) -> None:
+        """An evaluation's summary rows (dataclasses): a W&B table, and each figure as
+        `<split>/<method>/<budget>/<figure>` (budget 0: greedy, which has none)."""
+        from dataclasses import asdict
+
+        import wandb
+
+        records = [asdict(row) for row in rows]
+        if not records:
+            return
+        columns = list(records[0])
+        metrics = {"evaluation": wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in records])}
+        for record in records:
+            key = f"{record['split']}/{record['method']}/{record['budget']}"
+            for figure in ("accuracy", "ci_low", "ci_high", "tokens_per_problem", "seconds_per_problem"):
+                metrics[f"{key}/{figure}"] = record[figure]
+        self.run.log(metrics)
+
     def finish(self) -> None:
         self.run.finish()
 

@@ -101,25 +101,22 @@ class SearchWorker:
 
     def greedy(self, problems: list[Problem], max_depth: int) -> list[GreedyResult]:
         """Greedy chain-of-thought: the argmax step, repeated until a final step or max_depth."""
-        prefixes = {problem.id: Prefix(self.task.format_prompt(problem)) for problem in problems}
-        tokens = {problem.id: 0 for problem in problems}
-        open_ids = [problem.id for problem in problems]
-        for _ in range(max_depth):
-            if not open_ids:
-                break
-            steps = self.sampler.greedy([prefixes[pid] for pid in open_ids])
-            still_open = []
-            for pid, step in zip(open_ids, steps):
-                tokens[pid] += step.num_tokens
-                if step.text.strip():
-                    prefixes[pid] = prefixes[pid].extend(step.text)
-                if not step.is_final and step.text.strip():
-                    still_open.append(pid)
-            open_ids = still_open
+        from search.baselines import greedy_solutions
+
+        prompts = [(problem.id, self.task.format_prompt(problem)) for problem in problems]
+        results = greedy_solutions(prompts, self.sampler.greedy, self.task.extract_answer, max_depth)
         return [
-            GreedyResult(p.id, prefixes[p.id].steps, tokens[p.id], self.task.is_correct(p, prefixes[p.id].steps))
-            for p in problems
+            GreedyResult(problem.id, result.chosen, result.tokens_used,
+                         self.task.check_answer(result.answer, problem.answer))
+            for problem, result in zip(problems, results)
         ]
+
+    def run_call(self, problems: list[Problem], call) -> list:
+        """One `evaluation.MethodCall` on `problems`: a method group at one budget and seed; its records."""
+        from rest_mcts.evaluation import run_call
+
+        self.sampler.reseed(call.seed * 1_000_003 + zlib.crc32(problems[0].id.encode()))
+        return run_call(call, self.task, problems, self.sampler.propose, self.sampler.greedy, self._score)
 
 
 def read_finished_trees(path: Path) -> list[dict]:

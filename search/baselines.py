@@ -240,10 +240,10 @@ def greedy_solutions(
         open_indices = still_open
     results = []
     for (problem_id, _), candidate, used in zip(prompts, candidates, tokens):
+        # The chain is kept even when it never finished (for inspection); it then has no answer.
         finished = [candidate] if candidate.finished else []
-        chosen = candidate.steps if candidate.finished else None
-        answer = extract_answer(chosen) if chosen is not None else None
-        results.append(MethodResult(problem_id, chosen, answer, used, finished))
+        answer = extract_answer(candidate.steps) if candidate.finished else None
+        results.append(MethodResult(problem_id, candidate.steps, answer, used, finished))
     return results
 
 
