@@ -81,6 +81,10 @@ class SearchConfig:
     """Sampling temperature of the policy during search."""
     max_step_tokens: int = 24
     """Longest step the sampler generates (tokens)."""
+    decode: str = "cached"
+    """Step sampling: 'cached' (each prefix encoded once for all its samples, rows leave the batch as they
+    stop; honours temperature, top-k and suppressed tokens) or 'generate' (transformers' generate, which
+    also honours the rest of a model's generation config)."""
     max_traces_per_problem: int = 2
     """Verified-correct traces kept per searched problem for policy training."""
     seed_replay_ratio: float = -1.0
@@ -305,6 +309,8 @@ def validate(config: RunConfig) -> None:
             raise ConfigError(f"--{name} {value}: expected a positive integer")
     if config.search.oracle_step_filter and not TASKS[config.task.name].synthetic:
         raise ConfigError("--search.oracle_step_filter: needs a synthetic task (true step labels)")
+    if config.search.decode not in ("cached", "generate"):
+        raise ConfigError(f"--search.decode {config.search.decode!r}: expected 'cached' or 'generate'")
     for name in ("policy_train", "prm_train"):
         if getattr(config, name).zero_stage not in (0, 1, 2, 3):
             raise ConfigError(f"--{name}.zero_stage: expected 0, 1, 2 or 3")

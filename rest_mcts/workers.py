@@ -39,6 +39,8 @@ class SamplerSettings:
     temperature: float
     max_step_tokens: int
     seed: int
+    decode: str = "cached"
+    """'cached' or 'generate' (see SearchConfig.decode)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class SearchWorker:
             temperature=settings.temperature,
             device=device,
             seed=settings.seed * 1000 + worker_index,
+            decode=settings.decode,
         )
         self.scorer = None
         if settings.prm_path:

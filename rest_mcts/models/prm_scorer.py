@@ -10,7 +10,8 @@ from typing import Sequence
 
 import torch
 
-from rest_mcts.models.encoding import EncodedSteps, encode_steps
+from rest_mcts.models.encoding import EncodedSteps, encode_step, encode_steps
+from rest_mcts.models.kv_cache import encode_shared, select_rows
 from search.types import Prefix
 
 
@@ -21,7 +22,8 @@ class PRMScorer:
     trained on prompt tokens, so a score there would mean nothing. The search gives the root its own value.
     """
 
-    def __init__(self, model, tokenizer, device: str | torch.device = "cpu", batch_size: int = 128):
+    def __init__(self, model, tokenizer, device: str | torch.device = "cpu", batch_size: int = 128,
+                 shared_prefix: bool = True):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if model.config.num_labels != 1:
@@ -34,18 +36,24 @@ class PRMScorer:
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.pad_token_id = pad_token_id
+        self.shared_prefix = shared_prefix and _takes_a_cache(model)
+        """Encode siblings' common prefix once (decoder PRMs with a `score` head, e.g. LlamaForTokenClassification)."""
 
     def encode(self, prefix: Prefix) -> EncodedSteps:
         """The ids the PRM reads for `prefix` (no EOS), exactly as training encodes them."""
         return encode_steps(self.tokenizer, prefix.prompt, prefix.steps)
 
     def score(self, prefixes: Sequence[Prefix]) -> list[float]:
-        """PRM value in [0, 1] of each prefix's last step, in prefix order; batches of `batch_size`, right-padded."""
-        encoded = []
-        for prefix in prefixes:
-            if not prefix.steps:
-                raise ValueError("a prefix with no steps has no step to score")
-            encoded.append(self.encode(prefix))
+        """PRM value in [0, 1] of each prefix's last step, in prefix order; batches of `batch_size`.
+
+        With `shared_prefix`, prefixes that differ only in their last step (siblings) share one encoding
+        of what comes before it; otherwise every prefix is encoded whole (right-padded).
+        """
+        if any(not prefix.steps for prefix in prefixes):
+            raise ValueError("a prefix with no steps has no step to score")
+        if self.shared_prefix:
+            return self._score_siblings(prefixes)
+        encoded = [self.encode(prefix) for prefix in prefixes]
         scores = [0.0] * len(encoded)
         # Batches of similar lengths waste less compute on padding.
         order = sorted(range(len(encoded)), key=lambda index: len(encoded[index].input_ids))
@@ -57,6 +65,47 @@ class PRMScorer:
         return scores
 
     __call__ = score
+
+    def _score_siblings(self, prefixes: Sequence[Prefix]) -> list[float]:
+        """Encode each distinct parent (the prefix without its last step) once, then only the last steps.
+
+        The head reads the last token of each last step, the same token `encode_steps` marks: a prefix's
+        ids are its parent's ids followed by its last step's ids, segment by segment.
+        """
+        parents: dict[tuple[str, tuple[str, ...]], int] = {}
+        parent_of = [parents.setdefault((p.prompt, p.steps[:-1]), len(parents)) for p in prefixes]
+        parent_ids = [encode_steps(self.tokenizer, prompt, steps).input_ids for prompt, steps in parents]
+        step_ids = [encode_step(self.tokenizer, prefix.steps[-1]) for prefix in prefixes]
+        scores = [0.0] * len(prefixes)
+        order = sorted(range(len(prefixes)), key=lambda index: parent_of[index])
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            chunk_parents = sorted({parent_of[index] for index in chunk})
+            local = {parent: row for row, parent in enumerate(chunk_parents)}
+            with torch.inference_mode():
+                cache, parent_mask, lengths = encode_shared(
+                    self.model.base_model, [parent_ids[parent] for parent in chunk_parents], self.pad_token_id,
+                    self.device)
+                rows = torch.tensor([local[parent_of[index]] for index in chunk], device=self.device)
+                select_rows(cache, rows)
+                steps = [step_ids[index] for index in chunk]
+                width = max(len(ids) for ids in steps)
+                input_ids = torch.full((len(chunk), width), self.pad_token_id, dtype=torch.long)
+                step_mask = torch.zeros((len(chunk), width), dtype=torch.long)
+                for row, ids in enumerate(steps):
+                    input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+                    step_mask[row, : len(ids)] = 1
+                hidden = self.model.base_model(
+                    input_ids=input_ids.to(self.device),
+                    attention_mask=torch.cat([parent_mask[rows], step_mask.to(self.device)], dim=-1),
+                    position_ids=lengths[rows][:, None] + torch.arange(width, device=self.device),
+                    past_key_values=cache, use_cache=True,
+                ).last_hidden_state
+                last = torch.tensor([len(ids) - 1 for ids in steps], device=self.device)
+                logits = self.model.score(hidden[torch.arange(len(chunk), device=self.device), last])[:, 0]
+            for index, value in zip(chunk, torch.sigmoid(logits.float()).cpu().tolist()):
+                scores[index] = value
+        return scores
 
     def score_all_steps(self, prefix: Prefix) -> list[float]:
         """PRM value of every step of `prefix` from one forward pass: element i reads step i's last token."""
@@ -79,3 +128,12 @@ class PRMScorer:
             values[row, item.step_end_positions[-1:] if last_step_only else item.step_end_positions].tolist()
             for row, item in enumerate(encoded)
         ]
+
+
+def _takes_a_cache(model) -> bool:
+    """Whether the PRM is a decoder whose body takes a KV cache and whose head is a `score` layer."""
+    import inspect
+
+    body = getattr(model, "base_model", None)
+    return (body is not None and body is not model and isinstance(getattr(model, "score", None), torch.nn.Linear)
+            and "past_key_values" in inspect.signature(body.forward).parameters)

@@ -1,8 +1,9 @@
 """The policy as a `ProposeFn`: batched sampling of the next reasoning step for many prefixes at once.
 
-All prefixes of a call go through one left-padded `generate` (split only above `max_batch_sequences`
-sequences), with `num_return_sequences` samples each, stopping every sequence at its first step
-delimiter or EOS. Prefixes are tokenized only through `encoding.encode_steps`, so the policy sees the
+All prefixes of a call are decoded together (split only above `max_batch_sequences` sequences),
+`num_samples` samples each, stopping every sequence at its first step delimiter or EOS. By default
+each prefix is encoded once and its KV cache shared by its samples, and a sequence leaves the batch as
+soon as it stops (`kv_cache.py`); `decode="generate"` uses transformers' `generate` instead. Prefixes are tokenized only through `encoding.encode_steps`, so the policy sees the
 same ids that training and the PRM see.
 """
 
@@ -14,6 +15,7 @@ from typing import Callable, Sequence
 import torch
 
 from rest_mcts.models.encoding import encode_steps
+from rest_mcts.models.kv_cache import encode_shared, left_padded, select_rows
 from search.types import Prefix, ProposedStep
 
 
@@ -46,11 +48,14 @@ class StepSampler:
         device: str | torch.device = "cpu",
         max_batch_sequences: int = 256,
         seed: int | None = None,
+        decode: str = "cached",
     ):
         if not delimiter:
             raise ValueError("delimiter must be a non-empty string")
         if max_step_tokens < 1 or max_batch_sequences < 1:
             raise ValueError("max_step_tokens and max_batch_sequences must be at least 1")
+        if decode not in ("cached", "generate"):
+            raise ValueError(f"decode must be 'cached' or 'generate', got {decode!r}")
         if temperature <= 0:
             raise ValueError("temperature must be positive; use greedy() for greedy decoding")
         if tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
@@ -65,6 +70,9 @@ class StepSampler:
         self.top_k = top_k
         self.max_batch_sequences = max_batch_sequences
         self.seed = seed
+        self.decode = decode
+        """'cached': our KV-cache loop (prompt encoded once per prefix, stopped rows dropped); 'generate':
+        transformers' `generate` (for models whose forward does not take a cache, and for comparison)."""
         self._calls = 0
         self.eos_token_id = tokenizer.eos_token_id
         self.pad_token_id = tokenizer.pad_token_id
@@ -80,6 +88,9 @@ class StepSampler:
     def reseed(self, seed: int) -> None:
         """Restart the private sampling stream at `seed` (calls then draw seed, seed + 1, ...)."""
         self.seed = seed
+        self.decode = decode
+        """'cached': our KV-cache loop (prompt encoded once per prefix, stopped rows dropped); 'generate':
+        transformers' `generate` (for models whose forward does not take a cache, and for comparison)."""
         self._calls = 0
 
     def propose(self, prefixes: Sequence[Prefix], num_samples: int) -> list[list[ProposedStep]]:
@@ -114,22 +125,72 @@ class StepSampler:
         return results
 
     def _generate_chunk(self, prompts: list[list[int]], num_samples: int, do_sample: bool) -> list[list[int]]:
-        """One `generate` over left-padded `prompts`; the new token ids of each of the len(prompts)*num_samples rows
-        (rows of one prompt are consecutive), padding after an early stop included."""
-        width = max(len(ids) for ids in prompts)
-        input_ids = torch.full((len(prompts), width), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, ids in enumerate(prompts):
-            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            attention_mask[row, width - len(ids) :] = 1
+        """The new token ids of each of the len(prompts)*num_samples rows (rows of one prompt are consecutive),
+        each up to and including its first stop token (or max_step_tokens long)."""
+        if self.decode == "generate" or min(len(ids) for ids in prompts) < 2:
+            # A one-token prompt leaves nothing to encode ahead of decoding.
+            return self._generate_with_hf(prompts, num_samples, do_sample)
+        return self._generate_cached(prompts, num_samples, do_sample)
+
+    def _generate_cached(self, prompts: list[list[int]], num_samples: int, do_sample: bool) -> list[list[int]]:
+        """Decode with a KV cache shared by the samples of a prompt, dropping every row as soon as it stops.
+
+        Each prompt but its last token is encoded once; its cache rows are copied to its `num_samples`
+        samples, which then decode together from the prompt's last token. A row that emits a stop token
+        leaves the batch (its cache rows are dropped), so no compute goes to rows that already ended.
+        """
+        rows = torch.arange(len(prompts), device=self.device).repeat_interleave(num_samples)
+        cache, attention_mask, positions = encode_shared(
+            self.model.base_model, [ids[:-1] for ids in prompts], self.pad_token_id, self.device)
+        select_rows(cache, rows)
+        attention_mask, positions = attention_mask[rows], positions[rows]
+        next_tokens = torch.tensor([ids[-1] for ids in prompts], device=self.device)[rows]
+        alive = torch.arange(len(rows), device=self.device)
+        generated: list[list[int]] = [[] for _ in range(len(rows))]
+        stop_ids = torch.tensor(self.stop_token_ids, device=self.device)
+        for _ in range(self.max_step_tokens):
+            attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(alive), 1))], dim=-1)
+            logits = self.model(input_ids=next_tokens[:, None], attention_mask=attention_mask,
+                                position_ids=positions[:, None], past_key_values=cache, use_cache=True).logits[:, -1]
+            tokens = self._pick(logits.float(), do_sample)
+            for row, token in zip(alive.tolist(), tokens.tolist()):
+                generated[row].append(token)
+            running = ~torch.isin(tokens, stop_ids)
+            if not bool(running.any()):
+                break
+            if not bool(running.all()):
+                keep = running.nonzero().squeeze(-1)
+                select_rows(cache, keep)
+                alive, attention_mask, positions, tokens = alive[keep], attention_mask[keep], positions[keep], tokens[keep]
+            next_tokens, positions = tokens, positions + 1
+        return generated
+
+    def _pick(self, logits: torch.Tensor, do_sample: bool) -> torch.Tensor:
+        """Argmax, or a sample at `temperature` from the `top_k` most likely tokens (0: all), per row; tokens the
+        model's generation config suppresses are never picked (its other settings are `generate`'s business)."""
+        suppressed = getattr(self.model.generation_config, "suppress_tokens", None)
+        if suppressed:
+            logits[:, suppressed] = float("-inf")
+        if not do_sample:
+            return logits.argmax(-1)
+        logits = logits / self.temperature
+        if self.top_k > 0:
+            threshold = torch.topk(logits, min(self.top_k, logits.size(-1)), dim=-1).values[:, -1:]
+            logits = logits.masked_fill(logits < threshold, float("-inf"))
+        return torch.multinomial(torch.softmax(logits, dim=-1), 1).squeeze(-1)
+
+    def _generate_with_hf(self, prompts: list[list[int]], num_samples: int, do_sample: bool) -> list[list[int]]:
+        """One transformers `generate` over left-padded `prompts` with `num_return_sequences` (every sample
+        re-encodes its prompt, and rows that stopped keep running as padding until all have stopped)."""
+        input_ids, attention_mask = left_padded(prompts, self.pad_token_id, self.device)
         sampling = (
             dict(do_sample=True, temperature=self.temperature, top_k=self.top_k, top_p=1.0)
             if do_sample
             else dict(do_sample=False)
         )
         output = self.model.generate(
-            input_ids=input_ids.to(self.device),
-            attention_mask=attention_mask.to(self.device),
+            input_ids=input_ids,
+            attention_mask=attention_mask,
             max_new_tokens=self.max_step_tokens,
             num_return_sequences=num_samples,
             eos_token_id=self.stop_token_ids,
@@ -137,7 +198,7 @@ class StepSampler:
             return_dict_in_generate=False,
             **sampling,
         )
-        return output[:, width:].tolist()
+        return output[:, input_ids.shape[1]:].tolist()
 
     def _to_step(self, token_ids: list[int]) -> ProposedStep:
         """Turn one row of generated ids into a step: cut at the first stop, count, decode, classify."""

@@ -146,7 +146,8 @@ def test_a_prefix_without_steps_cannot_be_scored(tokenizer, prm):
 def test_sampled_bpe_steps_are_cut_after_a_delimiter_merged_with_what_follows():
     tokenizer = build_bpe_tokenizer()
     policy = build_tiny_policy(tokenizer, seed=0, **TINY)
-    sampler = StepSampler(policy, tokenizer, "\n", lambda text: "#" in text, max_step_tokens=8, seed=0)
+    sampler = StepSampler(policy, tokenizer, "\n", lambda text: "#" in text, max_step_tokens=8, seed=0,
+                          decode="generate")
     merged_ids = {i for i in sampler.stop_token_ids if not tokenizer.decode([i]).endswith("\n")}
     assert merged_ids, "some stop tokens carry characters after the delimiter"
     generate = policy.generate
@@ -167,3 +168,23 @@ def test_sampled_bpe_steps_are_cut_after_a_delimiter_merged_with_what_follows():
     for step in (step for steps in proposals for step in steps):
         assert step.text.count("\n") <= 1
         assert step.text.endswith("\n") or step.is_final
+
+
+def test_siblings_scored_over_one_shared_parent_encoding_match_whole_prefixes(tokenizer, prm):
+    prefixes = [Prefix(PROMPT, STEPS[:1]), Prefix(PROMPT, STEPS[:2]), Prefix(PROMPT, (STEPS[0], "x + 9\n")),
+                Prefix(PROMPT, STEPS[:3]), Prefix("other question", ("7\n",)), Prefix(PROMPT, STEPS[:2])]
+    shared = PRMScorer(prm, tokenizer, batch_size=4)
+    whole = PRMScorer(prm, tokenizer, shared_prefix=False)
+    assert shared.shared_prefix and not whole.shared_prefix
+    assert shared.score(prefixes) == pytest.approx(whole.score(prefixes), abs=1e-5)
+
+
+def test_cached_sampling_with_a_bpe_tokenizer_gives_the_same_greedy_steps_as_generate():
+    tokenizer = build_bpe_tokenizer()
+    policy = build_tiny_policy(tokenizer, seed=0, **TINY)
+    prefixes = [Prefix(PROMPT), Prefix(PROMPT, STEPS[:1]), Prefix(PROMPT, STEPS[:2])]
+    steps = {}
+    for decode in ("cached", "generate"):
+        sampler = StepSampler(policy, tokenizer, "\n", lambda text: "#" in text, max_step_tokens=8, decode=decode)
+        steps[decode] = sampler.greedy(prefixes)
+    assert steps["cached"] == steps["generate"]

@@ -1,4 +1,5 @@
-"""StepSampler: one batched, left-padded generate per call; exact step boundaries and token counts."""
+"""StepSampler: batched, left-padded decoding (our KV-cache loop, or transformers' generate); exact step
+boundaries and token counts."""
 
 import pytest
 import torch
@@ -77,14 +78,14 @@ def test_batched_left_padded_greedy_equals_one_prefix_at_a_time(policy, tokenize
 def test_greedy_split_into_several_generate_calls_equals_one_call(policy, tokenizer):
     whole = make_sampler(policy, tokenizer).greedy(PREFIXES)
     with GenerateSpy(policy) as spy:
-        split = make_sampler(policy, tokenizer, max_batch_sequences=2).greedy(PREFIXES)
+        split = make_sampler(policy, tokenizer, max_batch_sequences=2, decode="generate").greedy(PREFIXES)
     assert split == whole
     assert [call["input_ids"].shape[0] for call in spy.calls] == [2, 2, 1]
 
 
 def test_propose_makes_one_generate_call_with_num_return_sequences(policy, tokenizer):
     with GenerateSpy(policy) as spy:
-        proposals = make_sampler(policy, tokenizer).propose(PREFIXES, 3)
+        proposals = make_sampler(policy, tokenizer, decode="generate").propose(PREFIXES, 3)
     assert [len(steps) for steps in proposals] == [3] * len(PREFIXES)
     assert len(spy.calls) == 1
     call = spy.calls[0]
@@ -96,7 +97,7 @@ def test_propose_makes_one_generate_call_with_num_return_sequences(policy, token
 
 def test_left_padding_has_a_matching_attention_mask(policy, tokenizer):
     with GenerateSpy(policy) as spy:
-        make_sampler(policy, tokenizer).greedy(PREFIXES[:2])
+        make_sampler(policy, tokenizer, decode="generate").greedy(PREFIXES[:2])
     input_ids, attention_mask = spy.calls[0]["input_ids"], spy.calls[0]["attention_mask"]
     short_length = len(PREFIXES[0].prompt) + 1  # BOS + one token per character
     assert attention_mask[0].tolist() == [0] * (input_ids.shape[1] - short_length) + [1] * short_length
@@ -106,7 +107,7 @@ def test_left_padding_has_a_matching_attention_mask(policy, tokenizer):
 
 def test_samples_are_split_when_num_samples_exceeds_the_batch_limit(policy, tokenizer):
     with GenerateSpy(policy) as spy:
-        proposals = make_sampler(policy, tokenizer, max_batch_sequences=4).propose(PREFIXES[:2], 6)
+        proposals = make_sampler(policy, tokenizer, max_batch_sequences=4, decode="generate").propose(PREFIXES[:2], 6)
     assert [len(steps) for steps in proposals] == [6, 6]
     assert all(call["output"].shape[0] <= 4 for call in spy.calls)
     assert sorted(call["num_return_sequences"] for call in spy.calls) == [2, 2, 4, 4]
@@ -176,3 +177,43 @@ def test_samples_stay_with_their_prefix_in_order(policy, tokenizer):
     for max_batch_sequences in (256, 4):
         sampler = make_sampler(policy, tokenizer, top_k=1, max_batch_sequences=max_batch_sequences)
         assert sampler.propose(PREFIXES, 3) == [[step] * 3 for step in greedy]
+
+
+@pytest.mark.parametrize("max_batch_sequences", [256, 2])
+def test_cached_decoding_gives_the_same_greedy_steps_as_generate(policy, tokenizer, max_batch_sequences):
+    cached = make_sampler(policy, tokenizer, max_batch_sequences=max_batch_sequences).greedy(PREFIXES)
+    generated = make_sampler(policy, tokenizer, decode="generate").greedy(PREFIXES)
+    assert cached == generated
+
+
+class ForwardSpy:
+    """Records the batch size of every forward call of a model."""
+
+    def __init__(self, model):
+        self.model, self.sizes = model, []
+        self.handle = None
+
+    def __enter__(self):
+        self.handle = self.model.register_forward_pre_hook(
+            lambda module, args, kwargs: self.sizes.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+def test_cached_decoding_drops_rows_as_they_stop_and_encodes_each_prompt_once(policy, tokenizer):
+    sampler = make_sampler(policy, tokenizer)
+    with ForwardSpy(policy) as spy:
+        proposals = sampler.propose(PREFIXES, 4)
+    # The prompts are encoded by the base model, not the LM: every forward of the LM is one decode step.
+    lengths = [step.num_tokens for steps in proposals for step in steps]
+    assert spy.sizes[0] == 4 * len(PREFIXES)
+    assert spy.sizes == sorted(spy.sizes, reverse=True)
+    assert len(spy.sizes) == max(lengths)
+    assert spy.sizes == [sum(length > i for length in lengths) for i in range(max(lengths))]
+
+
+def test_unknown_decode_mode_is_rejected(policy, tokenizer):
+    with pytest.raises(ValueError, match="decode must be"):
+        make_sampler(policy, tokenizer, decode="beam")
