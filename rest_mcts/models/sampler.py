@@ -3,7 +3,8 @@
 All prefixes of a call are decoded together (split only above `max_batch_sequences` sequences),
 `num_samples` samples each, stopping every sequence at its first step delimiter or EOS. By default
 each prefix is encoded once and its KV cache shared by its samples, and a sequence leaves the batch as
-soon as it stops (`kv_cache.py`); `decode="generate"` uses transformers' `generate` instead. Prefixes are tokenized only through `encoding.encode_steps`, so the policy sees the
+soon as it stops (`kv_cache.py`); `decode="generate"` uses transformers' `generate` instead.
+Prefixes are tokenized only through `encoding.encode_steps`, so the policy sees the
 same ids that training and the PRM see.
 """
 
@@ -88,9 +89,6 @@ class StepSampler:
     def reseed(self, seed: int) -> None:
         """Restart the private sampling stream at `seed` (calls then draw seed, seed + 1, ...)."""
         self.seed = seed
-        self.decode = decode
-        """'cached': our KV-cache loop (prompt encoded once per prefix, stopped rows dropped); 'generate':
-        transformers' `generate` (for models whose forward does not take a cache, and for comparison)."""
         self._calls = 0
 
     def propose(self, prefixes: Sequence[Prefix], num_samples: int) -> list[list[ProposedStep]]:

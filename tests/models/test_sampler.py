@@ -217,3 +217,11 @@ def test_cached_decoding_drops_rows_as_they_stop_and_encodes_each_prompt_once(po
 def test_unknown_decode_mode_is_rejected(policy, tokenizer):
     with pytest.raises(ValueError, match="decode must be"):
         make_sampler(policy, tokenizer, decode="beam")
+
+
+def test_reseeding_restarts_the_sampling_stream(policy, tokenizer):
+    sampler = make_sampler(policy, tokenizer)
+    first = sampler.propose(PREFIXES, 2)
+    sampler.propose(PREFIXES, 2)
+    sampler.reseed(0)
+    assert sampler.propose(PREFIXES, 2) == first
