@@ -2,6 +2,8 @@
 
 1. batched many-tree MCTS* (one sampler call for the selected leaves of all trees, one PRM pass for all
    new children);
+   (default: KV of tree nodes reused across simulations, rows leave the batch as they stop), and the same
+   batching with transformers' `generate` and whole-prefix PRM passes;
 2. the naive mode of the official code (one model call per candidate step and per PRM score);
 3. one large batched call of transformers' `generate` (the practical ceiling of this machine);
 4. the arithmetic ceiling: measured fp32 matmul rate over the model's FLOPs per generated token.
@@ -95,6 +97,7 @@ def main(argv=None) -> None:
     parser.add_argument("--problems", type=int, default=64, help="Trees searched at once (batched mode).")
     parser.add_argument("--naive-problems", type=int, default=8, help="Trees searched in the naive mode.")
     parser.add_argument("--simulations", type=int, default=8, help="MCTS* simulations per tree (full budget).")
+    parser.add_argument("--kv-store-mb", type=float, default=256.0, help="KV kept across calls per model.")
     parser.add_argument("--generate-batch", type=int, default=64, help="Rows of the `generate` ceiling call.")
     parser.add_argument("--generate-tokens", type=int, default=64, help="New tokens per row of that call.")
     args = parser.parse_args(argv)
@@ -112,14 +115,14 @@ def main(argv=None) -> None:
     tokenizer = load_tokenizer(policy_path)
     policy = load_policy(policy_path)
     sampler = StepSampler(policy, tokenizer, task.step_delimiter, task.is_final_step, max_step_tokens=24,
-                          temperature=1.0, seed=0)
+                          temperature=1.0, seed=0, kv_store_mb=args.kv_store_mb)
     # The naive mode calls transformers' generate per candidate step (the faster option at batch 1 here).
     naive_sampler = StepSampler(policy, tokenizer, task.step_delimiter, task.is_final_step, max_step_tokens=24,
                                 temperature=1.0, seed=0, decode="generate")
     hf_sampler = StepSampler(policy, tokenizer, task.step_delimiter, task.is_final_step, max_step_tokens=24,
                              temperature=1.0, seed=0, decode="generate")
     prm = load_prm(prm_path)
-    scorer = PRMScorer(prm, load_tokenizer(prm_path))
+    scorer = PRMScorer(prm, load_tokenizer(prm_path), kv_store_mb=args.kv_store_mb)
     whole_scorer = PRMScorer(prm, load_tokenizer(prm_path), shared_prefix=False)
     problems = task.problems("test", max(args.problems, args.naive_problems, args.generate_batch), seed=0)
     prompts = [(p.id, task.format_prompt(p)) for p in problems]
@@ -140,7 +143,7 @@ def main(argv=None) -> None:
     header = ["mode", "trees", "seconds", "tokens", "tokens/s", "nodes/s", "sample s", "PRM s", "tree s", "calls"]
     rows = [[name, count, r["seconds"], r["tokens"], r["tokens_per_s"], r["nodes_per_s"], r["sample_s"],
              r["score_s"], r["tree_s"], r["model_calls"]]
-            for name, count, r in (("batched MCTS*, shared prefixes", args.problems, batched),
+            for name, count, r in (("batched MCTS*, KV reuse", args.problems, batched),
                                    ("batched MCTS*, generate", args.problems, batched_hf),
                                    ("naive MCTS*", args.naive_problems, naive))]
     rows.append([f"generate batch {args.generate_batch}", "-", ceiling["seconds"], ceiling["tokens"],
@@ -151,7 +154,7 @@ def main(argv=None) -> None:
     print(f"batched / naive tokens/s:    {batched['tokens_per_s'] / naive['tokens_per_s']:.1f}x")
     print(f"batched / naive nodes/s:     {batched['nodes_per_s'] / naive['nodes_per_s']:.1f}x")
     print(f"batched MCTS* / generate:    {batched['tokens_per_s'] / ceiling['tokens_per_s']:.2f}")
-    print(f"shared prefixes / plain generate-based batching: "
+    print(f"KV reuse / batching with generate: "
           f"{batched['tokens_per_s'] / batched_hf['tokens_per_s']:.2f}x")
     print(f"generate / arithmetic:       {ceiling['tokens_per_s'] / arithmetic:.2f}")
 

@@ -85,6 +85,9 @@ class SearchConfig:
     """Step sampling: 'cached' (each prefix encoded once for all its samples, rows leave the batch as they
     stop; honours temperature, top-k and suppressed tokens) or 'generate' (transformers' generate, which
     also honours the rest of a model's generation config)."""
+    kv_store_mb: float = 256.0
+    """Memory per model and search worker for the KV of tree nodes kept across simulations, so that expanding
+    or scoring under a node encodes only the new step (least recently used dropped first; 0: off)."""
     max_traces_per_problem: int = 2
     """Verified-correct traces kept per searched problem for policy training."""
     seed_replay_ratio: float = -1.0

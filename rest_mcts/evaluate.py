@@ -142,7 +142,7 @@ def evaluate(args: argparse.Namespace, config: RunConfig, policy: str, prm: str)
     task = get_task(config.task.name)
     counts = {"test": config.task.test_problems, "ood": config.task.ood_problems}
     settings = SamplerSettings(policy, prm, task.name, args.temperature, config.search.max_step_tokens, seed=0,
-                               decode=config.search.decode)
+                               decode=config.search.decode, kv_store_mb=config.search.kv_store_mb)
     pool = SearchPool(settings, args.workers, args.cpus_per_worker, args.gpus_per_worker, "evaluate",
                       config.cluster.timeout_s)
     base = MethodCall(group="greedy", split="", seed=0, plan=None,

@@ -101,7 +101,7 @@ class Loop:
         cluster = self.config.cluster
         settings = SamplerSettings(str(policy), str(prm) if prm else "", self.task.name, temperature,
                                    self.config.search.max_step_tokens, self.config.seed * 100 + round_index,
-                                   self.config.search.decode)
+                                   self.config.search.decode, self.config.search.kv_store_mb)
         return SearchPool(settings, cluster.search_workers, cluster.cpus_per_worker, cluster.gpus_per_worker,
                           f"r{round_index:02d}-{purpose}", cluster.timeout_s)
 

@@ -41,6 +41,8 @@ class SamplerSettings:
     seed: int
     decode: str = "cached"
     """'cached' or 'generate' (see SearchConfig.decode)."""
+    kv_store_mb: float = 256.0
+    """KV kept across calls per model (see SearchConfig.kv_store_mb)."""
 
 
 @dataclass(frozen=True)
@@ -80,10 +82,12 @@ class SearchWorker:
             device=device,
             seed=settings.seed * 1000 + worker_index,
             decode=settings.decode,
+            kv_store_mb=settings.kv_store_mb,
         )
         self.scorer = None
         if settings.prm_path:
-            self.scorer = PRMScorer(load_prm(settings.prm_path, device), load_tokenizer(settings.prm_path), device)
+            self.scorer = PRMScorer(load_prm(settings.prm_path, device), load_tokenizer(settings.prm_path), device,
+                                    kv_store_mb=settings.kv_store_mb)
 
     def _score(self, prefixes: Sequence[Prefix]) -> list[float]:
         if self.scorer is None:

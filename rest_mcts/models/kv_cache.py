@@ -8,6 +8,7 @@ padded row sees exactly the positions it would see alone.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Sequence
 
 import torch
@@ -45,3 +46,99 @@ def encode_shared(body, rows: Sequence[Sequence[int]], pad_token_id: int, device
 def select_rows(cache, index: torch.Tensor) -> None:
     """Keep (or repeat) the cache rows `index`, in that order, in place."""
     cache.batch_select_indices(index)
+
+
+LayerKV = list[tuple[torch.Tensor, torch.Tensor]]
+"""One sequence's keys and values per layer, each [heads, tokens, head_dim]."""
+
+
+class PrefixStore:
+    """The KV of token prefixes kept across calls, least recently used dropped first beyond `max_bytes`.
+
+    In a search tree every node's prefix is encoded when the node is made; keeping that encoding lets the
+    node's expansion (and the PRM scoring of its children) encode only what is new. Keys are the token ids
+    whose keys and values are stored.
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.entries: OrderedDict[tuple[int, ...], LayerKV] = OrderedDict()
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def _size(layers: LayerKV) -> int:
+        return sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in layers)
+
+    def get(self, key: tuple[int, ...]) -> LayerKV | None:
+        layers = self.entries.get(key)
+        if layers is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self.entries.move_to_end(key)
+        return layers
+
+    def put(self, key: tuple[int, ...], layers: LayerKV) -> None:
+        if key in self.entries or self.max_bytes <= 0:
+            return
+        size = self._size(layers)
+        if size > self.max_bytes:
+            return
+        self.entries[key] = layers
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            _, dropped = self.entries.popitem(last=False)
+            self.bytes -= self._size(dropped)
+
+
+def row_span(cache, row: int, start: int, stop: int) -> LayerKV:
+    """Copies of one row's keys and values at positions [start, stop) of every layer."""
+    return [(layer.keys[row, :, start:stop].clone(), layer.values[row, :, start:stop].clone()) for layer in cache.layers]
+
+
+def is_plain_cache(cache) -> bool:
+    """True when every layer keeps all positions (no sliding window or other layer kind), so spans can be stored."""
+    return all(type(layer).__name__ == "DynamicLayer" for layer in cache.layers)
+
+
+def assemble(sequences: Sequence[LayerKV], config, device) -> tuple[object, torch.Tensor, torch.Tensor]:
+    """A batch cache from per-sequence keys and values, left-padded with zeros (masked); (cache, mask, lengths)."""
+    from transformers import DynamicCache
+
+    lengths = torch.tensor([layers[0][0].shape[1] for layers in sequences], device=device)
+    width = int(lengths.max())
+    cache = DynamicCache(config=config)
+    for layer_index in range(len(sequences[0])):
+        keys_like, values_like = sequences[0][layer_index]
+        keys = keys_like.new_zeros((len(sequences), keys_like.shape[0], width, keys_like.shape[2]))
+        values = values_like.new_zeros((len(sequences), values_like.shape[0], width, values_like.shape[2]))
+        for row, layers in enumerate(sequences):
+            length = layers[layer_index][0].shape[1]
+            keys[row, :, width - length:] = layers[layer_index][0]
+            values[row, :, width - length:] = layers[layer_index][1]
+        cache.update(keys, values, layer_index)
+    positions = torch.arange(width, device=device)
+    attention_mask = (positions[None, :] >= (width - lengths)[:, None]).long()
+    return cache, attention_mask, lengths
+
+
+def encode_with_store(body, rows: Sequence[Sequence[int]], pad_token_id: int, device, store: PrefixStore | None):
+    """Like `encode_shared`, but rows already in `store` are not encoded again, and new ones are stored.
+
+    Without a store (or for a model whose cache is not plain) this is `encode_shared`.
+    """
+    if store is None:
+        return encode_shared(body, rows, pad_token_id, device)
+    found = [store.get(tuple(row)) for row in rows]
+    missing = [index for index, layers in enumerate(found) if layers is None]
+    if missing:
+        cache, attention_mask, lengths = encode_shared(body, [rows[i] for i in missing], pad_token_id, device)
+        if not is_plain_cache(cache):
+            return encode_shared(body, rows, pad_token_id, device)
+        width = attention_mask.shape[1]
+        for position, index in enumerate(missing):
+            found[index] = row_span(cache, position, width - int(lengths[position]), width)
+            store.put(tuple(rows[index]), found[index])
+    return assemble(found, body.config, device)

@@ -11,7 +11,7 @@ from typing import Sequence
 import torch
 
 from rest_mcts.models.encoding import EncodedSteps, encode_step, encode_steps
-from rest_mcts.models.kv_cache import encode_shared, select_rows
+from rest_mcts.models.kv_cache import PrefixStore, encode_with_store, is_plain_cache, row_span, select_rows
 from search.types import Prefix
 
 
@@ -23,7 +23,7 @@ class PRMScorer:
     """
 
     def __init__(self, model, tokenizer, device: str | torch.device = "cpu", batch_size: int = 128,
-                 shared_prefix: bool = True):
+                 shared_prefix: bool = True, kv_store_mb: float = 0.0):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if model.config.num_labels != 1:
@@ -38,6 +38,9 @@ class PRMScorer:
         self.pad_token_id = pad_token_id
         self.shared_prefix = shared_prefix and _takes_a_cache(model)
         """Encode siblings' common prefix once (decoder PRMs with a `score` head, e.g. LlamaForTokenClassification)."""
+        self.kv_store = PrefixStore(int(kv_store_mb * 2**20)) if kv_store_mb > 0 and self.shared_prefix else None
+        """KV of every prefix scored so far, kept across calls: a node scored as a child is not encoded again
+        when its own children are scored."""
 
     def encode(self, prefix: Prefix) -> EncodedSteps:
         """The ids the PRM reads for `prefix` (no EOS), exactly as training encodes them."""
@@ -83,9 +86,9 @@ class PRMScorer:
             chunk_parents = sorted({parent_of[index] for index in chunk})
             local = {parent: row for row, parent in enumerate(chunk_parents)}
             with torch.inference_mode():
-                cache, parent_mask, lengths = encode_shared(
+                cache, parent_mask, lengths = encode_with_store(
                     self.model.base_model, [parent_ids[parent] for parent in chunk_parents], self.pad_token_id,
-                    self.device)
+                    self.device, self.kv_store)
                 rows = torch.tensor([local[parent_of[index]] for index in chunk], device=self.device)
                 select_rows(cache, rows)
                 steps = [step_ids[index] for index in chunk]
@@ -101,6 +104,13 @@ class PRMScorer:
                     position_ids=lengths[rows][:, None] + torch.arange(width, device=self.device),
                     past_key_values=cache, use_cache=True,
                 ).last_hidden_state
+                if self.kv_store is not None and is_plain_cache(cache):
+                    # Each child becomes a parent once expanded: keep its whole prefix (parent, then its step).
+                    parent_width = parent_mask.shape[1]
+                    for row, index in enumerate(chunk):
+                        length = int(lengths[rows[row]])
+                        span = row_span(cache, row, parent_width - length, parent_width + len(steps[row]))
+                        self.kv_store.put(tuple(parent_ids[parent_of[index]] + steps[row]), span)
                 last = torch.tensor([len(ids) - 1 for ids in steps], device=self.device)
                 logits = self.model.score(hidden[torch.arange(len(chunk), device=self.device), last])[:, 0]
             for index, value in zip(chunk, torch.sigmoid(logits.float()).cpu().tolist()):

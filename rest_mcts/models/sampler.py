@@ -16,7 +16,8 @@ from typing import Callable, Sequence
 import torch
 
 from rest_mcts.models.encoding import encode_steps
-from rest_mcts.models.kv_cache import encode_shared, left_padded, select_rows
+from rest_mcts.models.kv_cache import (PrefixStore, encode_with_store, is_plain_cache, left_padded, row_span,
+                                      select_rows)
 from search.types import Prefix, ProposedStep
 
 
@@ -50,6 +51,7 @@ class StepSampler:
         max_batch_sequences: int = 256,
         seed: int | None = None,
         decode: str = "cached",
+        kv_store_mb: float = 0.0,
     ):
         if not delimiter:
             raise ValueError("delimiter must be a non-empty string")
@@ -74,6 +76,9 @@ class StepSampler:
         self.decode = decode
         """'cached': our KV-cache loop (prompt encoded once per prefix, stopped rows dropped); 'generate':
         transformers' `generate` (for models whose forward does not take a cache, and for comparison)."""
+        self.kv_store = PrefixStore(int(kv_store_mb * 2**20)) if kv_store_mb > 0 and decode == "cached" else None
+        """KV of the prefixes this sampler encoded or generated, kept across calls (a search tree's nodes), so
+        expanding a node encodes nothing again; None: every call encodes its prompts."""
         self._calls = 0
         self.eos_token_id = tokenizer.eos_token_id
         self.pad_token_id = tokenizer.pad_token_id
@@ -138,9 +143,10 @@ class StepSampler:
         leaves the batch (its cache rows are dropped), so no compute goes to rows that already ended.
         """
         rows = torch.arange(len(prompts), device=self.device).repeat_interleave(num_samples)
-        cache, attention_mask, positions = encode_shared(
-            self.model.base_model, [ids[:-1] for ids in prompts], self.pad_token_id, self.device)
+        cache, attention_mask, positions = encode_with_store(
+            self.model.base_model, [ids[:-1] for ids in prompts], self.pad_token_id, self.device, self.kv_store)
         select_rows(cache, rows)
+        keep_spans = self.kv_store is not None and is_plain_cache(cache)
         attention_mask, positions = attention_mask[rows], positions[rows]
         next_tokens = torch.tensor([ids[-1] for ids in prompts], device=self.device)[rows]
         alive = torch.arange(len(rows), device=self.device)
@@ -154,6 +160,8 @@ class StepSampler:
             for row, token in zip(alive.tolist(), tokens.tolist()):
                 generated[row].append(token)
             running = ~torch.isin(tokens, stop_ids)
+            if keep_spans:
+                self._store_stopped(cache, prompts, rows, alive, running, tokens, generated)
             if not bool(running.any()):
                 break
             if not bool(running.all()):
@@ -162,6 +170,17 @@ class StepSampler:
                 alive, attention_mask, positions, tokens = alive[keep], attention_mask[keep], positions[keep], tokens[keep]
             next_tokens, positions = tokens, positions + 1
         return generated
+
+    def _store_stopped(self, cache, prompts, rows, alive, running, tokens, generated) -> None:
+        """Keep the KV of every row that just stopped at a delimiter, under the ids it was fed (its prompt and
+        its step without the stop token): the context from which that step's node will be expanded."""
+        for position in (~running).nonzero().squeeze(-1).tolist():
+            if int(tokens[position]) == self.eos_token_id:
+                continue
+            row = int(alive[position])
+            fed = prompts[int(rows[row])] + generated[row][:-1]
+            self.kv_store.put(tuple(fed), row_span(cache, position, cache.layers[0].keys.shape[2] - len(fed),
+                                                   cache.layers[0].keys.shape[2]))
 
     def _pick(self, logits: torch.Tensor, do_sample: bool) -> torch.Tensor:
         """Argmax, or a sample at `temperature` from the `top_k` most likely tokens (0: all), per row; tokens the

@@ -188,3 +188,12 @@ def test_cached_sampling_with_a_bpe_tokenizer_gives_the_same_greedy_steps_as_gen
         sampler = StepSampler(policy, tokenizer, "\n", lambda text: "#" in text, max_step_tokens=8, decode=decode)
         steps[decode] = sampler.greedy(prefixes)
     assert steps["cached"] == steps["generate"]
+
+
+def test_scores_with_kept_node_kv_match_scores_without(tokenizer, prm):
+    stored = PRMScorer(prm, tokenizer, kv_store_mb=16)
+    plain = PRMScorer(prm, tokenizer, shared_prefix=False)
+    for depth in range(1, len(STEPS) + 1):
+        siblings = [Prefix(PROMPT, STEPS[:depth]), Prefix(PROMPT, STEPS[: depth - 1] + ("9\n",))]
+        assert stored.score(siblings) == pytest.approx(plain.score(siblings), abs=1e-5)
+    assert stored.kv_store.hits == len(STEPS) - 1  # every parent after the prompt was scored before

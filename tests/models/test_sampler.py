@@ -225,3 +225,33 @@ def test_reseeding_restarts_the_sampling_stream(policy, tokenizer):
     sampler.propose(PREFIXES, 2)
     sampler.reseed(0)
     assert sampler.propose(PREFIXES, 2) == first
+
+
+def test_kept_node_kv_gives_the_same_greedy_chains_and_is_reused(policy, tokenizer):
+    stored = make_sampler(policy, tokenizer, kv_store_mb=64)
+    plain = make_sampler(policy, tokenizer)
+    prefixes = list(PREFIXES)
+    for _ in range(3):
+        steps = stored.greedy(prefixes)
+        assert steps == plain.greedy(prefixes)
+        prefixes = [p.extend(s.text) if s.text.endswith("\n") else p for p, s in zip(prefixes, steps)]
+    # Every extended prefix was found in the store (the first call encoded the five prompts).
+    extended = sum(1 for p, q in zip(prefixes, PREFIXES) if p != q)
+    assert extended > 0 and stored.kv_store.hits >= extended
+
+
+def test_prefix_store_drops_the_least_recently_used_beyond_its_bytes():
+    from rest_mcts.models.kv_cache import PrefixStore
+
+    def layers(tokens):  # one layer, 1 head, head_dim 4, float32: 32 bytes per token
+        return [(torch.zeros(1, tokens, 4), torch.zeros(1, tokens, 4))]
+
+    store = PrefixStore(max_bytes=32 * 10)
+    store.put((1, 2, 3), layers(3))
+    store.put((4, 5, 6), layers(3))
+    assert store.get((1, 2, 3)) is not None  # now the most recently used
+    store.put((7, 8, 9, 10), layers(4))  # 10 tokens: still fits
+    store.put((11,), layers(1))  # 11 tokens: (4, 5, 6) goes
+    assert store.get((4, 5, 6)) is None and store.get((1, 2, 3)) is not None and store.bytes == 32 * 8
+    store.put((0,) * 20, layers(20))  # larger than the store: not kept
+    assert store.get((0,) * 20) is None
