@@ -223,6 +223,7 @@ def plot(rows: list[SummaryRow], split: str, path: Path, title: str) -> None:
     os.close(handle)
     figure.savefig(temporary, dpi=120)
     plt.close(figure)
+    os.chmod(temporary, 0o644)
     os.replace(temporary, path)
 
 

@@ -71,7 +71,8 @@ METHODS = ("greedy",) + SAMPLING_METHODS + ("beam_search", "tot_bfs", "mcts")
 @dataclass(frozen=True)
 class BudgetPlan:
     """How each method spends a token budget per problem: its size knob, set from the budget and L, the
-    mean tokens of one greedy solution; the budget is also every method's hard cap."""
+    mean tokens of one greedy solution. MCTS* also takes the budget as its hard cap (it is anytime); the
+    others run their planned size to completion, so their tokens per problem vary around the budget."""
 
     budget: int
     num_samples: int
@@ -137,17 +138,20 @@ def run_call(call: MethodCall, task: Task, problems: Sequence[Problem], propose:
     prompts = [(problem.id, task.format_prompt(problem)) for problem in problems]
     started = time.time()
     budget = call.plan.budget if call.plan else 0
+    # Sampling, beam search and ToT are sized by the plan and run to completion: a hard cap would cut every
+    # solution of a long problem at once (N solutions sized for the mean length all stop mid-way) and leave
+    # it unanswered. MCTS* is anytime: the budget is its cap. Every record reports the tokens actually used.
     results: dict[str, list[baselines.MethodResult]] = {}
     if call.group == "greedy":
         results["greedy"] = baselines.greedy_solutions(prompts, greedy, task.extract_answer, call.max_depth)
     elif call.group == "sampling":
         results = baselines.sampling_methods(prompts, propose, score, task.extract_answer, call.plan.num_samples,
-                                             call.max_depth, budget)
+                                             call.max_depth)
         results["pass_at_n"] = results["self_consistency"]
     elif call.group in ("beam_search", "tot_bfs"):
         width, branch = ((call.plan.beam_width, call.beam_branch) if call.group == "beam_search"
                          else (call.plan.tot_breadth, call.tot_branch))
-        params = baselines.LevelSearchParams(width, branch, call.max_depth, budget)
+        params = baselines.LevelSearchParams(width, branch, call.max_depth)
         method = baselines.beam_search if call.group == "beam_search" else baselines.tot_bfs
         results[call.group] = method(prompts, propose, score, task.extract_answer, params)
     elif call.group == "mcts":
