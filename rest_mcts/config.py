@@ -11,7 +11,6 @@ import ast
 import dataclasses
 import inspect
 import textwrap
-import types
 import typing
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache

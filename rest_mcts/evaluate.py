@@ -238,8 +238,9 @@ def write_outputs(out: Path, records: list[MethodRecord], rows: list[SummaryRow]
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
-                        stream=sys.stderr)
+    from rest_mcts.tracking import console_logging
+
+    console_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

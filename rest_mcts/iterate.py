@@ -446,8 +446,9 @@ def start_ray(address: str, dashboard_host: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
-                        stream=sys.stderr)
+    from rest_mcts.tracking import console_logging
+
+    console_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -9,6 +9,11 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 
+def console_logging() -> None:
+    """INFO lines with the time on stderr: what the CLIs show while they run."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+
+
 def resolve_wandb_mode(configured: str) -> str:
     """The config's mode, else WANDB_MODE, else online only if the user has W&B credentials, else offline."""
     if configured:

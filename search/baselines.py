@@ -337,20 +337,14 @@ def beam_search(
     beam and wait; the search ends when N beams have finished, none is open, or the token cap is
     reached. The answer is the finished beam with the highest last-step PRM score.
     """
-    problems = [_Problem(prompt, [Candidate()]) for _, prompt in prompts]
     keep = max(1, params.width // params.branch)
-    samples = params.width
-    while True:
-        _drop_over_budget(problems, params.max_tokens)
-        active = [problem for problem in problems if problem.open]
-        if not active:
-            break
-        for problem, children in zip(active, _expand_level(active, propose, score, samples, False, params.max_depth)):
-            problem.finished.extend(child for child in children if child.finished)
-            open_children = [child for child in children if not child.finished]
-            problem.open = [] if len(problem.finished) >= params.width else _top(open_children, keep)
-        samples = params.branch
-    return _level_results(prompts, problems, extract_answer)
+
+    def select(problem: _Problem, children: list[Candidate]) -> None:
+        problem.finished.extend(child for child in children if child.finished)
+        open_children = [child for child in children if not child.finished]
+        problem.open = [] if len(problem.finished) >= params.width else _top(open_children, keep)
+
+    return _level_search(prompts, propose, score, extract_answer, params, params.width, False, select)
 
 
 def tot_bfs(
@@ -368,17 +362,30 @@ def tot_bfs(
     state is open, at max_depth, or at the token cap. The answer is the best-valued finished state
     ever kept.
     """
+
+    def select(problem: _Problem, children: list[Candidate]) -> None:
+        kept = _top(children, params.width)
+        problem.finished.extend(child for child in kept if child.finished)
+        problem.open = [child for child in kept if not child.finished]
+
+    return _level_search(prompts, propose, score, extract_answer, params, params.branch, True, select)
+
+
+def _level_search(prompts, propose, score, extract_answer, params: LevelSearchParams, first_samples: int,
+                  dedup: bool, select: Callable[[_Problem, list[Candidate]], None]) -> list[MethodResult]:
+    """The loop beam search and ToT share: expand every open candidate of every problem (the first level
+    into `first_samples` steps, later ones into `params.branch`), then let `select` keep some, until
+    no problem has an open candidate or its token cap is reached."""
     problems = [_Problem(prompt, [Candidate()]) for _, prompt in prompts]
+    samples = first_samples
     while True:
         _drop_over_budget(problems, params.max_tokens)
         active = [problem for problem in problems if problem.open]
         if not active:
             break
-        for problem, children in zip(active, _expand_level(active, propose, score, params.branch, True,
-                                                            params.max_depth)):
-            kept = _top(children, params.width)
-            problem.finished.extend(child for child in kept if child.finished)
-            problem.open = [child for child in kept if not child.finished]
+        for problem, children in zip(active, _expand_level(active, propose, score, samples, dedup, params.max_depth)):
+            select(problem, children)
+        samples = params.branch
     return _level_results(prompts, problems, extract_answer)
 
 

@@ -136,11 +136,12 @@ class StepSampler:
         return self._generate_cached(prompts, num_samples, do_sample)
 
     def _generate_cached(self, prompts: list[list[int]], num_samples: int, do_sample: bool) -> list[list[int]]:
-        """Decode with a KV cache shared by the samples of a prompt, dropping every row as soon as it stops.
+        """Decode with a KV cache shared by the samples of a prompt; rows that stopped leave the batch.
 
-        Each prompt but its last token is encoded once; its cache rows are copied to its `num_samples`
-        samples, which then decode together from the prompt's last token. A row that emits a stop token
-        leaves the batch (its cache rows are dropped), so no compute goes to rows that already ended.
+        Each prompt but its last token is encoded once (or found in the node store); its cache rows are
+        copied to its `num_samples` samples, which then decode together from the prompt's last token. Rows
+        that emitted a stop token are dropped from the batch once they are a quarter of it (dropping copies
+        the whole cache, so doing it at every stop costs more than decoding a few finished rows).
         """
         rows = torch.arange(len(prompts), device=self.device).repeat_interleave(num_samples)
         cache, attention_mask, positions = encode_with_store(
@@ -148,39 +149,45 @@ class StepSampler:
         select_rows(cache, rows)
         keep_spans = self.kv_store is not None and is_plain_cache(cache)
         attention_mask, positions = attention_mask[rows], positions[rows]
-        next_tokens = torch.tensor([ids[-1] for ids in prompts], device=self.device)[rows]
-        alive = torch.arange(len(rows), device=self.device)
+        tokens = torch.tensor([ids[-1] for ids in prompts], device=self.device)[rows]
+        batch_rows = torch.arange(len(rows), device=self.device)
+        """The row (sample) each batch position holds."""
+        live = torch.ones(len(rows), dtype=torch.bool, device=self.device)
+        """Whether each batch position's row is still generating."""
         generated: list[list[int]] = [[] for _ in range(len(rows))]
         stop_ids = torch.tensor(self.stop_token_ids, device=self.device)
         for _ in range(self.max_step_tokens):
-            attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(alive), 1))], dim=-1)
-            logits = self.model(input_ids=next_tokens[:, None], attention_mask=attention_mask,
+            attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(batch_rows), 1))], dim=-1)
+            logits = self.model(input_ids=tokens[:, None], attention_mask=attention_mask,
                                 position_ids=positions[:, None], past_key_values=cache, use_cache=True).logits[:, -1]
             tokens = self._pick(logits.float(), do_sample)
-            for row, token in zip(alive.tolist(), tokens.tolist()):
+            live_positions = live.nonzero().squeeze(-1)
+            for row, token in zip(batch_rows[live_positions].tolist(), tokens[live_positions].tolist()):
                 generated[row].append(token)
-            running = ~torch.isin(tokens, stop_ids)
+            stopped = live & torch.isin(tokens, stop_ids)
             if keep_spans:
-                self._store_stopped(cache, prompts, rows, alive, running, tokens, generated)
-            if not bool(running.any()):
+                self._store_stopped(cache, prompts, rows, batch_rows, stopped, tokens, generated)
+            live &= ~stopped
+            if not bool(live.any()):
                 break
-            if not bool(running.all()):
-                keep = running.nonzero().squeeze(-1)
+            if int((~live).sum()) * 4 >= len(live):
+                keep = live.nonzero().squeeze(-1)
                 select_rows(cache, keep)
-                alive, attention_mask, positions, tokens = alive[keep], attention_mask[keep], positions[keep], tokens[keep]
-            next_tokens, positions = tokens, positions + 1
+                batch_rows, live, attention_mask = batch_rows[keep], live[keep], attention_mask[keep]
+                positions, tokens = positions[keep], tokens[keep]
+            positions = positions + 1
         return generated
 
-    def _store_stopped(self, cache, prompts, rows, alive, running, tokens, generated) -> None:
+    def _store_stopped(self, cache, prompts, rows, batch_rows, stopped, tokens, generated) -> None:
         """Keep the KV of every row that just stopped at a delimiter, under the ids it was fed (its prompt and
         its step without the stop token): the context from which that step's node will be expanded."""
-        for position in (~running).nonzero().squeeze(-1).tolist():
+        width = cache.layers[0].keys.shape[2]
+        for position in stopped.nonzero().squeeze(-1).tolist():
             if int(tokens[position]) == self.eos_token_id:
                 continue
-            row = int(alive[position])
+            row = int(batch_rows[position])
             fed = prompts[int(rows[row])] + generated[row][:-1]
-            self.kv_store.put(tuple(fed), row_span(cache, position, cache.layers[0].keys.shape[2] - len(fed),
-                                                   cache.layers[0].keys.shape[2]))
+            self.kv_store.put(tuple(fed), row_span(cache, position, width - len(fed), width))
 
     def _pick(self, logits: torch.Tensor, do_sample: bool) -> torch.Tensor:
         """Argmax, or a sample at `temperature` from the `top_k` most likely tokens (0: all), per row; tokens the

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 
 from tests.trainers.test_trainers import policy_examples, save_tiny_policy, save_tiny_prm, value_examples
 from trainers.engine import TrainSpec
