@@ -42,7 +42,9 @@ def main(argv=None) -> None:
     parser.add_argument("--problems-per-task", type=int, default=32, help="Problems per Ray task (one shard).")
     parser.add_argument("--simulations", type=int, default=8, help="MCTS* simulations per tree (full budget).")
     args = parser.parse_args(argv)
+    import torch
 
+    torch.set_num_threads(args.threads)  # the driver's share; each worker sets its own to its CPUs
     import ray
 
     from rest_mcts.tasks import get_task

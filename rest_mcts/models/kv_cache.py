@@ -104,41 +104,58 @@ def is_plain_cache(cache) -> bool:
 
 
 def assemble(sequences: Sequence[LayerKV], config, device) -> tuple[object, torch.Tensor, torch.Tensor]:
-    """A batch cache from per-sequence keys and values, left-padded with zeros (masked); (cache, mask, lengths)."""
+    """A batch cache from per-sequence keys and values, left-padded with zeros (masked); (cache, mask, lengths).
+
+    Per layer, one concatenation of all sequences and one indexed write into the padded batch.
+    """
     from transformers import DynamicCache
 
     lengths = torch.tensor([layers[0][0].shape[1] for layers in sequences], device=device)
     width = int(lengths.max())
+    starts = torch.arange(len(sequences), device=device) * width + width - lengths
+    offsets = torch.arange(int(lengths.sum()), device=device) - torch.repeat_interleave(
+        torch.cumsum(lengths, 0) - lengths, lengths)
+    target = torch.repeat_interleave(starts, lengths) + offsets
     cache = DynamicCache(config=config)
     for layer_index in range(len(sequences[0])):
-        keys_like, values_like = sequences[0][layer_index]
-        keys = keys_like.new_zeros((len(sequences), keys_like.shape[0], width, keys_like.shape[2]))
-        values = values_like.new_zeros((len(sequences), values_like.shape[0], width, values_like.shape[2]))
-        for row, layers in enumerate(sequences):
-            length = layers[layer_index][0].shape[1]
-            keys[row, :, width - length:] = layers[layer_index][0]
-            values[row, :, width - length:] = layers[layer_index][1]
-        cache.update(keys, values, layer_index)
+        padded = []
+        for part in (0, 1):
+            flat = torch.cat([layers[layer_index][part] for layers in sequences], dim=1)  # [heads, tokens, dim]
+            batch = flat.new_zeros((flat.shape[0], len(sequences) * width, flat.shape[2]))
+            batch[:, target] = flat
+            padded.append(batch.view(flat.shape[0], len(sequences), width, flat.shape[2]).transpose(0, 1).contiguous())
+        cache.update(padded[0], padded[1], layer_index)
     positions = torch.arange(width, device=device)
     attention_mask = (positions[None, :] >= (width - lengths)[:, None]).long()
     return cache, attention_mask, lengths
 
 
-def encode_with_store(body, rows: Sequence[Sequence[int]], pad_token_id: int, device, store: PrefixStore | None):
+def encode_with_store(body, rows: Sequence[Sequence[int]], pad_token_id: int, device, store: PrefixStore | None,
+                      order: Sequence[int] | None = None):
     """Like `encode_shared`, but rows already in `store` are not encoded again, and new ones are stored.
 
-    Without a store (or for a model whose cache is not plain) this is `encode_shared`.
+    The batch returned holds the rows in `order` (indices into `rows`, repeats allowed; default: all, in
+    turn), so that copies for several samples of one row cost no extra pass over the cache. Without a
+    store (or for a model whose cache is not plain) the rows are encoded as `encode_shared` does.
     """
+    order = list(range(len(rows))) if order is None else list(order)
     if store is None:
-        return encode_shared(body, rows, pad_token_id, device)
+        return _encoded_in_order(body, rows, pad_token_id, device, order)
     found = [store.get(tuple(row)) for row in rows]
     missing = [index for index, layers in enumerate(found) if layers is None]
     if missing:
         cache, attention_mask, lengths = encode_shared(body, [rows[i] for i in missing], pad_token_id, device)
         if not is_plain_cache(cache):
-            return encode_shared(body, rows, pad_token_id, device)
+            return _encoded_in_order(body, rows, pad_token_id, device, order)
         width = attention_mask.shape[1]
         for position, index in enumerate(missing):
             found[index] = row_span(cache, position, width - int(lengths[position]), width)
             store.put(tuple(rows[index]), found[index])
-    return assemble(found, body.config, device)
+    return assemble([found[index] for index in order], body.config, device)
+
+
+def _encoded_in_order(body, rows, pad_token_id: int, device, order: list[int]):
+    cache, attention_mask, lengths = encode_shared(body, rows, pad_token_id, device)
+    index = torch.tensor(order, device=attention_mask.device)
+    select_rows(cache, index)
+    return cache, attention_mask[index], lengths[index]

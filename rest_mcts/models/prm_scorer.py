@@ -11,7 +11,7 @@ from typing import Sequence
 import torch
 
 from rest_mcts.models.encoding import EncodedSteps, encode_step, encode_steps
-from rest_mcts.models.kv_cache import PrefixStore, encode_with_store, is_plain_cache, row_span, select_rows
+from rest_mcts.models.kv_cache import PrefixStore, encode_with_store, is_plain_cache, row_span
 from search.types import Prefix
 
 
@@ -86,11 +86,10 @@ class PRMScorer:
             chunk_parents = sorted({parent_of[index] for index in chunk})
             local = {parent: row for row, parent in enumerate(chunk_parents)}
             with torch.inference_mode():
+                rows = [local[parent_of[index]] for index in chunk]
                 cache, parent_mask, lengths = encode_with_store(
                     self.model.base_model, [parent_ids[parent] for parent in chunk_parents], self.pad_token_id,
-                    self.device, self.kv_store)
-                rows = torch.tensor([local[parent_of[index]] for index in chunk], device=self.device)
-                select_rows(cache, rows)
+                    self.device, self.kv_store, order=rows)
                 steps = [step_ids[index] for index in chunk]
                 width = max(len(ids) for ids in steps)
                 input_ids = torch.full((len(chunk), width), self.pad_token_id, dtype=torch.long)
@@ -100,15 +99,15 @@ class PRMScorer:
                     step_mask[row, : len(ids)] = 1
                 hidden = self.model.base_model(
                     input_ids=input_ids.to(self.device),
-                    attention_mask=torch.cat([parent_mask[rows], step_mask.to(self.device)], dim=-1),
-                    position_ids=lengths[rows][:, None] + torch.arange(width, device=self.device),
+                    attention_mask=torch.cat([parent_mask, step_mask.to(self.device)], dim=-1),
+                    position_ids=lengths[:, None] + torch.arange(width, device=self.device),
                     past_key_values=cache, use_cache=True,
                 ).last_hidden_state
                 if self.kv_store is not None and is_plain_cache(cache):
                     # Each child becomes a parent once expanded: keep its whole prefix (parent, then its step).
                     parent_width = parent_mask.shape[1]
                     for row, index in enumerate(chunk):
-                        length = int(lengths[rows[row]])
+                        length = int(lengths[row])
                         span = row_span(cache, row, parent_width - length, parent_width + len(steps[row]))
                         self.kv_store.put(tuple(parent_ids[parent_of[index]] + steps[row]), span)
                 last = torch.tensor([len(ids) - 1 for ids in steps], device=self.device)

@@ -145,10 +145,9 @@ class StepSampler:
         """
         rows = torch.arange(len(prompts), device=self.device).repeat_interleave(num_samples)
         cache, attention_mask, positions = encode_with_store(
-            self.model.base_model, [ids[:-1] for ids in prompts], self.pad_token_id, self.device, self.kv_store)
-        select_rows(cache, rows)
+            self.model.base_model, [ids[:-1] for ids in prompts], self.pad_token_id, self.device, self.kv_store,
+            order=rows.tolist())
         keep_spans = self.kv_store is not None and is_plain_cache(cache)
-        attention_mask, positions = attention_mask[rows], positions[rows]
         tokens = torch.tensor([ids[-1] for ids in prompts], device=self.device)[rows]
         batch_rows = torch.arange(len(rows), device=self.device)
         """The row (sample) each batch position holds."""
