@@ -8,6 +8,7 @@ token of the step, delimiter included) in training and in scoring.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -21,9 +22,28 @@ class EncodedSteps:
     step_end_positions: list[int]
 
 
+_SEGMENTS: "weakref.WeakKeyDictionary[object, dict[str, tuple[int, ...]]]" = weakref.WeakKeyDictionary()
+_SEGMENTS_PER_TOKENIZER = 200_000
+
+
+def _segment_ids(tokenizer, text: str) -> list[int]:
+    """The tokens of `text` alone (no special tokens), remembered per tokenizer: a search encodes the same
+    prompts and steps again at every simulation."""
+    try:
+        known = _SEGMENTS.setdefault(tokenizer, {})
+    except TypeError:  # a tokenizer that cannot be weakly referenced: no memory
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+    ids = known.get(text)
+    if ids is None:
+        if len(known) >= _SEGMENTS_PER_TOKENIZER:
+            known.clear()
+        ids = known[text] = tuple(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return list(ids)
+
+
 def encode_prompt(tokenizer, prompt: str) -> list[int]:
     """BOS (if the tokenizer has one) followed by the prompt's tokens."""
-    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    ids = _segment_ids(tokenizer, prompt)
     if tokenizer.bos_token_id is not None:
         ids = [tokenizer.bos_token_id] + ids
     return ids
@@ -31,7 +51,7 @@ def encode_prompt(tokenizer, prompt: str) -> list[int]:
 
 def encode_step(tokenizer, step_text: str) -> list[int]:
     """Tokens of one step on its own (no special tokens)."""
-    return tokenizer(step_text, add_special_tokens=False)["input_ids"]
+    return _segment_ids(tokenizer, step_text)
 
 
 def encode_steps(tokenizer, prompt: str, steps: Sequence[str], add_eos: bool = False) -> EncodedSteps:
