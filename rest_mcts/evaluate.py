@@ -118,6 +118,15 @@ def resolve(args: argparse.Namespace) -> tuple[RunConfig, str, str, Path]:
         if args.task not in TASKS:
             raise ConfigError(f"--task {args.task!r}: unknown task; expected one of {sorted(TASKS)}")
         config = replace(config, task=replace(config.task, name=args.task))
+    from rest_mcts.tasks import get_task
+
+    task = get_task(config.task.name)
+    for split in args.splits:
+        count = args.problems or (config.task.test_problems if split == "test" else config.task.ood_problems)
+        try:
+            task.problems(split, count, config.task.data_seed)
+        except ValueError as error:
+            raise ConfigError(f"--problems {count}: {error}") from error
     load_policy(policy)
     load_prm(prm)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
