@@ -19,6 +19,7 @@ FIGURES = [
     ("ood/greedy/accuracy", "ood greedy"),
     ("ood/mcts/accuracy", "ood MCTS*"),
     ("test/prm/auroc", "PRM AUROC"),
+    ("test/prm/sibling_accuracy", "PRM sibling acc"),
     ("value/auroc", "value AUROC"),
     ("filter/sound_trace_rate", "sound traces"),
     ("examples/policy", "policy ex"),

@@ -31,16 +31,37 @@ def node_step_labels(task: Task, problem: Problem, tree: Tree) -> dict[int, bool
     return labels
 
 
+def sibling_ranking(tree: Tree, labels: dict[int, bool]) -> tuple[float, int]:
+    """How the PRM orders siblings: over every pair of children of one node where one child is right and
+    the other wrong, the number of pairs whose right child scored higher (a tie counts half), and the
+    number of pairs. This is the choice MCTS* makes at each expansion; AUROC over all nodes mixes
+    depths and problems and does not measure it."""
+    ranked_right, pairs = 0.0, 0
+    for node in tree.nodes:
+        right = [tree.nodes[i].prm_score for i in node.children if labels.get(i)]
+        wrong = [tree.nodes[i].prm_score for i in node.children if labels.get(i) is False]
+        for right_score in right:
+            for wrong_score in wrong:
+                pairs += 1
+                ranked_right += 1.0 if right_score > wrong_score else 0.5 if right_score == wrong_score else 0.0
+    return ranked_right, pairs
+
+
 def mcts_metrics(task: Task, problems: Sequence[Problem], trees: Sequence[Tree], split: str) -> dict[str, float]:
-    """Accuracy of the best-valued terminal leaf, tokens per problem, and the PRM's step AUROC on these trees."""
+    """Accuracy of the best-valued terminal leaf, tokens per problem, and on synthetic tasks the PRM's step
+    AUROC and sibling ranking on these trees."""
     correct, scores, labels = [], [], []
+    ranked_right, pairs = 0.0, 0
     for problem, tree in zip(problems, trees):
         best = best_answer_node(tree)
         correct.append(best is not None and task.is_correct(problem, tree.steps_of(best)))
         if task.synthetic:
-            for node_id, label in node_step_labels(task, problem, tree).items():
+            tree_labels = node_step_labels(task, problem, tree)
+            for node_id, label in tree_labels.items():
                 scores.append(tree.nodes[node_id].prm_score)
                 labels.append(label)
+            tree_right, tree_pairs = sibling_ranking(tree, tree_labels)
+            ranked_right, pairs = ranked_right + tree_right, pairs + tree_pairs
     metrics = {
         f"{split}/mcts/accuracy": float(np.mean(correct)),
         f"{split}/mcts/tokens_per_problem": float(np.mean([tree.tokens_used for tree in trees])),
@@ -48,6 +69,9 @@ def mcts_metrics(task: Task, problems: Sequence[Problem], trees: Sequence[Tree],
     prm_auroc = auroc(scores, labels)
     if prm_auroc is not None:
         metrics[f"{split}/prm/auroc"] = prm_auroc
+    if pairs:
+        metrics[f"{split}/prm/sibling_accuracy"] = ranked_right / pairs
+        metrics[f"{split}/prm/sibling_pairs"] = float(pairs)
     return metrics
 
 

@@ -72,6 +72,7 @@ TABLE_COLUMNS = [
     ("ood/greedy/accuracy", "ood greedy", "{:.3f}"),
     ("ood/mcts/accuracy", "ood MCTS*", "{:.3f}"),
     ("test/prm/auroc", "PRM AUROC", "{:.3f}"),
+    ("test/prm/sibling_accuracy", "PRM sib", "{:.3f}"),
     ("value/auroc", "value AUROC", "{:.3f}"),
     ("examples/policy", "policy ex", "{:d}"),
     ("examples/value", "value ex", "{:d}"),
