@@ -1,6 +1,8 @@
 """Shared-prefix forward passes: encode each distinct prefix once into a KV cache, then copy its cache rows
 to every continuation of it (the `branch` samples drawn from one leaf, the children the PRM scores under
-one parent), so that the search does not re-encode the same prefix for each of them.
+one parent), so that the search does not re-encode the same prefix for each of them; and keep the KV
+of every tree node across calls (`PrefixStore`), so that expanding or scoring under a node encodes
+only the new step.
 
 Rows are left-padded; position ids come from the attention mask (as `generate` computes them), so a
 padded row sees exactly the positions it would see alone.
