@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from search.types import GreedyFn, Prefix, ProposedStep, ProposeFn, ScoreFn
+from search.types import GreedyFn, Prefix, ProposedStep, ProposeFn, ScoreFn, checked_propose, checked_score
 
 AGGREGATIONS = ("min", "prod", "last", "mean")
 """How Best-of-N and the weighted vote turn a solution's step scores into one score."""
@@ -145,9 +145,8 @@ def sample_solutions(
         requests = [(problem, candidate) for problem in problems for candidate in problem.open]
         if not requests:
             break
-        steps = propose([Prefix(problem.prompt, candidate.steps) for problem, candidate in requests], 1)
-        if len(steps) != len(requests):
-            raise ValueError(f"propose returned {len(steps)} lists for {len(requests)} prefixes")
+        prefixes = [Prefix(problem.prompt, candidate.steps) for problem, candidate in requests]
+        steps = checked_propose(propose, prefixes, 1)
         for problem in problems:
             problem.open = []
         for (problem, candidate), (step, *_) in zip(requests, steps):
@@ -167,9 +166,9 @@ def score_solutions(candidates: Sequence[Candidate], score: ScoreFn, prompts: Se
         for prompt, candidate in zip(prompts, candidates, strict=True)
         for depth in range(len(candidate.steps))
     ]
-    values = iter(score(prefixes) if prefixes else [])
+    values = iter(checked_score(score, prefixes) if prefixes else [])
     for candidate in candidates:
-        candidate.step_scores = tuple(float(next(values)) for _ in candidate.steps)
+        candidate.step_scores = tuple(next(values) for _ in candidate.steps)
 
 
 def sampling_methods(
@@ -281,9 +280,8 @@ def _expand_level(
     new: dict[int, list[Candidate]] = {id(problem): [] for problem in problems}
     if not requests:
         return [new[id(problem)] for problem in problems]
-    proposals = propose([Prefix(problem.prompt, candidate.steps) for problem, candidate in requests], num_samples)
-    if len(proposals) != len(requests):
-        raise ValueError(f"propose returned {len(proposals)} lists for {len(requests)} prefixes")
+    proposals = checked_propose(
+        propose, [Prefix(problem.prompt, candidate.steps) for problem, candidate in requests], num_samples)
     scored: list[tuple[_Problem, Candidate]] = []
     for (problem, parent), steps in zip(requests, proposals):
         seen: set[str] = set()
@@ -297,9 +295,9 @@ def _expand_level(
                 continue
             scored.append((problem, child))
     if scored:
-        values = score([Prefix(problem.prompt, child.steps) for problem, child in scored])
-        for (problem, child), value in zip(scored, values, strict=True):
-            child.step_scores = child.step_scores + (float(value),)
+        values = checked_score(score, [Prefix(problem.prompt, child.steps) for problem, child in scored])
+        for (problem, child), value in zip(scored, values):
+            child.step_scores = child.step_scores + (value,)
             new[id(problem)].append(child)
     return [new[id(problem)] for problem in problems]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from search.tree import Node, Tree
-from search.types import Prefix, ProposedStep, ProposeFn, ScoreFn
+from search.types import Prefix, ProposedStep, ProposeFn, ScoreFn, checked_propose, checked_score
 
 
 @dataclass(frozen=True)
@@ -143,20 +143,6 @@ def backup(tree: Tree, node_id: int) -> None:
 # Expansion and rollout ------------------------------------------------------------------------
 
 
-def _propose_checked(propose: ProposeFn, prefixes: list[Prefix], num_samples: int) -> list[list[ProposedStep]]:
-    proposals = propose(prefixes, num_samples)
-    if len(proposals) != len(prefixes):
-        raise ValueError(f"propose returned {len(proposals)} lists for {len(prefixes)} prefixes")
-    return proposals
-
-
-def _score_checked(score: ScoreFn, prefixes: list[Prefix]) -> list[float]:
-    scores = score(prefixes)
-    if len(scores) != len(prefixes):
-        raise ValueError(f"score returned {len(scores)} values for {len(prefixes)} prefixes")
-    return [float(value) for value in scores]
-
-
 def _usable_steps(steps: Sequence[ProposedStep], taken_texts: set[str]) -> tuple[list[ProposedStep], int]:
     """Drop whitespace-only steps and steps whose text is taken; returns (kept steps, dropped tokens)."""
     kept = []
@@ -181,7 +167,7 @@ def _expand(
     """
     if not requests:
         return []
-    proposals = _propose_checked(propose, [tree.prefix_of(leaf) for tree, leaf in requests], params.branch)
+    proposals = checked_propose(propose, [tree.prefix_of(leaf) for tree, leaf in requests], params.branch)
     new_children: list[list[int]] = []
     for (tree, leaf), steps in zip(requests, proposals):
         leaf_node = tree.nodes[leaf]
@@ -198,7 +184,7 @@ def _expand(
         new_children.append(child_ids)
     scored = [(tree, child_id) for (tree, _), child_ids in zip(requests, new_children) for child_id in child_ids]
     if scored:
-        scores = _score_checked(score, [tree.prefix_of(child_id) for tree, child_id in scored])
+        scores = checked_score(score, [tree.prefix_of(child_id) for tree, child_id in scored])
         for (tree, child_id), prm_score in zip(scored, scores):
             child = tree.nodes[child_id]
             child.prm_score = prm_score
@@ -228,7 +214,7 @@ def _roll_forward(starts: list[tuple[Tree, int]], propose: ProposeFn, score: Sco
         running = [rollout for rollout in rollouts if not rollout.finished]
         if not running:
             break
-        proposals = _propose_checked(propose, [rollout.prefix for rollout in running], params.branch)
+        proposals = checked_propose(propose, [rollout.prefix for rollout in running], params.branch)
         kept_per_rollout = []
         for rollout, steps in zip(running, proposals):
             rollout.tree.rollout_tokens += sum(step.num_tokens for step in steps)
@@ -239,7 +225,7 @@ def _roll_forward(starts: list[tuple[Tree, int]], propose: ProposeFn, score: Sco
         ]
         if not candidates:
             break
-        scores = iter(_score_checked(score, candidates))
+        scores = iter(checked_score(score, candidates))
         for rollout, kept in zip(running, kept_per_rollout):
             if not kept:
                 rollout.finished = True

@@ -37,3 +37,19 @@ ScoreFn = Callable[[Sequence[Prefix]], list[float]]
 
 GreedyFn = Callable[[Sequence[Prefix]], list[ProposedStep]]
 """greedy(prefixes) -> the argmax next step of each prefix."""
+
+
+def checked_propose(propose: ProposeFn, prefixes: Sequence[Prefix], num_samples: int) -> list[list[ProposedStep]]:
+    """`propose(prefixes, num_samples)`, refusing an answer that does not give one list per prefix."""
+    proposals = propose(prefixes, num_samples)
+    if len(proposals) != len(prefixes):
+        raise ValueError(f"propose returned {len(proposals)} lists for {len(prefixes)} prefixes")
+    return proposals
+
+
+def checked_score(score: ScoreFn, prefixes: Sequence[Prefix]) -> list[float]:
+    """`score(prefixes)` as floats, refusing an answer that does not give one value per prefix."""
+    scores = score(prefixes)
+    if len(scores) != len(prefixes):
+        raise ValueError(f"score returned {len(scores)} values for {len(prefixes)} prefixes")
+    return [float(value) for value in scores]
