@@ -16,15 +16,18 @@ from typing import Sequence
 import torch
 
 
-def left_padded(rows: Sequence[Sequence[int]], pad_token_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """input_ids and attention_mask of shape [rows, longest], each row's tokens at the right end."""
+def padded(rows: Sequence[Sequence[int]], pad_token_id: int, device, left: bool = True
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """input_ids and attention_mask of shape [rows, longest], each row's tokens at the right end (`left`
+    padding, for decoding) or at the left end (right padding)."""
     width = max(len(row) for row in rows)
     input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
     attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
     for index, row in enumerate(rows):
         if row:
-            input_ids[index, width - len(row):] = torch.tensor(row, dtype=torch.long)
-            attention_mask[index, width - len(row):] = 1
+            columns = slice(width - len(row), width) if left else slice(0, len(row))
+            input_ids[index, columns] = torch.tensor(row, dtype=torch.long)
+            attention_mask[index, columns] = 1
     return input_ids.to(device), attention_mask.to(device)
 
 
@@ -39,7 +42,7 @@ def encode_shared(body, rows: Sequence[Sequence[int]], pad_token_id: int, device
     Returns (cache, attention_mask, lengths): the KV cache of every row, its mask [rows, longest] and the
     number of real tokens of each row (the position the next token takes).
     """
-    input_ids, attention_mask = left_padded(rows, pad_token_id, device)
+    input_ids, attention_mask = padded(rows, pad_token_id, device)
     output = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=mask_positions(attention_mask),
                   use_cache=True)
     return output.past_key_values, attention_mask, attention_mask.sum(-1)

@@ -11,7 +11,7 @@ from typing import Sequence
 import torch
 
 from rest_mcts.models.encoding import EncodedSteps, encode_step, encode_steps
-from rest_mcts.models.kv_cache import PrefixStore, encode_with_store, is_plain_cache, row_span
+from rest_mcts.models.kv_cache import PrefixStore, encode_with_store, is_plain_cache, padded, row_span
 from search.types import Prefix
 
 
@@ -91,16 +91,11 @@ class PRMScorer:
                     self.model.base_model, [parent_ids[parent] for parent in chunk_parents], self.pad_token_id,
                     self.device, self.kv_store, order=rows)
                 steps = [step_ids[index] for index in chunk]
-                width = max(len(ids) for ids in steps)
-                input_ids = torch.full((len(chunk), width), self.pad_token_id, dtype=torch.long)
-                step_mask = torch.zeros((len(chunk), width), dtype=torch.long)
-                for row, ids in enumerate(steps):
-                    input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-                    step_mask[row, : len(ids)] = 1
+                input_ids, step_mask = padded(steps, self.pad_token_id, self.device, left=False)
                 hidden = self.model.base_model(
-                    input_ids=input_ids.to(self.device),
-                    attention_mask=torch.cat([parent_mask, step_mask.to(self.device)], dim=-1),
-                    position_ids=lengths[:, None] + torch.arange(width, device=self.device),
+                    input_ids=input_ids,
+                    attention_mask=torch.cat([parent_mask, step_mask], dim=-1),
+                    position_ids=lengths[:, None] + torch.arange(input_ids.shape[1], device=self.device),
                     past_key_values=cache, use_cache=True,
                 ).last_hidden_state
                 if self.kv_store is not None and is_plain_cache(cache):
@@ -122,16 +117,10 @@ class PRMScorer:
 
     def _step_values(self, encoded: list[EncodedSteps], last_step_only: bool) -> list[list[float]]:
         """One right-padded forward; sigmoid of the logit at the step end positions of each sequence."""
-        width = max(len(item.input_ids) for item in encoded)
-        input_ids = torch.full((len(encoded), width), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(encoded), width), dtype=torch.long)
-        for row, item in enumerate(encoded):
-            input_ids[row, : len(item.input_ids)] = torch.tensor(item.input_ids, dtype=torch.long)
-            attention_mask[row, : len(item.input_ids)] = 1
+        input_ids, attention_mask = padded([item.input_ids for item in encoded], self.pad_token_id, self.device,
+                                           left=False)
         with torch.inference_mode():
-            logits = self.model(
-                input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device)
-            ).logits[..., 0]
+            logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits[..., 0]
         values = torch.sigmoid(logits.float()).cpu()
         return [
             values[row, item.step_end_positions[-1:] if last_step_only else item.step_end_positions].tolist()

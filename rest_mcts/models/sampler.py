@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import torch
 
 from rest_mcts.models.encoding import encode_steps
-from rest_mcts.models.kv_cache import (PrefixStore, encode_with_store, is_plain_cache, left_padded, row_span,
+from rest_mcts.models.kv_cache import (PrefixStore, encode_with_store, is_plain_cache, padded, row_span,
                                       select_rows)
 from search.types import Prefix, ProposedStep
 
@@ -205,7 +205,7 @@ class StepSampler:
     def _generate_with_hf(self, prompts: list[list[int]], num_samples: int, do_sample: bool) -> list[list[int]]:
         """One transformers `generate` over left-padded `prompts` with `num_return_sequences` (every sample
         re-encodes its prompt, and rows that stopped keep running as padding until all have stopped)."""
-        input_ids, attention_mask = left_padded(prompts, self.pad_token_id, self.device)
+        input_ids, attention_mask = padded(prompts, self.pad_token_id, self.device)
         sampling = (
             dict(do_sample=True, temperature=self.temperature, top_k=self.top_k, top_p=1.0)
             if do_sample
