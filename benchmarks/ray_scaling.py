@@ -19,6 +19,7 @@ from benchmarks.common import add_model_arguments, machine, model_paths, print_t
 
 def search_with(workers: int, settings, problems, params, per_task: int) -> dict:
     from rest_mcts.workers import SearchPool, shard
+    from search.tree import Tree
 
     pool = SearchPool(settings, workers, num_cpus=1.0, num_gpus=0.0, name=f"bench-{workers}w", timeout_s=1800)
     try:
@@ -28,11 +29,12 @@ def search_with(workers: int, settings, problems, params, per_task: int) -> dict
         seconds = time.perf_counter() - started
     finally:
         pool.shutdown()
-    trees = [tree for batch in results for tree in batch]
-    tokens = sum(sum(n["num_tokens"] for n in t["nodes"]) + t["rollout_tokens"] + t["dropped_tokens"] for t in trees)
-    payload = sum(len(json.dumps(tree)) for tree in trees)
+    records = [record for batch in results for record in batch]
+    trees = [Tree.from_dict(record) for record in records]
+    tokens = sum(tree.tokens_used for tree in trees)
+    payload = sum(len(json.dumps(record)) for record in records)
     return {"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds,
-            "nodes_per_s": sum(len(t["nodes"]) - 1 for t in trees) / seconds, "result_bytes": payload}
+            "nodes_per_s": sum(len(tree.nodes) - 1 for tree in trees) / seconds, "result_bytes": payload}
 
 
 def main(argv=None) -> None:

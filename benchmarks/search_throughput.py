@@ -116,11 +116,9 @@ def main(argv=None) -> None:
     policy = load_policy(policy_path)
     sampler = StepSampler(policy, tokenizer, task.step_delimiter, task.is_final_step, max_step_tokens=24,
                           temperature=1.0, seed=0, kv_store_mb=args.kv_store_mb)
-    # The naive mode calls transformers' generate per candidate step (the faster option at batch 1 here).
-    naive_sampler = StepSampler(policy, tokenizer, task.step_delimiter, task.is_final_step, max_step_tokens=24,
-                                temperature=1.0, seed=0, decode="generate")
-    hf_sampler = StepSampler(policy, tokenizer, task.step_delimiter, task.is_final_step, max_step_tokens=24,
-                             temperature=1.0, seed=0, decode="generate")
+    # Batching with `generate`, and the naive mode: generate per candidate step (the faster option at batch 1 here).
+    generate_sampler = StepSampler(policy, tokenizer, task.step_delimiter, task.is_final_step, max_step_tokens=24,
+                                   temperature=1.0, seed=0, decode="generate")
     prm = load_prm(prm_path)
     scorer = PRMScorer(prm, load_tokenizer(prm_path), kv_store_mb=args.kv_store_mb)
     whole_scorer = PRMScorer(prm, load_tokenizer(prm_path), shared_prefix=False)
@@ -130,10 +128,11 @@ def main(argv=None) -> None:
 
     print(f"machine: {machine()}")
     print(f"policy {policy_path} ({sum(p.numel() for p in policy.parameters()) / 1e6:.2f} M parameters)")
-    run_search(prompts[:4], sampler, scorer, params, naive=False)  # warm-up
+    # Warm-up without the node store, so that the measured search finds none of its prefixes kept.
+    run_search(prompts[:4], generate_sampler, whole_scorer, params, naive=False)
     batched = run_search(prompts[: args.problems], sampler, scorer, params, naive=False)
-    batched_hf = run_search(prompts[: args.problems], hf_sampler, whole_scorer, params, naive=False)
-    naive = run_search(prompts[: args.naive_problems], naive_sampler, whole_scorer, params, naive=True)
+    batched_hf = run_search(prompts[: args.problems], generate_sampler, whole_scorer, params, naive=False)
+    naive = run_search(prompts[: args.naive_problems], generate_sampler, whole_scorer, params, naive=True)
     ceiling = generate_ceiling(policy, tokenizer, [p for _, p in prompts[: args.generate_batch]],
                                args.generate_tokens)
     gflops = matmul_gflops()
