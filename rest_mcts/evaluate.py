@@ -11,6 +11,7 @@ its mean tokens per solution, L, sets the size of the other methods at each budg
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import sys
@@ -19,7 +20,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from rest_mcts.config import ConfigError, RunConfig, SearchConfig, apply_overrides, load_yaml
-from rest_mcts.data import atomic_write_text, write_jsonl
+from rest_mcts.data import atomic_write_bytes, atomic_write_text, write_jsonl
 from rest_mcts.evaluation import METHODS, SAMPLING_METHODS, MethodCall, MethodRecord, SummaryRow, plan_budget, summarize
 
 logger = logging.getLogger("rest_mcts")
@@ -198,9 +199,6 @@ def format_markdown(rows: list[SummaryRow]) -> str:
 
 def plot(rows: list[SummaryRow], split: str, path: Path, title: str) -> None:
     """Accuracy against mean tokens per problem, one line per method, intervals as error bars; PNG, atomic."""
-    import os
-    import tempfile
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -228,12 +226,10 @@ def plot(rows: list[SummaryRow], split: str, path: Path, title: str) -> None:
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(handle)
-    figure.savefig(temporary, dpi=120)
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=120)
     plt.close(figure)
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, path)
+    atomic_write_bytes(path, image.getvalue())
 
 
 def write_outputs(out: Path, records: list[MethodRecord], rows: list[SummaryRow], meta: dict) -> None:
