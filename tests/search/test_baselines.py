@@ -181,18 +181,27 @@ def _digest(*parts):
 MAX_STEP_TOKENS = 5
 
 
-def hash_propose(prefixes, num_samples):
-    calls = hash_propose.counter = getattr(hash_propose, "counter", 0) + 1
-    out = []
-    for prefix in prefixes:
-        row = []
-        for sample in range(num_samples):
-            value = _digest(prefix.prompt, *prefix.steps, str(sample), str(calls))
-            final = len(prefix.steps) >= 2 and value % 3 == 0
-            text = f"={value % 4}" if final else f"s{value % 5}\n"
-            row.append(ProposedStep(text, 1 + value % MAX_STEP_TOKENS, final))
-        out.append(row)
-    return out
+def hash_proposer(vary_by_call: bool = True):
+    """A deterministic fake policy: steps hashed from the prefix and sample index (and, with `vary_by_call`,
+    from how many calls came before, so that repeated prefixes get new samples). Each proposer counts its
+    own calls."""
+    calls = 0
+
+    def propose(prefixes, num_samples):
+        nonlocal calls
+        calls += 1
+        out = []
+        for prefix in prefixes:
+            row = []
+            for sample in range(num_samples):
+                value = _digest(prefix.prompt, *prefix.steps, str(sample), *([str(calls)] if vary_by_call else []))
+                final = len(prefix.steps) >= 2 and value % 3 == 0
+                text = f"={value % 4}" if final else f"s{value % 5}\n"
+                row.append(ProposedStep(text, 1 + value % MAX_STEP_TOKENS, final))
+            out.append(row)
+        return out
+
+    return propose
 
 
 def hash_score(prefixes):
@@ -205,6 +214,7 @@ PROMPTS = [(f"p{i}", f"Q{i}\n") for i in range(6)]
 @pytest.mark.parametrize("budget", [10, 25, 60])
 def test_no_method_exceeds_its_budget_by_more_than_one_expansion(budget):
     n, width, branch = 4, 4, 2
+    hash_propose = hash_proposer()
     sampled = sampling_methods(PROMPTS, hash_propose, hash_score, answer_of, n, max_depth=6, max_tokens=budget)
     for result in sampled["self_consistency"]:
         assert result.tokens_used <= budget + n * MAX_STEP_TOKENS
@@ -220,29 +230,18 @@ def test_no_method_exceeds_its_budget_by_more_than_one_expansion(budget):
 
 
 def test_a_budget_that_binds_stops_the_search_early():
-    unlimited = sampling_methods(PROMPTS, hash_propose, None, answer_of, 8, max_depth=6)["self_consistency"]
-    capped = sampling_methods(PROMPTS, hash_propose, None, answer_of, 8, max_depth=6, max_tokens=20)["self_consistency"]
+    unlimited = sampling_methods(PROMPTS, hash_proposer(), None, answer_of, 8, max_depth=6)
+    capped = sampling_methods(PROMPTS, hash_proposer(), None, answer_of, 8, max_depth=6, max_tokens=20)
+    unlimited, capped = unlimited["self_consistency"], capped["self_consistency"]
     assert sum(r.tokens_used for r in capped) < sum(r.tokens_used for r in unlimited)
 
 
 def test_batched_problems_give_the_same_results_as_each_alone():
     params = LevelSearchParams(width=3, branch=2, max_depth=5)
-    together = tot_bfs(PROMPTS, hash_propose_by_prefix, hash_score, answer_of, params)
-    alone = [tot_bfs([prompt], hash_propose_by_prefix, hash_score, answer_of, params)[0] for prompt in PROMPTS]
+    propose = hash_proposer(vary_by_call=False)  # the same prefix always gives the same steps
+    together = tot_bfs(PROMPTS, propose, hash_score, answer_of, params)
+    alone = [tot_bfs([prompt], propose, hash_score, answer_of, params)[0] for prompt in PROMPTS]
     assert [(r.chosen, r.tokens_used) for r in together] == [(r.chosen, r.tokens_used) for r in alone]
-
-
-def hash_propose_by_prefix(prefixes, num_samples):
-    """Like hash_propose but independent of the call number: the same prefix always gives the same steps."""
-    out = []
-    for prefix in prefixes:
-        row = []
-        for sample in range(num_samples):
-            value = _digest(prefix.prompt, *prefix.steps, str(sample))
-            final = len(prefix.steps) >= 2 and value % 3 == 0
-            row.append(ProposedStep(f"={value % 4}" if final else f"s{value % 5}\n", 1 + value % 5, final))
-        out.append(row)
-    return out
 
 
 def test_unbatched_wrappers_make_one_call_per_sample_and_prefix():
