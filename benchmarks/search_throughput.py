@@ -128,8 +128,12 @@ def main(argv=None) -> None:
 
     print(f"machine: {machine()}")
     print(f"policy {policy_path} ({sum(p.numel() for p in policy.parameters()) / 1e6:.2f} M parameters)")
-    # Warm-up without the node store, so that the measured search finds none of its prefixes kept.
+    # Warm both paths up; the cached one through throwaway sampler and scorer, so that the measured search
+    # starts with an empty node store.
     run_search(prompts[:4], generate_sampler, whole_scorer, params, naive=False)
+    run_search(prompts[:4], StepSampler(policy, tokenizer, task.step_delimiter, task.is_final_step, max_step_tokens=24,
+                                        temperature=1.0, seed=1, kv_store_mb=args.kv_store_mb),
+               PRMScorer(prm, load_tokenizer(prm_path), kv_store_mb=args.kv_store_mb), params, naive=False)
     batched = run_search(prompts[: args.problems], sampler, scorer, params, naive=False)
     batched_hf = run_search(prompts[: args.problems], generate_sampler, whole_scorer, params, naive=False)
     naive = run_search(prompts[: args.naive_problems], generate_sampler, whole_scorer, params, naive=True)
