@@ -28,7 +28,7 @@ class TaskConfig:
     """Problems with worked solutions used for the round-0 warm start (SFT seed set)."""
     train_problems: int = 3000
     """Size of the pool of training problems searched by the rounds."""
-    problems_per_round: int = 320
+    problems_per_round: int = 256
     """Training problems searched each round (a new slice of the pool every round)."""
     test_problems: int = 200
     """Held-out in-distribution problems used for evaluation."""
@@ -72,13 +72,13 @@ class SearchConfig:
     """A selected terminal leaf with V >= end_gate ends the search (when solving)."""
     max_depth: int = 10
     """Deepest step a solution may reach; deeper nodes are terminal."""
-    simulations: int = 12
+    simulations: int = 10
     """MCTS* simulations per training problem (full budget, no early stop)."""
     max_tokens: int = 0
     """Generated-token budget per tree (0: no token limit)."""
     temperature: float = 1.0
     """Sampling temperature of the policy during search."""
-    max_step_tokens: int = 24
+    max_step_tokens: int = 32
     """Longest step the sampler generates (tokens)."""
     decode: str = "cached"
     """Step sampling: 'cached' (each prefix encoded once for all its samples, rows leave the batch as they
@@ -87,6 +87,9 @@ class SearchConfig:
     kv_store_mb: float = 256.0
     """Memory per model and search worker for the KV of tree nodes kept across simulations, so that expanding
     or scoring under a node encodes only the new step (least recently used dropped first; 0: off)."""
+    value_target: str = "hard"
+    """PRM training target from each searched tree: 'quality' (ReST-MCTS* quality value v_k, rising along a
+    correct path) or 'hard' (Math-Shepherd's hard estimate: 1 if a correct answer lies below the step, else 0)."""
     max_traces_per_problem: int = 2
     """Verified-correct traces kept per searched problem for policy training."""
     seed_replay_ratio: float = -1.0
@@ -102,13 +105,13 @@ class SearchConfig:
 class TrainConfig:
     zero_stage: int = 2
     """DeepSpeed ZeRO stage (0-3)."""
-    micro_batch_size: int = 32
+    micro_batch_size: int = 16
     """Sequences per rank per step."""
     learning_rate: float = 1e-3
     """Peak AdamW learning rate."""
     warmup_steps: int = 10
     """Linear warm-up steps."""
-    steps_per_round: int = 120
+    steps_per_round: int = 100
     """Optimizer steps per round (0: use epochs); equal steps make the seed-only control fair."""
     epochs: int = 1
     """Epochs per round when steps_per_round is 0."""
@@ -124,11 +127,18 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    simulations: int = 8
+    simulations: int = 16
     """MCTS* simulations per test problem (fixed budget, early stop at end_gate)."""
     temperature: float = 0.3
     """Sampling temperature of MCTS* at evaluation (low: candidates stay near the policy's mode and the PRM
     chooses where the policy is unsure)."""
+    greedy_first: bool = True
+    """MCTS* at evaluation takes the policy's argmax step as the first of its `branch` candidates at every
+    expansion (the others sampled); ties in PRM value go to the first child, so where the PRM cannot tell the
+    candidates apart the search follows greedy decoding instead of whichever sample came first."""
+    answer_margin: float = 0.02
+    """MCTS*'s answer is its best-valued terminal; terminals within this margin of the best count as tied and go
+    to the earliest found (the PRM scores siblings that differ in one digit of the record 0.001-0.01 apart)."""
 
 
 @dataclass(frozen=True)
@@ -182,7 +192,8 @@ class RunConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     policy_train: TrainConfig = field(default_factory=TrainConfig)
     prm_train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(learning_rate=1e-3, steps_per_round=40, warm_start_steps=100)
+        default_factory=lambda: TrainConfig(micro_batch_size=32, learning_rate=1e-3, steps_per_round=30,
+                                            warm_start_steps=40)
     )
     eval: EvalConfig = field(default_factory=EvalConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
@@ -311,6 +322,8 @@ def validate(config: RunConfig) -> None:
             raise ConfigError(f"--{name} {value}: expected a positive integer")
     if config.search.oracle_step_filter and not TASKS[config.task.name].synthetic:
         raise ConfigError("--search.oracle_step_filter: needs a synthetic task (true step labels)")
+    if config.search.value_target not in ("quality", "hard"):
+        raise ConfigError(f"--search.value_target {config.search.value_target!r}: expected 'quality' or 'hard'")
     if config.search.decode not in ("cached", "generate"):
         raise ConfigError(f"--search.decode {config.search.decode!r}: expected 'cached' or 'generate'")
     for name in ("policy_train", "prm_train"):

@@ -47,13 +47,14 @@ def sibling_ranking(tree: Tree, labels: dict[int, bool]) -> tuple[float, int]:
     return ranked_right, pairs
 
 
-def mcts_metrics(task: Task, problems: Sequence[Problem], trees: Sequence[Tree], split: str) -> dict[str, float]:
-    """Accuracy of the best-valued terminal leaf, tokens per problem, and on synthetic tasks the PRM's step
-    AUROC and sibling ranking on these trees."""
+def mcts_metrics(task: Task, problems: Sequence[Problem], trees: Sequence[Tree], split: str,
+                 answer_margin: float = 0.0) -> dict[str, float]:
+    """Accuracy of the best-valued terminal leaf (`best_answer_node` with `answer_margin`), tokens per
+    problem, and on synthetic tasks the PRM's step AUROC and sibling ranking on these trees."""
     correct, scores, labels = [], [], []
     ranked_right, pairs = 0.0, 0
     for problem, tree in zip(problems, trees):
-        best = best_answer_node(tree)
+        best = best_answer_node(tree, answer_margin)
         correct.append(best is not None and task.is_correct(problem, tree.steps_of(best)))
         if task.synthetic:
             tree_labels = node_step_labels(task, problem, tree)

@@ -95,13 +95,14 @@ class Loop:
 
     # -- Ray pieces -------------------------------------------------------------------------------
 
-    def search_pool(self, round_index: int, policy: Path, prm: Path | None, temperature: float, purpose: str):
+    def search_pool(self, round_index: int, policy: Path, prm: Path | None, temperature: float, purpose: str,
+                    greedy_first: bool = False):
         from rest_mcts.workers import SamplerSettings, SearchPool
 
         cluster = self.config.cluster
         settings = SamplerSettings(str(policy), str(prm) if prm else "", self.task.name, temperature,
                                    self.config.search.max_step_tokens, self.config.seed * 100 + round_index,
-                                   self.config.search.decode, self.config.search.kv_store_mb)
+                                   self.config.search.decode, self.config.search.kv_store_mb, greedy_first)
         return SearchPool(settings, cluster.search_workers, cluster.cpus_per_worker, cluster.gpus_per_worker,
                           f"r{round_index:02d}-{purpose}", cluster.timeout_s)
 
@@ -207,7 +208,7 @@ class Loop:
             is_correct = lambda steps, p=problem: self.task.is_correct(p, steps)  # noqa: E731
             rewards = infer_process_rewards(tree, is_correct)
             prompt = self.task.format_prompt(problem)
-            for steps, quality_value in value_targets(tree, rewards):
+            for steps, quality_value in value_targets(tree, rewards, self.config.search.value_target):
                 label = self.task.step_labels(problem, steps)[-1] if self.task.synthetic else None
                 value_examples.append(ValueExample(problem.id, prompt, steps, quality_value, label))
             for steps in correct_traces(tree, is_correct, self.config.search.max_traces_per_problem):
@@ -266,7 +267,8 @@ class Loop:
 
         metrics: dict[str, float] = {}
         self.release_trainers()
-        pool = self.search_pool(round_.index, round_.policy, round_.prm, self.config.eval.temperature, "eval")
+        pool = self.search_pool(round_.index, round_.policy, round_.prm, self.config.eval.temperature, "eval",
+                                self.config.eval.greedy_first)
         per_task = self.config.cluster.problems_per_task
         try:
             for split, problems in self.held_out.items():
@@ -277,7 +279,7 @@ class Loop:
                 trees = search_to_file(pool, problems, self.mcts_params(solving=True),
                                        round_.path / f"eval_{split}_trees.jsonl", per_task,
                                        f"round {round_.index} {split} MCTS*")
-                metrics.update(mcts_metrics(self.task, problems, trees, split))
+                metrics.update(mcts_metrics(self.task, problems, trees, split, self.config.eval.answer_margin))
         finally:
             pool.shutdown()
         return metrics

@@ -43,6 +43,8 @@ class SamplerSettings:
     """'cached' or 'generate' (see SearchConfig.decode)."""
     kv_store_mb: float = 256.0
     """KV kept across calls per model (see SearchConfig.kv_store_mb)."""
+    greedy_first: bool = False
+    """The first candidate of every expansion is the argmax step (see EvalConfig.greedy_first)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class SearchWorker:
             seed=settings.seed * 1000 + worker_index,
             decode=settings.decode,
             kv_store_mb=settings.kv_store_mb,
+            greedy_first=settings.greedy_first,
         )
         self.scorer = None
         if settings.prm_path:

@@ -318,12 +318,17 @@ def run_mcts(
 # Reading the answer ---------------------------------------------------------------------------
 
 
-def best_answer_node(tree: Tree) -> int | None:
-    """The terminal node with the highest V (ties: lowest id); None if the tree has no terminal node."""
+def best_answer_node(tree: Tree, margin: float = 0.0) -> int | None:
+    """The terminal node with the highest V; None if the tree has no terminal node.
+
+    Terminals within `margin` of the highest V count as tied, and ties go to the lowest id (the
+    earliest created). With margin 0 that is the plain best-valued terminal.
+    """
     terminal_ids = tree.terminal_nodes()
     if not terminal_ids:
         return None
-    return max(terminal_ids, key=lambda node_id: (tree.nodes[node_id].value, -node_id))
+    best = max(tree.nodes[node_id].value for node_id in terminal_ids)
+    return min(node_id for node_id in terminal_ids if tree.nodes[node_id].value >= best - margin)
 
 
 def value_weighted_vote(tree: Tree, extract_answer: Callable[[tuple[str, ...]], str | None]) -> str | None:

@@ -66,10 +66,25 @@ def infer_process_rewards(
     return rewards
 
 
-def value_targets(tree: Tree, rewards: dict[int, NodeReward]) -> list[tuple[tuple[str, ...], float]]:
-    """(steps, quality value) of every non-root node that has a reward, in node id order."""
+VALUE_TARGETS = ("quality", "hard")
+"""PRM regression targets: `quality` (ReST-MCTS* v_k) or `hard` (Math-Shepherd's hard estimate, 1 when the
+node's subtree holds a correct answer, else 0)."""
+
+
+def value_targets(
+    tree: Tree, rewards: dict[int, NodeReward], target: str = "quality"
+) -> list[tuple[tuple[str, ...], float]]:
+    """(steps, target) of every non-root node that has a reward, in node id order.
+
+    `quality` gives v_k, which grows along a correct path (1/d, 2/d, ..., 1), so most of its spread
+    is depth; `hard` gives r_k mapped to {0, 1}, the same at every depth, so siblings differ only
+    by whether a correct answer was found below them.
+    """
+    if target not in VALUE_TARGETS:
+        raise ValueError(f"unknown value target {target!r}; expected one of {VALUE_TARGETS}")
     return [
-        (tree.steps_of(node.node_id), rewards[node.node_id].quality_value)
+        (tree.steps_of(node.node_id),
+         rewards[node.node_id].quality_value if target == "quality" else float(rewards[node.node_id].hard_estimate > 0))
         for node in tree.nodes[1:]
         if node.node_id in rewards
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from dataclasses import replace
 
 import pytest
 
@@ -55,8 +56,9 @@ def test_no_flags_and_no_file_give_the_defaults():
 
 def test_prm_training_has_its_own_defaults():
     config = RunConfig()
-    assert (config.prm_train.steps_per_round, config.prm_train.warm_start_steps) == (40, 100)
-    assert config.prm_train != config.policy_train
+    assert config.prm_train.steps_per_round < config.policy_train.steps_per_round
+    assert config.prm_train.warm_start_steps < config.policy_train.warm_start_steps
+    assert replace(config.policy_train, steps_per_round=0) != replace(config.prm_train, steps_per_round=0)
 
 
 # YAML and CLI precedence.
@@ -221,6 +223,12 @@ def test_non_positive_search_branch_names_its_flag():
 def test_zero_stage_outside_0_to_3_is_rejected():
     with pytest.raises(ConfigError, match="--prm_train.zero_stage"):
         parse("--prm_train.zero_stage", "4")
+
+
+@pytest.mark.parametrize("flag, value", [("--search.value_target", "soft"), ("--search.decode", "beam")])
+def test_an_unknown_choice_names_its_flag(flag, value):
+    with pytest.raises(ConfigError, match=f"{flag} '{value}'"):
+        parse(flag, value)
 
 
 def test_cli_value_of_the_wrong_type_names_the_flag_and_type():

@@ -31,27 +31,27 @@ def task_splits(request):
 
 
 def test_modchain_reduces_the_leftmost_operation_mod_10_each_step():
-    assert ModChainTask(record=False).reference_steps(MODCHAIN) == MODCHAIN_STEPS
+    assert ModChainTask(record=False, show_operation=False).reference_steps(MODCHAIN) == MODCHAIN_STEPS
 
 
 def test_modchain_subtraction_wraps_around_mod_10():
     assert reduce_once("2-5") == "7"
-    assert ModChainTask(record=False).reference_steps(Problem("p", "2-5", "7")) == ["7\n"]
+    assert ModChainTask(record=False, show_operation=False).reference_steps(Problem("p", "2-5", "7")) == ["7\n"]
 
 
 def test_modchain_multiplication_keeps_the_last_digit_and_the_rest_of_the_chain():
     # 9*9 = 81 -> 1; 1+3 = 4.
     assert reduce_once("9*9+3") == "1+3"
-    assert ModChainTask(record=False).reference_steps(Problem("p", "9*9+3", "4")) == ["1+3\n", "4\n"]
+    assert ModChainTask(record=False, show_operation=False).reference_steps(Problem("p", "9*9+3", "4")) == ["1+3\n", "4\n"]
 
 
-# With a record (the default): the answer is every intermediate value, 7, 4 and 9.
+# With a record: the answer is every intermediate value, 7, 4 and 9.
 MODCHAIN_RECORD = Problem("m", "3+4*2-5", "749")
 MODCHAIN_RECORD_STEPS = ["7*2-5:7\n", "4-5:74\n", "749\n"]
 
 
 def test_modchain_with_a_record_appends_each_value_and_answers_with_the_whole_record():
-    task = ModChainTask()
+    task = ModChainTask(show_operation=False)
     assert task.reference_steps(MODCHAIN_RECORD) == MODCHAIN_RECORD_STEPS
     assert task.extract_answer(MODCHAIN_RECORD_STEPS) == "749"
     assert task.is_correct(MODCHAIN_RECORD, MODCHAIN_RECORD_STEPS)
@@ -59,7 +59,7 @@ def test_modchain_with_a_record_appends_each_value_and_answers_with_the_whole_re
 
 
 def test_modchain_record_answers_are_drawn_with_the_record():
-    task = ModChainTask()
+    task = ModChainTask(show_operation=False)
     for problem in task.problems("seed", 20, 0):
         values, expression = [], problem.question
         while len(expression) > 1:
@@ -69,7 +69,7 @@ def test_modchain_record_answers_are_drawn_with_the_record():
 
 
 def test_modchain_record_final_step_is_digits_alone():
-    task = ModChainTask()
+    task = ModChainTask(show_operation=False)
     assert task.is_final_step("749\n") and task.is_final_step("7")
     assert not task.is_final_step("4-5:74\n") and not task.is_final_step("7*2-5:7") and not task.is_final_step("")
 
@@ -77,10 +77,39 @@ def test_modchain_record_final_step_is_digits_alone():
 def test_modchain_record_wrong_step_puts_a_wrong_digit_into_the_answer():
     # 7*2 miscomputed as 5: the record keeps the slip, so the outcome check rejects the solution
     # even though the last value (9) is right.
-    task = ModChainTask()
+    task = ModChainTask(show_operation=False)
     steps = ["7*2-5:7\n", "5-5:75\n", "759\n"]
     assert not task.is_correct(MODCHAIN_RECORD, steps)
     assert task.step_labels(MODCHAIN_RECORD, steps) == [True, False, False]
+
+
+# The default: each step shows the operation it evaluates, then the reduced chain and the record.
+MODCHAIN_SHOWN_STEPS = ["3+4=7;7*2-5:7\n", "7*2=4;4-5:74\n", "4-5=9;749\n"]
+
+
+def test_modchain_default_steps_show_the_operation_then_the_chain_and_the_record():
+    task = ModChainTask()
+    assert task.reference_steps(MODCHAIN_RECORD) == MODCHAIN_SHOWN_STEPS
+    assert task.extract_answer(MODCHAIN_SHOWN_STEPS) == "749"
+    assert task.is_correct(MODCHAIN_RECORD, MODCHAIN_SHOWN_STEPS)
+    assert task.reference_steps(Problem("p", "2-5", "7")) == ["2-5=7;7\n"]
+    assert ModChainTask(record=False).reference_steps(MODCHAIN) == ["3+4=7;7*2-5\n", "7*2=4;4-5\n", "4-5=9;9\n"]
+    assert ModChainTask(record=False).extract_answer(["3+4=7;7*2-5\n", "7*2=4;4-5\n", "4-5=9;9\n"]) == "9"
+
+
+def test_modchain_shown_final_step_is_the_record_after_the_operation():
+    task = ModChainTask()
+    assert task.is_final_step("4-5=9;749\n") and task.is_final_step("2-5=7;7")
+    assert not task.is_final_step("3+4=7;7*2-5:7\n") and not task.is_final_step("3+4=7;") and not task.is_final_step("")
+
+
+def test_modchain_shown_operation_slip_is_a_wrong_step_even_with_the_right_value():
+    # The shown operation is part of the step: "7*3=4" is wrong although the value 4 is right.
+    task = ModChainTask()
+    steps = ["3+4=7;7*2-5:7\n", "7*3=4;4-5:74\n", "4-5=9;749\n"]
+    assert task.is_correct(MODCHAIN_RECORD, steps)
+    assert task.step_labels(MODCHAIN_RECORD, steps) == [True, False, False]
+    assert not task.is_correct(MODCHAIN_RECORD, ["3+4=7;7*2-5:7\n", "7*2=5;5-5:75\n", "5-5=9;759\n"])
 
 
 def test_last_letter_drops_one_word_per_step_and_appends_its_last_letter():
@@ -92,7 +121,7 @@ def test_last_letter_two_word_question_has_two_steps():
 
 
 def test_prompt_is_the_question_followed_by_the_step_delimiter():
-    assert ModChainTask(record=False).format_prompt(MODCHAIN) == "3+4*2-5\n"
+    assert ModChainTask(record=False, show_operation=False).format_prompt(MODCHAIN) == "3+4*2-5\n"
     assert LastLetterTask().format_prompt(LAST_LETTER) == "kato ribu sel\n"
 
 
@@ -122,7 +151,7 @@ def test_a_task_without_reference_solutions_says_so():
      ("x\n", False), ("\n", False), ("", False)],
 )
 def test_modchain_final_step_is_a_single_digit(step_text, final):
-    assert ModChainTask(record=False).is_final_step(step_text) is final
+    assert ModChainTask(record=False, show_operation=False).is_final_step(step_text) is final
 
 
 @pytest.mark.parametrize(
@@ -135,19 +164,19 @@ def test_last_letter_final_step_is_letters_alone(step_text, final):
 
 
 def test_extract_answer_reads_the_final_step_without_its_delimiter():
-    assert ModChainTask(record=False).extract_answer(MODCHAIN_STEPS) == "9"
+    assert ModChainTask(record=False, show_operation=False).extract_answer(MODCHAIN_STEPS) == "9"
     assert LastLetterTask().extract_answer(LAST_LETTER_STEPS) == "oul"
 
 
 def test_extract_answer_is_none_for_an_unfinished_or_empty_solution():
-    assert ModChainTask(record=False).extract_answer(MODCHAIN_STEPS[:2]) is None
-    assert ModChainTask(record=False).extract_answer([]) is None
+    assert ModChainTask(record=False, show_operation=False).extract_answer(MODCHAIN_STEPS[:2]) is None
+    assert ModChainTask(record=False, show_operation=False).extract_answer([]) is None
     assert LastLetterTask().extract_answer(LAST_LETTER_STEPS[:2]) is None
     assert LastLetterTask().extract_answer([]) is None
 
 
 def test_check_answer_ignores_surrounding_whitespace_and_rejects_none():
-    task = ModChainTask(record=False)
+    task = ModChainTask(record=False, show_operation=False)
     assert task.check_answer("9", "9")
     assert task.check_answer(" 9\n", "9")
     assert not task.check_answer("8", "9")
@@ -155,58 +184,58 @@ def test_check_answer_ignores_surrounding_whitespace_and_rejects_none():
 
 
 def test_reference_solution_is_correct():
-    assert ModChainTask(record=False).is_correct(MODCHAIN, MODCHAIN_STEPS)
+    assert ModChainTask(record=False, show_operation=False).is_correct(MODCHAIN, MODCHAIN_STEPS)
     assert LastLetterTask().is_correct(LAST_LETTER, LAST_LETTER_STEPS)
 
 
 def test_wrong_final_answer_is_not_correct():
-    assert not ModChainTask(record=False).is_correct(MODCHAIN, ["7*2-5\n", "4-5\n", "8\n"])
+    assert not ModChainTask(record=False, show_operation=False).is_correct(MODCHAIN, ["7*2-5\n", "4-5\n", "8\n"])
     assert not LastLetterTask().is_correct(LAST_LETTER, ["ribu sel:o\n", "sel:ou\n", "oua\n"])
 
 
 def test_solution_without_a_final_step_is_not_correct():
-    assert not ModChainTask(record=False).is_correct(MODCHAIN, MODCHAIN_STEPS[:2])
-    assert not ModChainTask(record=False).is_correct(MODCHAIN, [])
+    assert not ModChainTask(record=False, show_operation=False).is_correct(MODCHAIN, MODCHAIN_STEPS[:2])
+    assert not ModChainTask(record=False, show_operation=False).is_correct(MODCHAIN, [])
     assert not LastLetterTask().is_correct(LAST_LETTER, LAST_LETTER_STEPS[:2])
 
 
 def test_right_answer_after_wrong_steps_is_correct_by_outcome():
     # Outcome checking looks at the answer only; step_labels is what catches the bad path.
-    assert ModChainTask(record=False).is_correct(MODCHAIN, ["9\n"])
+    assert ModChainTask(record=False, show_operation=False).is_correct(MODCHAIN, ["9\n"])
 
 
 # Step labels: prefix correctness.
 
 
 def test_step_labels_of_the_reference_solution_are_all_true():
-    assert ModChainTask(record=False).step_labels(MODCHAIN, MODCHAIN_STEPS) == [True, True, True]
+    assert ModChainTask(record=False, show_operation=False).step_labels(MODCHAIN, MODCHAIN_STEPS) == [True, True, True]
     assert LastLetterTask().step_labels(LAST_LETTER, LAST_LETTER_STEPS) == [True, True, True]
 
 
 def test_a_wrong_step_makes_that_and_every_later_label_false_even_if_a_later_step_is_right():
     # Step 2 should be 4-5; step 3 is the right text again but follows a wrong prefix.
-    assert ModChainTask(record=False).step_labels(MODCHAIN, ["7*2-5\n", "5-5\n", "9\n"]) == [True, False, False]
+    assert ModChainTask(record=False, show_operation=False).step_labels(MODCHAIN, ["7*2-5\n", "5-5\n", "9\n"]) == [True, False, False]
     assert LastLetterTask().step_labels(LAST_LETTER, ["ribu sel:a\n", "sel:ou\n", "oul\n"]) == [False, False, False]
 
 
 def test_a_right_answer_reached_by_skipping_steps_is_labelled_wrong():
-    assert ModChainTask(record=False).step_labels(MODCHAIN, ["9\n"]) == [False]
+    assert ModChainTask(record=False, show_operation=False).step_labels(MODCHAIN, ["9\n"]) == [False]
 
 
 def test_steps_beyond_the_reference_solution_are_labelled_wrong():
-    assert ModChainTask(record=False).step_labels(MODCHAIN, MODCHAIN_STEPS + ["9\n"]) == [True, True, True, False]
+    assert ModChainTask(record=False, show_operation=False).step_labels(MODCHAIN, MODCHAIN_STEPS + ["9\n"]) == [True, True, True, False]
 
 
 def test_step_labels_of_no_steps_are_empty():
-    assert ModChainTask(record=False).step_labels(MODCHAIN, []) == []
+    assert ModChainTask(record=False, show_operation=False).step_labels(MODCHAIN, []) == []
 
 
 def test_a_final_step_ended_at_eos_without_its_delimiter_is_labelled_right():
     # The sampler returns "9" (no newline) when the policy stops with EOS; is_correct accepts it,
     # so the step labels must too.
     steps = ["7*2-5\n", "4-5\n", "9"]
-    assert ModChainTask(record=False).is_correct(MODCHAIN, steps)
-    assert ModChainTask(record=False).step_labels(MODCHAIN, steps) == [True, True, True]
+    assert ModChainTask(record=False, show_operation=False).is_correct(MODCHAIN, steps)
+    assert ModChainTask(record=False, show_operation=False).step_labels(MODCHAIN, steps) == [True, True, True]
 
 
 # Splits.
@@ -260,12 +289,12 @@ def test_every_answer_is_the_end_of_its_reference_solution(task_splits):
 
 
 def test_modchain_question_lengths_follow_the_operation_ranges():
-    # k operations make a question of 2k+1 characters: seed 1-5 ops -> 3-11, train/test 2-5 -> 5-11, ood 6-7 -> 13-15.
-    task = ModChainTask(record=False)
+    # k operations make a question of 2k+1 characters: seed 1-6 ops -> 3-13, train/test 4-6 -> 9-13, ood 7-8 -> 15-17.
+    task = ModChainTask()
     lengths = {split: {len(p.question) for p in task.problems(split, count, 0)} for split, count in SIZES.items()}
-    assert lengths["seed"] <= {3, 5, 7, 9, 11}
-    assert lengths["train"] <= {5, 7, 9, 11} and lengths["test"] <= {5, 7, 9, 11}
-    assert lengths["ood"] <= {13, 15}
+    assert lengths["seed"] <= {3, 5, 7, 9, 11, 13}
+    assert lengths["train"] == {9, 11, 13} and lengths["test"] == {9, 11, 13}
+    assert lengths["ood"] == {15, 17}
     assert min(lengths["ood"]) > max(lengths["train"] | lengths["test"])
 
 
@@ -279,7 +308,7 @@ def test_last_letter_word_counts_follow_the_word_ranges():
 
 
 def test_seed_splits_are_mostly_short_problems():
-    lengths = [len(p.question) // 2 for p in ModChainTask(record=False).problems("seed", 400, 0)]
+    lengths = [len(p.question) // 2 for p in ModChainTask(record=False, show_operation=False).problems("seed", 400, 0)]
     assert sum(n <= 2 for n in lengths) > sum(n >= 4 for n in lengths) > 0
 
 
@@ -290,13 +319,13 @@ def test_seed_problems_respect_a_configured_seed_range():
 
 def test_an_unknown_split_is_rejected():
     with pytest.raises(ValueError, match="'dev'"):
-        ModChainTask(record=False).problems("dev", 5, 0)
+        ModChainTask(record=False, show_operation=False).problems("dev", 5, 0)
     assert "dev" not in SPLITS
 
 
 def test_a_held_out_split_larger_than_its_pool_is_rejected():
     with pytest.raises(ValueError, match="at most 1000"):
-        ModChainTask(record=False).problems("ood", HELD_OUT_POOL + 1, 0)
+        ModChainTask(record=False, show_operation=False).problems("ood", HELD_OUT_POOL + 1, 0)
 
 
 # Registry and seed examples.
@@ -326,9 +355,11 @@ def test_seed_examples_are_the_seed_problems_with_their_prompts_and_reference_st
 
 
 def test_two_digit_modchain_reduces_each_digit_lane_mod_10():
-    task = ModChainTask(width=2, record=False)
+    task = ModChainTask(width=2, record=False, show_operation=False)
     problem = Problem("p", "37+95-88", "")
     assert task.reference_steps(problem) == ["22-88\n", "44\n"]
+    shown = ModChainTask(width=2, record=False).reference_steps(problem)
+    assert shown == ["37+95=22;22-88\n", "22-88=44;44\n"]
     assert reduce_once("09*76", 2) == "04"
     assert task.is_final_step("44\n") and not task.is_final_step("4\n") and not task.is_final_step("22-88\n")
 

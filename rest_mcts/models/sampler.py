@@ -52,6 +52,7 @@ class StepSampler:
         seed: int | None = None,
         decode: str = "cached",
         kv_store_mb: float = 0.0,
+        greedy_first: bool = False,
     ):
         if not delimiter:
             raise ValueError("delimiter must be a non-empty string")
@@ -76,6 +77,9 @@ class StepSampler:
         self.decode = decode
         """'cached': our KV-cache loop (prompt encoded once per prefix, stopped rows dropped); 'generate':
         transformers' `generate` (for models whose forward does not take a cache, and for comparison)."""
+        self.greedy_first = greedy_first
+        """`propose` returns the argmax step first and samples the rest, so a search whose ties go to the
+        first candidate follows greedy decoding wherever its scorer does not tell the candidates apart."""
         self.kv_store = PrefixStore(int(kv_store_mb * 2**20)) if kv_store_mb > 0 and decode == "cached" else None
         """KV of the prefixes this sampler encoded or generated, kept across calls (a search tree's nodes), so
         expanding a node encodes nothing again; None: every call encodes its prompts."""
@@ -97,8 +101,17 @@ class StepSampler:
         self._calls = 0
 
     def propose(self, prefixes: Sequence[Prefix], num_samples: int) -> list[list[ProposedStep]]:
-        """For each prefix, `num_samples` sampled next steps (duplicates possible), in prefix order."""
-        return self._generate(prefixes, num_samples, do_sample=True)
+        """For each prefix, `num_samples` sampled next steps (duplicates possible), in prefix order; with
+        `greedy_first`, the first of them is the argmax step."""
+        if not self.greedy_first:
+            return self._generate(prefixes, num_samples, do_sample=True)
+        if num_samples < 1:
+            raise ValueError("num_samples must be at least 1")
+        firsts = self.greedy(prefixes)
+        if num_samples == 1:
+            return [[first] for first in firsts]
+        samples = self._generate(prefixes, num_samples - 1, do_sample=True)
+        return [[first] + rest for first, rest in zip(firsts, samples)]
 
     __call__ = propose
 

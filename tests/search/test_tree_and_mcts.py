@@ -532,6 +532,14 @@ def test_best_answer_node_is_the_best_valued_terminal_node():
     assert best_answer_node(Tree.new("p", "Q: ")) is None
 
 
+def test_best_answer_node_counts_values_within_the_margin_as_tied():
+    tree = answer_tree()
+    tree.nodes[3].value = 0.89
+    assert best_answer_node(tree) == 4  # 0.9 beats 0.89 without a margin
+    assert best_answer_node(tree, margin=0.02) == 3  # within 0.02: the earlier terminal
+    assert best_answer_node(tree, margin=0.005) == 4
+
+
 def test_value_weighted_vote_sums_values_per_answer():
     tree = answer_tree()
     assert value_weighted_vote(tree, extract_answer) == "7"  # 0.5 + 0.25 = 0.75 > 0.625

@@ -108,6 +108,16 @@ def test_value_targets_list_steps_of_every_non_root_node():
     assert [value for _, value in targets] == pytest.approx([1 / 3, 2 / 3, 1.0, 1 / 9])
 
 
+def test_hard_value_targets_are_one_on_the_correct_path_and_zero_off_it():
+    tree, ids = worked_example()
+    rewards = infer_process_rewards(tree, ends_in_correct)
+    targets = dict(value_targets(tree, rewards, "hard"))
+    assert targets == {("A\n",): 1.0, ("A\n", "B\n"): 1.0, ("A\n", "B\n", "correct C\n"): 1.0,
+                       ("A\n", "wrong B'\n"): 0.0}
+    with pytest.raises(ValueError, match="unknown value target 'soft'"):
+        value_targets(tree, rewards, "soft")
+
+
 def test_inference_leaves_the_tree_unchanged_and_grading_writes_verdicts():
     tree, ids = worked_example()
     before = tree.to_dict()
