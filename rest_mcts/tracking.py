@@ -33,6 +33,8 @@ class Tracker:
         import wandb
 
         os.environ.setdefault("WANDB_SILENT", "true")
+        if os.environ.get("WANDB_MODE") == "":
+            del os.environ["WANDB_MODE"]  # set but empty: wandb rejects it even when a mode is passed
         self.mode = resolve_wandb_mode(mode)
         self.run = wandb.init(
             project=project, group=group, name=name, config=config, dir=run_dir, mode=self.mode,

@@ -318,17 +318,30 @@ def run_mcts(
 # Reading the answer ---------------------------------------------------------------------------
 
 
+def sibling_ranks(tree: Tree, node_id: int) -> tuple[int, ...]:
+    """The position of each node on the path to `node_id` among its siblings (0: the parent's first child).
+
+    Children are added in the order the sampler proposed them, so with a sampler whose first proposal is
+    the argmax step, the greedy path is the one whose ranks are all 0.
+    """
+    path = tree.path_to(node_id)
+    return tuple(tree.nodes[parent].children.index(child) for parent, child in zip(path, path[1:]))
+
+
 def best_answer_node(tree: Tree, margin: float = 0.0) -> int | None:
     """The terminal node with the highest V; None if the tree has no terminal node.
 
-    Terminals within `margin` of the highest V count as tied, and ties go to the lowest id (the
-    earliest created). With margin 0 that is the plain best-valued terminal.
+    Terminals within `margin` of the highest V count as tied. Ties go to the terminal whose path takes
+    the earlier-proposed child where the paths part (`sibling_ranks`, compared in order), so a search
+    whose first proposal is the greedy step answers like greedy decoding unless its scorer prefers
+    another terminal by more than `margin`.
     """
     terminal_ids = tree.terminal_nodes()
     if not terminal_ids:
         return None
     best = max(tree.nodes[node_id].value for node_id in terminal_ids)
-    return min(node_id for node_id in terminal_ids if tree.nodes[node_id].value >= best - margin)
+    tied = [node_id for node_id in terminal_ids if tree.nodes[node_id].value >= best - margin]
+    return min(tied, key=lambda node_id: sibling_ranks(tree, node_id))
 
 
 def value_weighted_vote(tree: Tree, extract_answer: Callable[[tuple[str, ...]], str | None]) -> str | None:

@@ -216,6 +216,19 @@ def test_cached_decoding_drops_stopped_rows_and_encodes_each_prompt_once(policy,
         assert still_generating <= batch_size and 4 * (batch_size - still_generating) < batch_size
 
 
+@pytest.mark.parametrize("decode", ["cached", "generate"])
+def test_greedy_first_puts_the_argmax_step_first_and_samples_the_rest(policy, tokenizer, decode):
+    greedy = [step.text for step in make_sampler(policy, tokenizer, decode=decode).greedy(PREFIXES)]
+    sampler = make_sampler(policy, tokenizer, decode=decode, temperature=5.0, greedy_first=True)
+    proposals = sampler.propose(PREFIXES, 4)
+    assert [steps[0].text for steps in proposals] == greedy
+    assert all(len(steps) == 4 for steps in proposals)
+    # At a high temperature the sampled three are not all the argmax step.
+    assert any(step.text != steps[0].text for steps in proposals for step in steps[1:])
+    assert [[step.text] for step in sampler.greedy(PREFIXES)] == [[s.text for s in steps] for steps in
+                                                                 sampler.propose(PREFIXES, 1)]
+
+
 def test_unknown_decode_mode_is_rejected(policy, tokenizer):
     with pytest.raises(ValueError, match="decode must be"):
         make_sampler(policy, tokenizer, decode="beam")

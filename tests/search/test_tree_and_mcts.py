@@ -11,6 +11,7 @@ from search.mcts import (
     MCTSParams,
     backup,
     best_answer_node,
+    sibling_ranks,
     exhausted_nodes,
     run_mcts,
     select_leaf,
@@ -538,6 +539,21 @@ def test_best_answer_node_counts_values_within_the_margin_as_tied():
     assert best_answer_node(tree) == 4  # 0.9 beats 0.89 without a margin
     assert best_answer_node(tree, margin=0.02) == 3  # within 0.02: the earlier terminal
     assert best_answer_node(tree, margin=0.005) == 4
+
+
+def test_near_ties_go_to_the_path_of_first_proposed_children_not_the_lowest_id():
+    # root -> a (first proposal) -> a1 (terminal, created last); root -> b -> b1 (terminal, created first).
+    tree = Tree.new("p", "Q: ")
+    a = tree.add_child(0, "a\n")
+    b = tree.add_child(0, "b\n")
+    b1 = tree.add_child(b, "b1\n", is_terminal=True)
+    a1 = tree.add_child(a, "a1\n", is_terminal=True)
+    tree.nodes[b1].value, tree.nodes[a1].value = 0.70, 0.65
+    assert sibling_ranks(tree, a1) == (0, 0) and sibling_ranks(tree, b1) == (1, 0)
+    assert best_answer_node(tree) == b1
+    assert best_answer_node(tree, margin=0.1) == a1  # within the margin: the first proposals' path
+    tree.nodes[a1].value = 0.70
+    assert best_answer_node(tree) == a1  # an exact tie too
 
 
 def test_value_weighted_vote_sums_values_per_answer():
