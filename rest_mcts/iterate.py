@@ -200,9 +200,13 @@ class Loop:
         from search.value_inference import infer_process_rewards, value_targets
 
         problems = {problem.id: problem for problem in self.train_problems}
+        position = {problem_id: index for index, problem_id in enumerate(problems)}
         value_examples, policy_examples = [], []
         traces_all_steps_right = 0
-        for record in read_finished_trees(round_.path / "trees.jsonl"):
+        # Shards append their trees as they finish, in an order that changes from run to run; reading them
+        # in problem order makes the examples, and so both models' training data, the same every run.
+        records = sorted(read_finished_trees(round_.path / "trees.jsonl"), key=lambda r: position[r["problem_id"]])
+        for record in records:
             tree = Tree.from_dict(record)
             problem = problems[tree.problem_id]
             is_correct = lambda steps, p=problem: self.task.is_correct(p, steps)  # noqa: E731

@@ -154,3 +154,31 @@ def test_policy_data_replays_seed_solutions_beside_the_verified_traces(tmp_path)
     control = dataclasses.replace(config, control=True)
     assert [e.problem_id for e in Loop(control, tmp_path).policy_training_data(1)] == [
         f"seed-{i:05d}" for i in range(40)]
+
+
+def test_value_and_policy_examples_do_not_depend_on_the_order_trees_were_appended(tmp_path):
+    # Search shards append their trees as they finish, so trees.jsonl comes in a different order from
+    # run to run; the examples (and so the PRM's and policy's training data) must not.
+    from rest_mcts.config import RunConfig, TaskConfig
+    from rest_mcts.iterate import Loop, Round
+    from search.tree import Tree
+
+    config = RunConfig(task=TaskConfig(seed_problems=10, train_problems=6, test_problems=5, ood_problems=5))
+    loop = Loop(config, tmp_path)
+    trees = []
+    for problem in loop.train_problems[:4]:
+        tree = Tree.new(problem.id, loop.task.format_prompt(problem))
+        node = 0
+        for index, step in enumerate(loop.task.reference_steps(problem)):
+            tree.add_child(node, f"wrong {index}\n", is_terminal=True)
+            node = tree.add_child(node, step, is_terminal=loop.task.is_final_step(step))
+        trees.append(tree.to_dict())
+    written = {}
+    for name, order in (("a", trees), ("b", trees[::-1])):
+        round_ = Round(1, tmp_path / name)
+        round_.path.mkdir()
+        (round_.path / "trees.jsonl").write_text("".join(json.dumps(record) + "\n" for record in order))
+        loop.infer_values(round_)
+        written[name] = [(round_.path / f).read_text() for f in ("value_examples.jsonl", "policy_examples.jsonl")]
+    assert written["a"] == written["b"]
+    assert written["a"][1].count("\n") == 4  # one verified trace per problem
