@@ -204,7 +204,7 @@ class Loop:
         value_examples, policy_examples = [], []
         traces_all_steps_right = 0
         # Shards append their trees as they finish, in an order that changes from run to run; reading them
-        # in problem order makes the examples, and so both models' training data, the same every run.
+        # in problem order makes the examples (both models' training data) independent of that order.
         records = sorted(read_finished_trees(round_.path / "trees.jsonl"), key=lambda r: position[r["problem_id"]])
         for record in records:
             tree = Tree.from_dict(record)
