@@ -324,8 +324,10 @@ def validate(config: RunConfig) -> None:
             raise ConfigError(f"--{name} {value}: expected a positive integer")
     if config.search.oracle_step_filter and not TASKS[config.task.name].synthetic:
         raise ConfigError("--search.oracle_step_filter: needs a synthetic task (true step labels)")
-    if config.search.value_target not in ("quality", "hard"):
-        raise ConfigError(f"--search.value_target {config.search.value_target!r}: expected 'quality' or 'hard'")
+    from search.value_inference import VALUE_TARGETS
+
+    if config.search.value_target not in VALUE_TARGETS:
+        raise ConfigError(f"--search.value_target {config.search.value_target!r}: expected one of {VALUE_TARGETS}")
     if config.search.decode not in ("cached", "generate"):
         raise ConfigError(f"--search.decode {config.search.decode!r}: expected 'cached' or 'generate'")
     for name in ("policy_train", "prm_train"):
