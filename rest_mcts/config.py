@@ -136,11 +136,14 @@ class EvalConfig:
     """MCTS* at evaluation takes the policy's argmax step as the first of its `branch` candidates at every
     expansion (the others sampled); ties in PRM value go to the first child, so where the PRM cannot tell the
     candidates apart the search follows greedy decoding instead of whichever sample came first."""
+    dev_problems: int = 100
+    """Training problems held out from search (the end of the pool) on which each round's evaluation runs MCTS*
+    first and picks its answer margin from `evaluation.ANSWER_MARGINS`: the margin whose answers are right most
+    often there (ties: the larger margin). 0: no dev split; `answer_margin` is used as given."""
     answer_margin: float = 0.1
     """MCTS*'s answer is its best-valued terminal; terminals within this margin of the best count as tied, and
-    ties go to the path of first proposals (with greedy_first, the greedy path). So the PRM overrules greedy
-    decoding only when it prefers another answer by more than the margin. Chosen on seed 0's test trees
-    (0 and 0.02 let a PRM that ranks siblings at 0.5-0.6 lose 1-4 problems in 200 to greedy in some rounds)."""
+    ties go to the path of first proposals (with greedy_first, the greedy path), so the PRM overrules greedy
+    decoding only when it prefers another answer by more than the margin. Used only when dev_problems is 0."""
 
 
 @dataclass(frozen=True)
@@ -322,6 +325,9 @@ def validate(config: RunConfig) -> None:
     for name, value in positive.items():
         if value < 1:
             raise ConfigError(f"--{name} {value}: expected a positive integer")
+    if not 0 <= config.eval.dev_problems < config.task.train_problems:
+        raise ConfigError(f"--eval.dev_problems {config.eval.dev_problems}: expected 0 or more, and fewer than "
+                          f"--task.train_problems ({config.task.train_problems}), from whose end they are held out")
     if config.search.oracle_step_filter and not TASKS[config.task.name].synthetic:
         raise ConfigError("--search.oracle_step_filter: needs a synthetic task (true step labels)")
     from search.value_inference import VALUE_TARGETS

@@ -76,6 +76,59 @@ def mcts_metrics(task: Task, problems: Sequence[Problem], trees: Sequence[Tree],
     return metrics
 
 
+ANSWER_MARGINS = (0.0, 0.05, 0.1, 0.2, 0.3, 1.0)
+"""Answer margins a round's evaluation chooses from on its dev problems. The largest, 1 (V lies in [0, 1]),
+answers with the path of first proposals (the greedy path when the sampler proposes the argmax step first);
+smaller margins let the PRM's values overrule it."""
+
+
+@dataclass(frozen=True)
+class MarginChoice:
+    """What the dev problems said about each answer margin."""
+
+    margin: float
+    """The chosen margin."""
+    accuracy: dict[float, float]
+    """Accuracy on the dev problems of every margin tried."""
+    p_value: dict[float, float]
+    """One-sided sign test of each smaller margin against the first-path margin over the problems where their
+    answers differ in correctness: the chance of at least as many wins if the PRM's overrules were coin flips."""
+
+
+def pick_answer_margin(task: Task, problems: Sequence[Problem], trees: Sequence[Tree],
+                       margins: Sequence[float] = ANSWER_MARGINS, significance: float = 0.05) -> MarginChoice:
+    """Choose how far MCTS*'s PRM values may overrule the path of first proposals, on held-out problems.
+
+    Every margin answers each (problem, tree) with `best_answer_node`. The largest margin is the default; a
+    smaller one is taken only if its answers beat the default's with a one-sided sign test p-value below
+    `significance` (problems where both are right or both wrong do not count), and among those the most
+    accurate wins (ties: the larger margin). So a PRM that ranks steps near chance, whose overrules win
+    and lose about equally, leaves the policy's own answers alone; 100 dev problems cannot tell a gain of
+    one problem from noise. The problems must not be the ones reported on.
+    """
+    from scipy.stats import binomtest
+
+    if not margins:
+        raise ValueError("no answer margins to choose from")
+    right: dict[float, list[bool]] = {}
+    for margin in margins:
+        answers = [best_answer_node(tree, margin) for tree in trees]
+        right[margin] = [best is not None and task.is_correct(problem, tree.steps_of(best))
+                         for problem, tree, best in zip(problems, trees, answers, strict=True)]
+    default = max(margins)
+    accuracy = {margin: sum(right[margin]) / max(len(problems), 1) for margin in margins}
+    p_value = {}
+    for margin in margins:
+        if margin == default:
+            continue
+        wins = sum(mine and not theirs for mine, theirs in zip(right[margin], right[default]))
+        losses = sum(theirs and not mine for mine, theirs in zip(right[margin], right[default]))
+        p_value[margin] = binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue if wins else 1.0
+    better = [margin for margin, p in p_value.items() if p < significance]
+    chosen = max(better, key=lambda margin: (accuracy[margin], margin)) if better else default
+    return MarginChoice(chosen, accuracy, p_value)
+
+
 def greedy_metrics(results: Sequence, split: str) -> dict[str, float]:
     return {
         f"{split}/greedy/accuracy": float(np.mean([result.correct for result in results])),

@@ -81,12 +81,18 @@ class Loop:
     """The controller: owns the config, the task's problems, Ray, W&B and the run folder."""
 
     def __init__(self, config: RunConfig, run_dir: Path):
+        validate(config)
         self.config = config
         self.run_dir = run_dir
         self.task: Task = get_task(config.task.name)
         data_seed = config.task.data_seed
         self.seed_examples = self.task.seed_examples(config.task.seed_problems, data_seed)
-        self.train_problems = self.task.problems("train", config.task.train_problems, data_seed)
+        pool = self.task.problems("train", config.task.train_problems, data_seed)
+        dev_count = config.eval.dev_problems
+        self.train_problems = pool[:len(pool) - dev_count]
+        """The problems rounds search and train on."""
+        self.dev_problems = pool[len(pool) - dev_count:]
+        """Held out from search: each evaluation picks MCTS*'s answer margin on them."""
         self.held_out = {
             "test": self.task.problems("test", config.task.test_problems, data_seed),
             "ood": self.task.problems("ood", config.task.ood_problems, data_seed),
@@ -265,8 +271,12 @@ class Loop:
                 "prm/steps": float(result.steps), "prm/examples": float(len(examples))}
 
     def evaluate(self, round_: Round) -> dict[str, float]:
-        """Greedy and MCTS* (fixed budget, solving) on the test and OOD splits with this round's models."""
-        from rest_mcts.evaluation import greedy_metrics, mcts_metrics
+        """Greedy and MCTS* (fixed budget, solving) on the test and OOD splits with this round's models.
+
+        With dev problems, MCTS* runs on them first and its answer margin is the one that answered them best
+        (`pick_answer_margin`); the test and OOD answers then use that margin.
+        """
+        from rest_mcts.evaluation import greedy_metrics, mcts_metrics, pick_answer_margin
         from rest_mcts.workers import greedy_results, search_to_file
 
         metrics: dict[str, float] = {}
@@ -274,16 +284,30 @@ class Loop:
         pool = self.search_pool(round_.index, round_.policy, round_.prm, self.config.eval.temperature, "eval",
                                 self.config.eval.greedy_first)
         per_task = self.config.cluster.problems_per_task
+        solving = self.mcts_params(solving=True)
+        margin = self.config.eval.answer_margin
         try:
+            if self.dev_problems:
+                trees = search_to_file(pool, self.dev_problems, solving, round_.path / "eval_dev_trees.jsonl",
+                                       per_task, f"round {round_.index} dev MCTS*")
+                choice = pick_answer_margin(self.task, self.dev_problems, trees)
+                margin = choice.margin
+                metrics["dev/mcts/answer_margin"] = margin
+                metrics["dev/mcts/accuracy"] = choice.accuracy[margin]
+                metrics["dev/mcts/accuracy_prm_choice"] = choice.accuracy[min(choice.accuracy)]
+                metrics["dev/mcts/accuracy_first_path"] = choice.accuracy[max(choice.accuracy)]
+                logger.info("round %d: answer margin %g (dev accuracy, sign-test p against the first path: %s)",
+                            round_.index, margin, ", ".join(
+                                f"{m:g}: {a:.3f}" + (f" p={choice.p_value[m]:.2f}" if m in choice.p_value else "")
+                                for m, a in choice.accuracy.items()))
             for split, problems in self.held_out.items():
                 greedy = greedy_results(pool, problems, self.config.search.max_depth, per_task,
                                         f"round {round_.index} {split} greedy")
                 write_jsonl(round_.path / f"eval_{split}_greedy.jsonl", greedy)
                 metrics.update(greedy_metrics(greedy, split))
-                trees = search_to_file(pool, problems, self.mcts_params(solving=True),
-                                       round_.path / f"eval_{split}_trees.jsonl", per_task,
+                trees = search_to_file(pool, problems, solving, round_.path / f"eval_{split}_trees.jsonl", per_task,
                                        f"round {round_.index} {split} MCTS*")
-                metrics.update(mcts_metrics(self.task, problems, trees, split, self.config.eval.answer_margin))
+                metrics.update(mcts_metrics(self.task, problems, trees, split, margin))
         finally:
             pool.shutdown()
         return metrics

@@ -1,5 +1,7 @@
 """Round metrics on hand-built trees: the PRM's sibling ranking."""
 
+import pytest
+
 from rest_mcts.evaluation import sibling_ranking
 from search.tree import Tree
 
@@ -16,3 +18,49 @@ def test_sibling_ranking_counts_right_over_wrong_pairs_under_each_node():
     ranked_right, pairs = sibling_ranking(tree, labels)
     # Root: (a, b) wrong order, (a, c) tie; under a: (d, e) right order; under b: no right child.
     assert pairs == 3 and ranked_right == 0.0 + 0.5 + 1.0
+
+
+class _AnswerTask:
+    """Grades a terminal by its last step's text: 'right\n' is the oracle's answer."""
+
+    @staticmethod
+    def is_correct(problem, steps):
+        return steps[-1] == "right\n"
+
+
+def _first_path_and_alternative(first: str, alternative: str, gap: float) -> Tree:
+    tree = Tree.new("p", "Q\n")
+    tree.add_child(0, first, prm_score=0.5, is_terminal=True)
+    tree.add_child(0, alternative, prm_score=0.5 + gap, is_terminal=True)
+    for node in tree.nodes[1:]:
+        node.value = node.prm_score
+    return tree
+
+
+def test_pick_answer_margin_keeps_the_first_path_where_the_prm_overrules_it_wrongly():
+    from rest_mcts.evaluation import ANSWER_MARGINS, pick_answer_margin
+
+    trees = [_first_path_and_alternative("right\n", "wrong\n", 0.15)] * 3 + [
+        _first_path_and_alternative("wrong\n", "right\n", 0.15)]
+    choice = pick_answer_margin(_AnswerTask(), [None] * 4, trees)
+    # Margins up to 0.1 follow the PRM (1 of 4 right); from 0.2 on the first path wins (3 of 4).
+    assert choice.accuracy == {m: (0.25 if m < 0.15 else 0.75) for m in ANSWER_MARGINS}
+    assert choice.margin == 1.0 and choice.p_value[0.0] == pytest.approx(15 / 16)  # 1 win, 3 losses
+
+
+def test_pick_answer_margin_lets_the_prm_overrule_only_on_significant_evidence():
+    from rest_mcts.evaluation import pick_answer_margin
+
+    def trees(wins: int, losses: int) -> list[Tree]:
+        return [_first_path_and_alternative("wrong\n", "right\n", 0.15)] * wins + [
+            _first_path_and_alternative("right\n", "wrong\n", 0.15)] * losses
+
+    # 3 wins, 1 loss: more accurate, but p = 5/16 could be chance; the first path stays.
+    choice = pick_answer_margin(_AnswerTask(), [None] * 4, trees(3, 1))
+    assert choice.margin == 1.0 and choice.accuracy[0.1] == 0.75 and choice.p_value[0.1] == pytest.approx(5 / 16)
+    # 8 wins, 1 loss: p = 10/512; the largest of the equally accurate PRM-led margins is taken.
+    choice = pick_answer_margin(_AnswerTask(), [None] * 9, trees(8, 1))
+    assert choice.margin == 0.1 and choice.p_value[0.1] == pytest.approx(10 / 512)
+    # Fewer trees than problems is an error, not a silent truncation.
+    with pytest.raises(ValueError):
+        pick_answer_margin(_AnswerTask(), [None] * 10, trees(8, 1))

@@ -22,7 +22,7 @@ TINY = [
     "--task.ood_problems", "8", "--policy_train.warm_start_steps", "6", "--policy_train.steps_per_round", "4",
     "--prm_train.warm_start_steps", "4", "--prm_train.steps_per_round", "4", "--search.simulations", "3",
     "--eval.simulations", "2", "--cluster.problems_per_task", "6", "--model.hidden_size", "32",
-    "--model.num_layers", "1", "--model.intermediate_size", "64",
+    "--model.num_layers", "1", "--model.intermediate_size", "64", "--eval.dev_problems", "6",
 ]
 
 
@@ -107,13 +107,14 @@ def test_interrupted_run_resumes_and_leaves_loadable_checkpoints_and_logged_metr
         assert (round_dir / "DONE").exists()
         metrics = json.loads((round_dir / "eval.json").read_text())
         for key in ("test/greedy/accuracy", "test/mcts/accuracy", "ood/greedy/accuracy", "ood/mcts/accuracy",
-                    "search/tokens", "examples/policy", "timing_s/search", "timing_s/train_policy"):
+                    "dev/mcts/answer_margin", "dev/mcts/accuracy", "search/tokens", "examples/policy", "timing_s/search", "timing_s/train_policy"):
             assert key in metrics, (index, key)
         assert 0.0 <= metrics["test/greedy/accuracy"] <= 1.0
         policy = AutoModelForCausalLM.from_pretrained(round_dir / "policy")
         prm = AutoModelForTokenClassification.from_pretrained(round_dir / "prm")
         assert prm.config.num_labels == 1 and policy.config.vocab_size > 0
-        for name in ("trees.jsonl", "value_examples.jsonl", "policy_examples.jsonl", "policy_train_log.jsonl"):
+        for name in ("trees.jsonl", "value_examples.jsonl", "policy_examples.jsonl", "policy_train_log.jsonl",
+                     "eval_dev_trees.jsonl"):
             assert (round_dir / name).exists(), (index, name)
 
     # The W&B offline runs hold every round's metrics, equal to eval.json (the resumed run re-logs round 0).
@@ -132,7 +133,7 @@ def test_interrupted_run_resumes_and_leaves_loadable_checkpoints_and_logged_metr
 def test_policy_data_replays_seed_solutions_beside_the_verified_traces(tmp_path):
     import dataclasses
 
-    from rest_mcts.config import RunConfig, SearchConfig, TaskConfig
+    from rest_mcts.config import EvalConfig, RunConfig, SearchConfig, TaskConfig
     from rest_mcts.data import PolicyExample, write_jsonl
     from rest_mcts.iterate import Loop
 
@@ -140,7 +141,7 @@ def test_policy_data_replays_seed_solutions_beside_the_verified_traces(tmp_path)
     (tmp_path / "round_01").mkdir()
     write_jsonl(tmp_path / "round_01" / "policy_examples.jsonl", traces)
     config = RunConfig(task=TaskConfig(seed_problems=40, train_problems=20, test_problems=5, ood_problems=5),
-                       search=SearchConfig(seed_replay_ratio=1.0))
+                       search=SearchConfig(seed_replay_ratio=1.0), eval=EvalConfig(dev_problems=5))
 
     data = Loop(config, tmp_path).policy_training_data(1)
     assert data[-5:] == traces and len(data) == 10  # one seed solution per trace
@@ -159,11 +160,12 @@ def test_policy_data_replays_seed_solutions_beside_the_verified_traces(tmp_path)
 def test_value_and_policy_examples_do_not_depend_on_the_order_trees_were_appended(tmp_path):
     # Search shards append their trees as they finish, so trees.jsonl comes in a different order from
     # run to run; the examples (and so the PRM's and policy's training data) must not.
-    from rest_mcts.config import RunConfig, TaskConfig
+    from rest_mcts.config import EvalConfig, RunConfig, TaskConfig
     from rest_mcts.iterate import Loop, Round
     from search.tree import Tree
 
-    config = RunConfig(task=TaskConfig(seed_problems=10, train_problems=6, test_problems=5, ood_problems=5))
+    config = RunConfig(task=TaskConfig(seed_problems=10, train_problems=6, test_problems=5, ood_problems=5),
+                       eval=EvalConfig(dev_problems=2))
     loop = Loop(config, tmp_path)
     trees = []
     for problem in loop.train_problems[:4]:
@@ -182,3 +184,17 @@ def test_value_and_policy_examples_do_not_depend_on_the_order_trees_were_appende
         written[name] = [(round_.path / f).read_text() for f in ("value_examples.jsonl", "policy_examples.jsonl")]
     assert written["a"] == written["b"]
     assert written["a"][1].count("\n") == 4  # one verified trace per problem
+
+
+def test_dev_problems_are_held_out_of_every_round_search(tmp_path):
+    from rest_mcts.config import ConfigError, EvalConfig, RunConfig, TaskConfig
+    from rest_mcts.iterate import Loop
+
+    task = TaskConfig(seed_problems=10, train_problems=30, problems_per_round=8, test_problems=5, ood_problems=5)
+    loop = Loop(RunConfig(task=task, eval=EvalConfig(dev_problems=10)), tmp_path)
+    searched = {problem.id for index in range(6) for problem in loop.round_problems(index)}
+    dev = {problem.id for problem in loop.dev_problems}
+    assert len(dev) == 10 and len(searched) == 20 and not dev & searched
+    assert dev | searched == {problem.id for problem in loop.task.problems("train", 30, task.data_seed)}
+    with pytest.raises(ConfigError, match="--eval.dev_problems 30"):
+        Loop(RunConfig(task=task, eval=EvalConfig(dev_problems=30)), tmp_path)

@@ -107,6 +107,9 @@ class StepSampler:
             return self._generate(prefixes, num_samples, do_sample=True)
         if num_samples < 1:
             raise ValueError("num_samples must be at least 1")
+        if self.decode == "cached":
+            # One decode loop: the first row of each prefix takes the argmax token, the others sample.
+            return self._generate(prefixes, num_samples, do_sample=True, greedy_first=True)
         firsts = self.greedy(prefixes)
         if num_samples == 1:
             return [[first] for first in firsts]
@@ -119,7 +122,8 @@ class StepSampler:
         """The greedy (argmax) next step of each prefix: one step per prefix, for chain-of-thought evaluation."""
         return [steps[0] for steps in self._generate(prefixes, 1, do_sample=False)]
 
-    def _generate(self, prefixes: Sequence[Prefix], num_samples: int, do_sample: bool) -> list[list[ProposedStep]]:
+    def _generate(self, prefixes: Sequence[Prefix], num_samples: int, do_sample: bool,
+                  greedy_first: bool = False) -> list[list[ProposedStep]]:
         if num_samples < 1:
             raise ValueError("num_samples must be at least 1")
         prompts = [encode_steps(self.tokenizer, prefix.prompt, prefix.steps).input_ids for prefix in prefixes]
@@ -134,21 +138,32 @@ class StepSampler:
                 remaining = num_samples
                 while remaining > 0:
                     count = min(remaining, samples_per_call)
-                    generated = self._generate_chunk([prompts[index] for index in chunk], count, do_sample)
+                    generated = self._generate_chunk([prompts[index] for index in chunk], count, do_sample,
+                                                     greedy_first and remaining == num_samples)
                     for row, token_ids in enumerate(generated):
                         results[chunk[row // count]].append(self._to_step(token_ids))
                     remaining -= count
         return results
 
-    def _generate_chunk(self, prompts: list[list[int]], num_samples: int, do_sample: bool) -> list[list[int]]:
+    def _generate_chunk(self, prompts: list[list[int]], num_samples: int, do_sample: bool,
+                        greedy_first: bool = False) -> list[list[int]]:
         """The new token ids of each of the len(prompts)*num_samples rows (rows of one prompt are consecutive),
-        each up to and including its first stop token (or max_step_tokens long)."""
+        each up to and including its first stop token (or max_step_tokens long); with `greedy_first`, each
+        prompt's first row is decoded greedily."""
         if self.decode == "generate" or min(len(ids) for ids in prompts) < 2:
             # A one-token prompt leaves nothing to encode ahead of decoding.
-            return self._generate_with_hf(prompts, num_samples, do_sample)
-        return self._generate_cached(prompts, num_samples, do_sample)
+            if not greedy_first:
+                return self._generate_with_hf(prompts, num_samples, do_sample)
+            firsts = self._generate_with_hf(prompts, 1, False)
+            rest = self._generate_with_hf(prompts, num_samples - 1, do_sample) if num_samples > 1 else []
+            rows = []
+            for index, first in enumerate(firsts):
+                rows += [first] + rest[index * (num_samples - 1):(index + 1) * (num_samples - 1)]
+            return rows
+        return self._generate_cached(prompts, num_samples, do_sample, greedy_first)
 
-    def _generate_cached(self, prompts: list[list[int]], num_samples: int, do_sample: bool) -> list[list[int]]:
+    def _generate_cached(self, prompts: list[list[int]], num_samples: int, do_sample: bool,
+                         greedy_first: bool = False) -> list[list[int]]:
         """Decode with a KV cache shared by the samples of a prompt; rows that stopped leave the batch.
 
         Each prompt but its last token is encoded once (or found in the node store); its cache rows are
@@ -172,7 +187,8 @@ class StepSampler:
             attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(batch_rows), 1))], dim=-1)
             logits = self.model(input_ids=tokens[:, None], attention_mask=attention_mask,
                                 position_ids=positions[:, None], past_key_values=cache, use_cache=True).logits[:, -1]
-            tokens = self._pick(logits.float(), do_sample)
+            tokens = self._pick(logits.float(), do_sample,
+                                (batch_rows % num_samples == 0) if greedy_first and do_sample else None)
             live_positions = live.nonzero().squeeze(-1)
             for row, token in zip(batch_rows[live_positions].tolist(), tokens[live_positions].tolist()):
                 generated[row].append(token)
@@ -201,19 +217,22 @@ class StepSampler:
             fed = prompts[int(rows[row])] + generated[row][:-1]
             self.kv_store.put(tuple(fed), row_span(cache, position, width - len(fed), width))
 
-    def _pick(self, logits: torch.Tensor, do_sample: bool) -> torch.Tensor:
-        """Argmax, or a sample at `temperature` from the `top_k` most likely tokens (0: all), per row; tokens the
-        model's generation config suppresses are never picked (its other settings are `generate`'s business)."""
+    def _pick(self, logits: torch.Tensor, do_sample: bool, argmax_rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Argmax, or a sample at `temperature` from the `top_k` most likely tokens (0: all), per row (the rows
+        where `argmax_rows` is True take the argmax anyway); tokens the model's generation config suppresses are
+        never picked (its other settings are `generate`'s business)."""
         suppressed = getattr(self.model.generation_config, "suppress_tokens", None)
         if suppressed:
             logits[:, suppressed] = float("-inf")
         if not do_sample:
             return logits.argmax(-1)
+        argmax = logits.argmax(-1) if argmax_rows is not None else None
         logits = logits / self.temperature
         if self.top_k > 0:
             threshold = torch.topk(logits, min(self.top_k, logits.size(-1)), dim=-1).values[:, -1:]
             logits = logits.masked_fill(logits < threshold, float("-inf"))
-        return torch.multinomial(torch.softmax(logits, dim=-1), 1).squeeze(-1)
+        sampled = torch.multinomial(torch.softmax(logits, dim=-1), 1).squeeze(-1)
+        return sampled if argmax is None else torch.where(argmax_rows, argmax, sampled)
 
     def _generate_with_hf(self, prompts: list[list[int]], num_samples: int, do_sample: bool) -> list[list[int]]:
         """One transformers `generate` over left-padded `prompts` with `num_return_sequences` (every sample
