@@ -98,24 +98,42 @@ class Loop:
             "ood": self.task.problems("ood", config.task.ood_problems, data_seed),
         }
         self._trainers = None
+        self._pool = None
 
     # -- Ray pieces -------------------------------------------------------------------------------
 
     def search_pool(self, round_index: int, policy: Path, prm: Path | None, temperature: float, purpose: str,
                     greedy_first: bool = False):
+        """Search workers holding `policy` and `prm`. The workers of the last call are kept and reused when they
+        hold the same checkpoints (a round's evaluation, then the next round's search), with the new settings."""
         from rest_mcts.workers import SamplerSettings, SearchPool
 
         cluster = self.config.cluster
         settings = SamplerSettings(str(policy), str(prm) if prm else "", self.task.name, temperature,
                                    self.config.search.max_step_tokens, self.config.seed * 100 + round_index,
                                    self.config.search.decode, self.config.search.kv_store_mb, greedy_first)
-        return SearchPool(settings, cluster.search_workers, cluster.cpus_per_worker, cluster.gpus_per_worker,
-                          f"r{round_index:02d}-{purpose}", cluster.timeout_s)
+        pool = self._pool
+        if pool is not None and (pool.settings.policy_path, pool.settings.prm_path) == (settings.policy_path,
+                                                                                        settings.prm_path):
+            pool.settings = settings
+            return pool
+        self.release_search_pool()
+        self.release_trainers()
+        self._pool = SearchPool(settings, cluster.search_workers, cluster.cpus_per_worker, cluster.gpus_per_worker,
+                                f"r{round_index:02d}-{purpose}", cluster.timeout_s)
+        return self._pool
+
+    def release_search_pool(self) -> None:
+        """Stop the search workers so that trainer ranks get their CPUs (or GPUs)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def trainers(self, round_index: int):
         """The round's DeepSpeed ranks, started on first use and kept for the next training stage."""
         from rest_mcts.train_workers import TrainerGroup
 
+        self.release_search_pool()
         if self._trainers is None:
             cluster = self.config.cluster
             self._trainers = TrainerGroup(cluster.trainer_ranks, cluster.cpus_per_rank, cluster.gpus_per_rank,
@@ -181,14 +199,10 @@ class Loop:
         from rest_mcts.workers import search_to_file
 
         problems = self.round_problems(round_.index)
-        self.release_trainers()
         pool = self.search_pool(round_.index, policy, prm, self.config.search.temperature, "search")
         started = time.time()
-        try:
-            trees = search_to_file(pool, problems, self.mcts_params(solving=False), round_.path / "trees.jsonl",
-                                   self.config.cluster.problems_per_task, f"round {round_.index} search")
-        finally:
-            pool.shutdown()
+        trees = search_to_file(pool, problems, self.mcts_params(solving=False), round_.path / "trees.jsonl",
+                               self.config.cluster.problems_per_task, f"round {round_.index} search")
         seconds = time.time() - started
         tokens = sum(tree.tokens_used for tree in trees)
         solved = [any(node.answer_correct for node in tree.nodes if node.is_terminal) for tree in trees]
@@ -280,36 +294,32 @@ class Loop:
         from rest_mcts.workers import greedy_results, search_to_file
 
         metrics: dict[str, float] = {}
-        self.release_trainers()
         pool = self.search_pool(round_.index, round_.policy, round_.prm, self.config.eval.temperature, "eval",
                                 self.config.eval.greedy_first)
         per_task = self.config.cluster.problems_per_task
         solving = self.mcts_params(solving=True)
         margin = self.config.eval.answer_margin
-        try:
-            if self.dev_problems:
-                trees = search_to_file(pool, self.dev_problems, solving, round_.path / "eval_dev_trees.jsonl",
-                                       per_task, f"round {round_.index} dev MCTS*")
-                choice = pick_answer_margin(self.task, self.dev_problems, trees)
-                margin = choice.margin
-                metrics["dev/mcts/answer_margin"] = margin
-                metrics["dev/mcts/accuracy"] = choice.accuracy[margin]
-                metrics["dev/mcts/accuracy_prm_choice"] = choice.accuracy[min(choice.accuracy)]
-                metrics["dev/mcts/accuracy_first_path"] = choice.accuracy[max(choice.accuracy)]
-                logger.info("round %d: answer margin %g (dev accuracy, sign-test p against the first path: %s)",
-                            round_.index, margin, ", ".join(
-                                f"{m:g}: {a:.3f}" + (f" p={choice.p_value[m]:.2f}" if m in choice.p_value else "")
-                                for m, a in choice.accuracy.items()))
-            for split, problems in self.held_out.items():
-                greedy = greedy_results(pool, problems, self.config.search.max_depth, per_task,
-                                        f"round {round_.index} {split} greedy")
-                write_jsonl(round_.path / f"eval_{split}_greedy.jsonl", greedy)
-                metrics.update(greedy_metrics(greedy, split))
-                trees = search_to_file(pool, problems, solving, round_.path / f"eval_{split}_trees.jsonl", per_task,
-                                       f"round {round_.index} {split} MCTS*")
-                metrics.update(mcts_metrics(self.task, problems, trees, split, margin))
-        finally:
-            pool.shutdown()
+        if self.dev_problems:
+            trees = search_to_file(pool, self.dev_problems, solving, round_.path / "eval_dev_trees.jsonl",
+                                   per_task, f"round {round_.index} dev MCTS*")
+            choice = pick_answer_margin(self.task, self.dev_problems, trees)
+            margin = choice.margin
+            metrics["dev/mcts/answer_margin"] = margin
+            metrics["dev/mcts/accuracy"] = choice.accuracy[margin]
+            metrics["dev/mcts/accuracy_prm_choice"] = choice.accuracy[min(choice.accuracy)]
+            metrics["dev/mcts/accuracy_first_path"] = choice.accuracy[max(choice.accuracy)]
+            logger.info("round %d: answer margin %g (dev accuracy, sign-test p against the first path: %s)",
+                        round_.index, margin, ", ".join(
+                            f"{m:g}: {a:.3f}" + (f" p={choice.p_value[m]:.2f}" if m in choice.p_value else "")
+                            for m, a in choice.accuracy.items()))
+        for split, problems in self.held_out.items():
+            greedy = greedy_results(pool, problems, self.config.search.max_depth, per_task,
+                                    f"round {round_.index} {split} greedy")
+            write_jsonl(round_.path / f"eval_{split}_greedy.jsonl", greedy)
+            metrics.update(greedy_metrics(greedy, split))
+            trees = search_to_file(pool, problems, solving, round_.path / f"eval_{split}_trees.jsonl", per_task,
+                                   f"round {round_.index} {split} MCTS*")
+            metrics.update(mcts_metrics(self.task, problems, trees, split, margin))
         return metrics
 
     # -- rounds -----------------------------------------------------------------------------------
@@ -498,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             rows = loop.run(tracker)
         finally:
+            loop.release_search_pool()
             loop.release_trainers()
         print("\n" + format_table(rows), flush=True)
         print(f"\nrun folder: {run_dir}   total {time.time() - started:.0f} s", flush=True)

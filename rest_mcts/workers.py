@@ -59,18 +59,40 @@ class GreedyResult:
 
 @ray.remote
 class SearchWorker:
-    """Loads the policy (and PRM) once, then serves search and greedy requests for one round."""
+    """Loads the policy (and PRM) once, then serves search and greedy requests with them.
+
+    Every request carries the pool's current `SamplerSettings`: a change of temperature, greedy-first or seed
+    applies at once, a change of checkpoints reloads the models. So one pool can evaluate a round and then
+    search the next with the same models, and a restarted worker serves the settings of the request it retries.
+    """
 
     def __init__(self, settings: SamplerSettings, num_cpus: float, worker_index: int):
         import torch
 
+        torch.set_num_threads(max(1, int(num_cpus)))  # oversubscribed threads are the classic CPU slowdown
+        self.worker_index = worker_index
+        self.settings: SamplerSettings | None = None
+        self._use(settings)
+
+    def _use(self, settings: SamplerSettings) -> None:
+        """Serve with `settings`: reload the models only if the checkpoints or model-side options changed."""
         from rest_mcts.models.build import load_policy, load_prm, load_tokenizer, pick_device
         from rest_mcts.models.prm_scorer import PRMScorer
         from rest_mcts.models.sampler import StepSampler
         from rest_mcts.tasks import get_task
 
-        torch.set_num_threads(max(1, int(num_cpus)))  # oversubscribed threads are the classic CPU slowdown
+        if settings == self.settings:
+            return
+        models = ("policy_path", "prm_path", "task_name", "max_step_tokens", "decode", "kv_store_mb")
+        same_models = self.settings is not None and all(
+            getattr(settings, name) == getattr(self.settings, name) for name in models)
         self.base_seed = settings.seed
+        if same_models:
+            self.sampler.temperature = settings.temperature
+            self.sampler.greedy_first = settings.greedy_first
+            self.sampler.reseed(settings.seed * 1000 + self.worker_index)
+            self.settings = settings
+            return
         device = pick_device()
         self.task = get_task(settings.task_name)
         tokenizer = load_tokenizer(settings.policy_path)
@@ -82,7 +104,7 @@ class SearchWorker:
             max_step_tokens=settings.max_step_tokens,
             temperature=settings.temperature,
             device=device,
-            seed=settings.seed * 1000 + worker_index,
+            seed=settings.seed * 1000 + self.worker_index,
             decode=settings.decode,
             kv_store_mb=settings.kv_store_mb,
             greedy_first=settings.greedy_first,
@@ -91,14 +113,16 @@ class SearchWorker:
         if settings.prm_path:
             self.scorer = PRMScorer(load_prm(settings.prm_path, device), load_tokenizer(settings.prm_path), device,
                                     kv_store_mb=settings.kv_store_mb)
+        self.settings = settings
 
     def _score(self, prefixes: Sequence[Prefix]) -> list[float]:
         if self.scorer is None:
             return [NEUTRAL_SCORE] * len(prefixes)
         return self.scorer.score(prefixes)
 
-    def search(self, problems: list[Problem], params: MCTSParams) -> list[dict]:
+    def search(self, settings: SamplerSettings, problems: list[Problem], params: MCTSParams) -> list[dict]:
         """MCTS* over all `problems` at once (batched across trees); trees with graded terminals, as dicts."""
+        self._use(settings)
         # The stream depends on the shard, not on which worker got it, so runs repeat exactly.
         self.sampler.reseed(self.base_seed * 1_000_003 + zlib.crc32(problems[0].id.encode()))
         prompts = [(problem.id, self.task.format_prompt(problem)) for problem in problems]
@@ -109,8 +133,9 @@ class SearchWorker:
             grade_terminal_nodes(tree, lambda steps, p=problem: self.task.is_correct(p, steps))
         return [tree.to_dict() for tree in trees]
 
-    def greedy(self, problems: list[Problem], max_depth: int) -> list[GreedyResult]:
+    def greedy(self, settings: SamplerSettings, problems: list[Problem], max_depth: int) -> list[GreedyResult]:
         """Greedy chain-of-thought: the argmax step, repeated until a final step or max_depth."""
+        self._use(settings)
         from search.baselines import greedy_solutions
 
         prompts = [(problem.id, self.task.format_prompt(problem)) for problem in problems]
@@ -121,8 +146,9 @@ class SearchWorker:
             for problem, result in zip(problems, results)
         ]
 
-    def run_call(self, problems: list[Problem], call) -> list:
+    def run_call(self, settings: SamplerSettings, problems: list[Problem], call) -> list:
         """One `evaluation.MethodCall` on `problems`: a method group at one budget and seed; its records."""
+        self._use(settings)
         from rest_mcts.evaluation import run_call
 
         self.sampler.reseed(call.seed * 1_000_003 + zlib.crc32(problems[0].id.encode()))
@@ -153,6 +179,8 @@ class SearchPool:
     def __init__(self, settings: SamplerSettings, num_workers: int, num_cpus: float, num_gpus: float,
                  name: str, timeout_s: float):
         self.timeout_s = timeout_s
+        self.settings = settings
+        """Sent with every request; change it (`dataclasses.replace`) to serve other settings with these workers."""
         self.workers = [
             SearchWorker.options(
                 name=f"{name}-worker{index}",
@@ -175,7 +203,7 @@ class SearchPool:
             while idle and next_shard < len(shards):
                 worker = idle.pop()
                 ref = getattr(worker, method).options(name=f"{label}:{method}[{shards[next_shard][0].id}..]").remote(
-                    shards[next_shard], *args)
+                    self.settings, shards[next_shard], *args)
                 pending[ref] = (next_shard, worker)
                 next_shard += 1
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=self.timeout_s)
