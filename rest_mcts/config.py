@@ -136,6 +136,10 @@ class EvalConfig:
     """MCTS* at evaluation takes the policy's argmax step as the first of its `branch` candidates at every
     expansion (the others sampled); ties in PRM value go to the first child, so where the PRM cannot tell the
     candidates apart the search follows greedy decoding instead of whichever sample came first."""
+    complete_first_path: bool = True
+    """MCTS* at evaluation first follows the path of first proposals (with greedy_first, greedy decoding) to its
+    terminal, one simulation per step, then searches by UCT: the tree always holds the greedy solution, and the
+    answer margin decides whether the PRM's values overrule it."""
     dev_problems: int = 100
     """Training problems held out from search (the end of the pool) on which each round's evaluation runs MCTS*
     first and picks its answer margin from `evaluation.ANSWER_MARGINS`: the margin whose answers are right most

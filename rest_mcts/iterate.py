@@ -157,7 +157,7 @@ class Loop:
             rollout_alpha=search.rollout_alpha, end_gate=search.end_gate, stop_at_end_gate=solving,
             max_depth=search.max_depth,
             max_simulations=self.config.eval.simulations if solving else search.simulations,
-            max_tokens=search.max_tokens,
+            max_tokens=search.max_tokens, first_path_first=solving and self.config.eval.complete_first_path,
         )
 
     # -- stages -----------------------------------------------------------------------------------

@@ -38,6 +38,10 @@ class MCTSParams:
     selection skips exhausted subtrees (every leaf terminal) and never revisits a terminal leaf."""
     max_depth: int = 10
     """Steps below the root at which a node becomes terminal."""
+    first_path_first: bool = False
+    """Selection follows every node's first child until that path ends in a terminal node, one expansion per
+    simulation, and only then uses UCT. With a sampler that proposes the argmax step first, the tree then holds
+    the greedy solution (at the cost of one simulation per step) before it explores."""
     max_simulations: int = 16
     """Simulations per tree."""
     max_tokens: int = 0
@@ -89,12 +93,21 @@ def exhausted_nodes(tree: Tree) -> list[bool]:
 def select_leaf(tree: Tree, params: MCTSParams) -> int:
     """Descend from the root by the highest UCT score (ties: lowest node id); returns the leaf's id.
 
+    With `first_path_first`, the leaf at the end of the first-child path is returned instead while it is not
+    terminal.
+
     When spending the full budget (`stop_at_end_gate` False), children whose subtrees are
     exhausted (every leaf terminal) are skipped, so the descent ends at a non-terminal leaf while
     the tree has one, and the budget goes to unexplored steps rather than to revisiting finished
     ones. When the whole tree is exhausted, or when solving, every child competes and the descent
     may end at a terminal leaf.
     """
+    if params.first_path_first:
+        node = tree.root
+        while node.children:
+            node = tree.nodes[node.children[0]]
+        if not node.is_terminal:
+            return node.node_id
     skip: list[bool] | None = None
     if not params.stop_at_end_gate:
         exhausted = exhausted_nodes(tree)

@@ -582,3 +582,25 @@ def test_params_are_frozen():
     with pytest.raises(AttributeError):
         MCTSParams().branch = 5  # type: ignore[misc]
 
+
+
+def test_first_path_first_completes_the_path_of_first_proposals_before_uct():
+    # letter_score ranks x (the first proposal) lowest at depths 0-1, so UCT alone leaves the x path at once.
+    final_at_3 = lambda prefixes, n: [  # noqa: E731
+        [ProposedStep(step.text, step.num_tokens, len(prefix.steps) >= 2) for step in steps]
+        for prefix, steps in zip(prefixes, letter_propose(prefixes, n))]
+    uct_only = run_mcts([("p", "Q: ")], final_at_3, letter_score, MCTSParams(max_simulations=3, end_gate=2.0))[0]
+    assert uct_only.steps_of(uct_only.nodes[uct_only.root.children[0]].node_id) == ("x0\n",)
+    assert uct_only.nodes[uct_only.root.children[0]].children == []  # x0 never expanded
+
+    params = MCTSParams(max_simulations=5, end_gate=2.0, first_path_first=True)
+    tree = run_mcts([("p", "Q: ")], final_at_3, letter_score, params)[0]
+    first_path = [0]
+    while tree.nodes[first_path[-1]].children:
+        first_path.append(tree.nodes[first_path[-1]].children[0])
+    end = tree.nodes[first_path[-1]]
+    assert tree.steps_of(end.node_id) == ("x0\n", "x1\n", "x2\n") and end.is_terminal
+    assert tree.nodes[first_path[1]].visit_count >= 2 and tree.nodes[first_path[2]].visit_count >= 1
+    assert sibling_ranks(tree, end.node_id) == (0, 0, 0)
+    assert best_answer_node(tree, margin=1.0) == end.node_id
+    assert tree.simulation_count == 5  # then UCT spends the rest of the budget

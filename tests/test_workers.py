@@ -1,0 +1,47 @@
+"""Search workers apply the settings sent with each request: new sampling settings reuse the loaded models,
+new checkpoints load new ones, and a reused worker answers like a fresh one (the class is used without Ray)."""
+
+from dataclasses import replace
+
+import pytest
+
+from rest_mcts.workers import SamplerSettings, SearchWorker
+from search.mcts import MCTSParams
+
+Worker = SearchWorker.__ray_actor_class__
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    from rest_mcts.iterate import save_checkpoint
+    from rest_mcts.models.build import build_tiny_policy, prm_from_policy
+    from rest_mcts.models.tokenizer import build_char_tokenizer
+
+    folder = tmp_path_factory.mktemp("checkpoints")
+    tokenizer = build_char_tokenizer()
+    for seed in (0, 1):
+        save_checkpoint(build_tiny_policy(tokenizer, 32, 1, 2, 64, 256, seed=seed), tokenizer, folder / f"policy{seed}")
+    save_checkpoint(prm_from_policy(folder / "policy0", seed=1), tokenizer, folder / "prm")
+    return folder
+
+
+def test_a_worker_switches_settings_without_reloading_and_answers_like_a_fresh_one(checkpoints):
+    from rest_mcts.tasks import get_task
+
+    problems = get_task("modchain").problems("test", 3, 0)
+    searching = SamplerSettings(str(checkpoints / "policy0"), str(checkpoints / "prm"), "modchain", 1.0, 8, seed=3,
+                                kv_store_mb=0.0)
+    evaluating = replace(searching, temperature=0.3, greedy_first=True, seed=4)
+    params = MCTSParams(branch=2, max_simulations=3, max_depth=4)
+
+    worker = Worker(evaluating, 1, 0)
+    policy, scorer = worker.sampler.model, worker.scorer
+    worker.greedy(evaluating, problems, 4)
+    trees = worker.search(searching, problems, params)
+    assert worker.sampler.model is policy and worker.scorer is scorer  # same checkpoints: nothing reloaded
+    assert worker.sampler.temperature == 1.0 and not worker.sampler.greedy_first
+    assert trees == Worker(searching, 1, 0).search(searching, problems, params)
+
+    other = replace(searching, policy_path=str(checkpoints / "policy1"))
+    worker.greedy(other, problems, 4)
+    assert worker.sampler.model is not policy and worker.settings == other
