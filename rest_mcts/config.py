@@ -142,8 +142,9 @@ class EvalConfig:
     answer margin decides whether the PRM's values overrule it."""
     dev_problems: int = 100
     """Training problems held out from search (the end of the pool) on which each round's evaluation runs MCTS*
-    first and picks its answer margin from `evaluation.ANSWER_MARGINS`: the margin whose answers are right most
-    often there (ties: the larger margin). 0: no dev split; `answer_margin` is used as given."""
+    first and picks its answer margin from `evaluation.ANSWER_MARGINS`: the first-path margin unless a smaller
+    one beats it by a sign test with family-wise error 0.01 (`evaluation.pick_answer_margin`). 0: no dev
+    split; `answer_margin` is used as given."""
     answer_margin: float = 0.1
     """MCTS*'s answer is its best-valued terminal; terminals within this margin of the best count as tied, and
     ties go to the path of first proposals (with greedy_first, the greedy path), so the PRM overrules greedy

@@ -96,15 +96,16 @@ class MarginChoice:
 
 
 def pick_answer_margin(task: Task, problems: Sequence[Problem], trees: Sequence[Tree],
-                       margins: Sequence[float] = ANSWER_MARGINS, significance: float = 0.05) -> MarginChoice:
+                       margins: Sequence[float] = ANSWER_MARGINS, significance: float = 0.01) -> MarginChoice:
     """Choose how far MCTS*'s PRM values may overrule the path of first proposals, on held-out problems.
 
     Every margin answers each (problem, tree) with `best_answer_node`. The largest margin is the default; a
-    smaller one is taken only if its answers beat the default's with a one-sided sign test p-value below
-    `significance` (problems where both are right or both wrong do not count), and among those the most
-    accurate wins (ties: the larger margin). So a PRM that ranks steps near chance, whose overrules win
-    and lose about equally, leaves the policy's own answers alone; 100 dev problems cannot tell a gain of
-    one problem from noise. The problems must not be the ones reported on.
+    smaller one is taken only if its answers beat the default's with a one-sided sign test (problems where
+    both are right or both wrong do not count) whose p-value is below `significance` divided by the number
+    of smaller margins tested (Bonferroni: the chance that a PRM no better than the first path is let
+    overrule it stays under `significance` per evaluation). Among those the most accurate wins (ties: the
+    larger margin). So a PRM that ranks steps near chance leaves the policy's own answers alone. The
+    problems must not be the ones reported on.
     """
     from scipy.stats import binomtest
 
@@ -124,7 +125,7 @@ def pick_answer_margin(task: Task, problems: Sequence[Problem], trees: Sequence[
         wins = sum(mine and not theirs for mine, theirs in zip(right[margin], right[default]))
         losses = sum(theirs and not mine for mine, theirs in zip(right[margin], right[default]))
         p_value[margin] = binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue if wins else 1.0
-    better = [margin for margin, p in p_value.items() if p < significance]
+    better = [margin for margin, p in p_value.items() if p < significance / len(p_value)]
     chosen = max(better, key=lambda margin: (accuracy[margin], margin)) if better else default
     return MarginChoice(chosen, accuracy, p_value)
 

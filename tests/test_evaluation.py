@@ -58,9 +58,13 @@ def test_pick_answer_margin_lets_the_prm_overrule_only_on_significant_evidence()
     # 3 wins, 1 loss: more accurate, but p = 5/16 could be chance; the first path stays.
     choice = pick_answer_margin(_AnswerTask(), [None] * 4, trees(3, 1))
     assert choice.margin == 1.0 and choice.accuracy[0.1] == 0.75 and choice.p_value[0.1] == pytest.approx(5 / 16)
-    # 8 wins, 1 loss: p = 10/512; the largest of the equally accurate PRM-led margins is taken.
+    # 8 wins, 1 loss: p = 10/512 = 0.0195, not below 0.01 / 5 margins tested: the first path stays.
     choice = pick_answer_margin(_AnswerTask(), [None] * 9, trees(8, 1))
-    assert choice.margin == 0.1 and choice.p_value[0.1] == pytest.approx(10 / 512)
+    assert choice.margin == 1.0 and choice.p_value[0.1] == pytest.approx(10 / 512)
+    # 12 wins, 1 loss: p = 14/8192 < 0.002; the largest of the equally accurate PRM-led margins is taken.
+    choice = pick_answer_margin(_AnswerTask(), [None] * 13, trees(12, 1))
+    assert choice.margin == 0.1 and choice.p_value[0.1] == pytest.approx(14 / 8192)
+    assert pick_answer_margin(_AnswerTask(), [None] * 9, trees(8, 1), significance=0.1).margin == 0.1
     # Fewer trees than problems is an error, not a silent truncation.
     with pytest.raises(ValueError):
         pick_answer_margin(_AnswerTask(), [None] * 10, trees(8, 1))
