@@ -25,7 +25,7 @@ def search_with(workers: int, settings, problems, params, per_task: int) -> dict
     try:
         pool.map("search", [problems[:2]] * workers, params, label="warm-up")  # load models, first calls
         started = time.perf_counter()
-        results = pool.map("search", shard(problems, per_task), params, label=f"{workers} workers")
+        results = pool.map("search", shard(problems, per_task, workers), params, label=f"{workers} workers")
         seconds = time.perf_counter() - started
     finally:
         pool.shutdown()

@@ -169,6 +169,10 @@ class ClusterConfig:
     """CPUs per trainer rank."""
     gpus_per_rank: float = 0.0
     """GPUs per trainer rank (1 on a GPU cluster)."""
+    colocate: bool = True
+    """Search workers and trainer ranks share a Ray placement group (worker i and rank i on bundle i, half of it
+    each) and stay up for the whole run, as stages never overlap; off: each stage's actors are stopped before the
+    other kind starts (for models that do not fit twice on a device)."""
     cpu_shm_comm: bool = False
     """On CPU, let DeepSpeed use its shared-memory allreduce (compiled on first use, 70-90 s); off: plain gloo."""
     problems_per_task: int = 40

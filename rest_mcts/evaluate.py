@@ -163,7 +163,7 @@ def evaluate(args: argparse.Namespace, config: RunConfig, policy: str, prm: str)
     try:
         for split in args.splits:
             problems = task.problems(split, args.problems or counts[split], config.task.data_seed)
-            shards = shard(problems, args.problems_per_task)
+            shards = shard(problems, args.problems_per_task, args.workers)
 
             def run(call: MethodCall) -> list[MethodRecord]:
                 label = f"{split} {call.group} budget {call.plan.budget if call.plan else '-'} seed {call.seed}"

@@ -99,13 +99,15 @@ class Loop:
         }
         self._trainers = None
         self._pool = None
+        self._colocation = None
 
     # -- Ray pieces -------------------------------------------------------------------------------
 
     def search_pool(self, round_index: int, policy: Path, prm: Path | None, temperature: float, purpose: str,
                     greedy_first: bool = False):
-        """Search workers holding `policy` and `prm`. The workers of the last call are kept and reused when they
-        hold the same checkpoints (a round's evaluation, then the next round's search), with the new settings."""
+        """Search workers holding `policy` and `prm`. Colocated, the run's one pool is reused, its workers loading
+        new checkpoints when they change; otherwise the workers of the last call are kept while they hold the same
+        checkpoints (a round's evaluation, then the next round's search). Settings go with every request."""
         from rest_mcts.workers import SamplerSettings, SearchPool
 
         cluster = self.config.cluster
@@ -113,15 +115,28 @@ class Loop:
                                    self.config.search.max_step_tokens, self.config.seed * 100 + round_index,
                                    self.config.search.decode, self.config.search.kv_store_mb, greedy_first)
         pool = self._pool
-        if pool is not None and (pool.settings.policy_path, pool.settings.prm_path) == (settings.policy_path,
-                                                                                        settings.prm_path):
+        if pool is not None and (cluster.colocate or (pool.settings.policy_path, pool.settings.prm_path) == (
+                settings.policy_path, settings.prm_path)):
             pool.settings = settings
             return pool
         self.release_search_pool()
-        self.release_trainers()
+        if not cluster.colocate:
+            self.release_trainers()
         self._pool = SearchPool(settings, cluster.search_workers, cluster.cpus_per_worker, cluster.gpus_per_worker,
-                                f"r{round_index:02d}-{purpose}", cluster.timeout_s)
+                                "search" if cluster.colocate else f"r{round_index:02d}-{purpose}", cluster.timeout_s,
+                                self.colocation())
         return self._pool
+
+    def colocation(self):
+        """The run's placement group shared by search workers and trainer ranks (None unless cluster.colocate)."""
+        from rest_mcts.placement import Colocation
+
+        cluster = self.config.cluster
+        if cluster.colocate and self._colocation is None:
+            self._colocation = Colocation(cluster.search_workers, cluster.cpus_per_worker, cluster.gpus_per_worker,
+                                          cluster.trainer_ranks, cluster.cpus_per_rank, cluster.gpus_per_rank,
+                                          cluster.timeout_s, name=f"{self.config.logging.experiment}-colocation")
+        return self._colocation
 
     def release_search_pool(self) -> None:
         """Stop the search workers so that trainer ranks get their CPUs (or GPUs)."""
@@ -130,15 +145,16 @@ class Loop:
             self._pool = None
 
     def trainers(self, round_index: int):
-        """The round's DeepSpeed ranks, started on first use and kept for the next training stage."""
+        """The DeepSpeed ranks, started on first use and kept for the next training stage (colocated: for the run)."""
         from rest_mcts.train_workers import TrainerGroup
 
-        self.release_search_pool()
+        cluster = self.config.cluster
+        if not cluster.colocate:
+            self.release_search_pool()
         if self._trainers is None:
-            cluster = self.config.cluster
             self._trainers = TrainerGroup(cluster.trainer_ranks, cluster.cpus_per_rank, cluster.gpus_per_rank,
-                                          f"r{round_index:02d}-train", cluster.timeout_s,
-                                          cluster.cpu_shm_comm)
+                                          "trainer" if cluster.colocate else f"r{round_index:02d}-train",
+                                          cluster.timeout_s, cluster.cpu_shm_comm, self.colocation())
         return self._trainers
 
     def release_trainers(self) -> None:
@@ -146,6 +162,14 @@ class Loop:
         if self._trainers is not None:
             self._trainers.shutdown()
             self._trainers = None
+
+    def release_actors(self) -> None:
+        """Stop every actor of the run and free its placement group."""
+        self.release_search_pool()
+        self.release_trainers()
+        if self._colocation is not None:
+            self._colocation.remove()
+            self._colocation = None
 
     def mcts_params(self, solving: bool):
         from search.mcts import MCTSParams
@@ -269,7 +293,8 @@ class Loop:
 
     def train_policy(self, round_: Round, start: Path, examples: list[PolicyExample], steps: int) -> dict[str, float]:
         spec = train_spec(self.config.policy_train, steps, self.config.seed + round_.index)
-        result = self.trainers(round_.index).train_policy(str(start), examples, spec, str(round_.policy))
+        result = self.trainers(round_.index).train_policy(str(start), examples, spec, str(round_.policy),
+                                                          f"round {round_.index} train_policy")
         return {"policy/loss": result.last_loss, "policy/first_loss": result.first_loss,
                 "policy/steps": float(result.steps), "policy/tokens_per_s": result.tokens_per_s,
                 "policy/examples": float(len(examples))}
@@ -280,7 +305,8 @@ class Loop:
             _copy_checkpoint(start, round_.prm)
             return {"prm/examples": 0.0}
         spec = train_spec(self.config.prm_train, steps, self.config.seed + round_.index)
-        result = self.trainers(round_.index).train_prm(str(start), examples, spec, str(round_.prm))
+        result = self.trainers(round_.index).train_prm(str(start), examples, spec, str(round_.prm),
+                                                       f"round {round_.index} train_prm")
         return {"prm/loss": result.last_loss, "prm/first_loss": result.first_loss,
                 "prm/steps": float(result.steps), "prm/examples": float(len(examples))}
 
@@ -508,8 +534,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             rows = loop.run(tracker)
         finally:
-            loop.release_search_pool()
-            loop.release_trainers()
+            loop.release_actors()
         print("\n" + format_table(rows), flush=True)
         print(f"\nrun folder: {run_dir}   total {time.time() - started:.0f} s", flush=True)
     finally:

@@ -12,12 +12,15 @@ import logging
 import socket
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import ray
 
 from rest_mcts.data import PolicyExample, ValueExample
 from trainers.engine import TrainResult, TrainSpec, progress_path
+
+if TYPE_CHECKING:
+    from rest_mcts.placement import Colocation
 
 logger = logging.getLogger(__name__)
 
@@ -110,17 +113,19 @@ class TrainerGroup:
         name_prefix: str = "trainer",
         timeout_s: float = 1800.0,
         cpu_shm_comm: bool = False,
+        colocation: "Colocation | None" = None,
     ):
+        from rest_mcts.placement import actor_resources
+
         self.world_size = world_size
         self.timeout_s = timeout_s
         env_vars = {} if num_gpus_per_rank > 0 else {"DS_ACCELERATOR": "cpu"}
         self.ranks = [
             TrainerRank.options(
                 name=f"{name_prefix}-rank{rank}",
-                num_cpus=num_cpus_per_rank,
-                num_gpus=num_gpus_per_rank,
                 max_restarts=0,
                 runtime_env={"env_vars": env_vars} if env_vars else None,
+                **actor_resources(colocation, rank, num_cpus_per_rank, num_gpus_per_rank),
             ).remote(rank, world_size, num_cpus_per_rank, timeout_s, cpu_shm_comm)
             for rank in range(world_size)
         ]
@@ -133,16 +138,16 @@ class TrainerGroup:
         logger.info("%d trainer ranks joined at %s:%d", world_size, master_addr, master_port)
 
     def train_policy(
-        self, model_path: str, examples: Sequence[PolicyExample], spec: TrainSpec, out_dir: str
+        self, model_path: str, examples: Sequence[PolicyExample], spec: TrainSpec, out_dir: str, label: str = ""
     ) -> TrainResult:
-        """Run trainers.policy_sft.train_policy on every rank; rank 0's result."""
-        return self._run_on_all_ranks("train_policy", model_path, examples, spec, out_dir)
+        """Run trainers.policy_sft.train_policy on every rank; rank 0's result. `label` names the Ray tasks."""
+        return self._run_on_all_ranks("train_policy", model_path, examples, spec, out_dir, label)
 
     def train_prm(
-        self, model_path: str, examples: Sequence[ValueExample], spec: TrainSpec, out_dir: str
+        self, model_path: str, examples: Sequence[ValueExample], spec: TrainSpec, out_dir: str, label: str = ""
     ) -> TrainResult:
-        """Run trainers.prm.train_prm on every rank; rank 0's result."""
-        return self._run_on_all_ranks("train_prm", model_path, examples, spec, out_dir)
+        """Run trainers.prm.train_prm on every rank; rank 0's result. `label` names the Ray tasks."""
+        return self._run_on_all_ranks("train_prm", model_path, examples, spec, out_dir, label)
 
     def parameter_checksums(self) -> list[float]:
         """Each rank's parameter checksum after the last training call, in rank order."""
@@ -154,15 +159,17 @@ class TrainerGroup:
             ray.kill(actor, no_restart=True)
         self.ranks = []
 
-    def _run_on_all_ranks(self, method: str, model_path, examples, spec: TrainSpec, out_dir) -> TrainResult:
+    def _run_on_all_ranks(self, method: str, model_path, examples, spec: TrainSpec, out_dir,
+                          label: str = "") -> TrainResult:
         if not self.ranks:
             raise RuntimeError("this trainer group was shut down")
         examples_ref = ray.put(list(examples))  # one copy in the object store, shared by the ranks
         log = progress_path(out_dir)
         log.unlink(missing_ok=True)
         calls = [
-            getattr(actor, method).remote(str(model_path), examples_ref, spec, str(out_dir))
-            for actor in self.ranks
+            getattr(actor, method).options(name=f"{label or method}:rank{rank}").remote(
+                str(model_path), examples_ref, spec, str(out_dir))
+            for rank, actor in enumerate(self.ranks)
         ]
         return self._wait(calls, ProgressTail(log, method))[0]
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import ray
 
@@ -21,6 +22,9 @@ from search.mcts import MCTSParams, run_mcts
 from search.tree import Tree
 from search.types import Prefix
 from search.value_inference import grade_terminal_nodes
+
+if TYPE_CHECKING:
+    from rest_mcts.placement import Colocation
 
 logger = logging.getLogger(__name__)
 
@@ -177,17 +181,18 @@ class SearchPool:
     """A round's search workers; shards problems over them and collects the results in problem order."""
 
     def __init__(self, settings: SamplerSettings, num_workers: int, num_cpus: float, num_gpus: float,
-                 name: str, timeout_s: float):
+                 name: str, timeout_s: float, colocation: "Colocation | None" = None):
+        from rest_mcts.placement import actor_resources
+
         self.timeout_s = timeout_s
         self.settings = settings
-        """Sent with every request; change it (`dataclasses.replace`) to serve other settings with these workers."""
+        """Sent with every request; change it to serve other settings or checkpoints with these workers."""
         self.workers = [
             SearchWorker.options(
                 name=f"{name}-worker{index}",
-                num_cpus=num_cpus,
-                num_gpus=num_gpus,
                 max_restarts=2,  # a dead worker is restarted (it reloads the checkpoints) ...
                 max_task_retries=2,  # ... and its unfinished problems are retried
+                **actor_resources(colocation, index, num_cpus, num_gpus),
             ).remote(settings, num_cpus, index)
             for index in range(num_workers)
         ]
@@ -223,8 +228,17 @@ class SearchPool:
             ray.kill(worker)
 
 
-def shard(problems: Sequence[Problem], size: int) -> list[list[Problem]]:
-    return [list(problems[start : start + size]) for start in range(0, len(problems), size)]
+def shard(problems: Sequence[Problem], size: int, workers: int = 1) -> list[list[Problem]]:
+    """Consecutive shards of at most `size` problems, of equal sizes (within one), their number a multiple of
+    `workers` where there are enough problems: 100 problems at size 40 over 2 workers are 4 shards of 25, not
+    40, 40 and 20 with one worker idle while the other searches the last shard."""
+    if size < 1:
+        raise ValueError(f"shard size must be >= 1, got {size}")
+    count = math.ceil(len(problems) / size)
+    if count and workers > 1:
+        count = min(len(problems), math.ceil(count / workers) * workers)
+    bounds = [len(problems) * index // count for index in range(count + 1)] if count else [0]
+    return [list(problems[start:end]) for start, end in zip(bounds, bounds[1:])]
 
 
 def search_to_file(pool: SearchPool, problems: Sequence[Problem], params: MCTSParams, path: Path,
@@ -245,11 +259,11 @@ def search_to_file(pool: SearchPool, problems: Sequence[Problem], params: MCTSPa
             finished[record["problem_id"]] = record
 
     if todo:
-        pool.map("search", shard(todo, problems_per_task), params, on_result=append, label=label)
+        pool.map("search", shard(todo, problems_per_task, len(pool.workers)), params, on_result=append, label=label)
     return [Tree.from_dict(finished[problem.id]) for problem in problems]
 
 
 def greedy_results(pool: SearchPool, problems: Sequence[Problem], max_depth: int, problems_per_task: int,
                    label: str) -> list[GreedyResult]:
-    shards = shard(problems, problems_per_task)
+    shards = shard(problems, problems_per_task, len(pool.workers))
     return [result for batch in pool.map("greedy", shards, max_depth, label=label) for result in batch]

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from rest_mcts.workers import SamplerSettings, SearchWorker
+from rest_mcts.workers import SamplerSettings, SearchWorker, shard
 from search.mcts import MCTSParams
 
 Worker = SearchWorker.__ray_actor_class__
@@ -45,3 +45,24 @@ def test_a_worker_switches_settings_without_reloading_and_answers_like_a_fresh_o
     other = replace(searching, policy_path=str(checkpoints / "policy1"))
     worker.greedy(other, problems, 4)
     assert worker.sampler.model is not policy and worker.settings == other
+
+
+@pytest.mark.parametrize("count, size, workers, sizes", [
+    (100, 40, 2, [25, 25, 25, 25]),  # not 40, 40, 20: a worker would idle through the last shard
+    (50, 40, 2, [25, 25]),
+    (200, 40, 2, [33, 33, 34, 33, 33, 34]),
+    (7, 40, 1, [7]),
+    (3, 1, 2, [1, 1, 1]),  # fewer problems than a multiple of the workers: one per shard
+    (1, 40, 4, [1]),
+    (0, 40, 2, []),
+])
+def test_shards_are_even_in_size_and_a_multiple_of_the_workers(count, size, workers, sizes):
+    problems = list(range(count))
+    shards = shard(problems, size, workers)
+    assert [len(part) for part in shards] == sizes
+    assert sum(shards, []) == problems  # consecutive, every problem once, in order
+
+
+def test_shard_size_must_be_positive():
+    with pytest.raises(ValueError, match="shard size"):
+        shard([1, 2], 0)
