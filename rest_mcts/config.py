@@ -28,7 +28,7 @@ class TaskConfig:
     """Problems with worked solutions used for the round-0 warm start (SFT seed set)."""
     train_problems: int = 3000
     """Size of the pool of training problems searched by the rounds."""
-    problems_per_round: int = 256
+    problems_per_round: int = 384
     """Training problems searched each round (a new slice of the pool every round)."""
     test_problems: int = 200
     """Held-out in-distribution problems used for evaluation."""
