@@ -39,3 +39,10 @@ def test_ray_scaling_benchmark_compares_one_and_two_workers():
 def test_training_benchmark_compares_deepspeed_with_a_plain_loop():
     output = run_benchmark("train_throughput.py", "--steps", "3", "--examples", "40", "--micro-batch", "8")
     assert "DeepSpeed / plain tokens/s:" in output and "plain PyTorch" in output
+
+
+@pytest.mark.slow
+def test_colocation_benchmark_compares_colocated_and_separate_actors():
+    output = run_benchmark("colocation.py", "--cycles", "2", "--problems", "2", "--train-steps", "2")
+    assert "separate (stopped between stages)" in output and "colocated (up for the run)" in output
+    assert "colocated / separate total seconds:" in output
