@@ -11,7 +11,7 @@ import math
 import os
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -50,6 +50,14 @@ class SamplerSettings:
     greedy_first: bool = False
     """The first candidate of every expansion is the argmax step (see EvalConfig.greedy_first)."""
 
+    APPLIED_PER_REQUEST = ("temperature", "seed", "greedy_first")
+    """Fields a worker applies to its loaded sampler; a change of any other field loads the models again."""
+
+    def same_models(self, other: "SamplerSettings | None") -> bool:
+        """Whether `other` needs the same loaded models (it differs at most in APPLIED_PER_REQUEST)."""
+        return other is not None and replace(other, **{name: getattr(self, name)
+                                                       for name in self.APPLIED_PER_REQUEST}) == self
+
 
 @dataclass(frozen=True)
 class GreedyResult:
@@ -87,11 +95,8 @@ class SearchWorker:
 
         if settings == self.settings:
             return
-        models = ("policy_path", "prm_path", "task_name", "max_step_tokens", "decode", "kv_store_mb")
-        same_models = self.settings is not None and all(
-            getattr(settings, name) == getattr(self.settings, name) for name in models)
         self.base_seed = settings.seed
-        if same_models:
+        if settings.same_models(self.settings):
             self.sampler.temperature = settings.temperature
             self.sampler.greedy_first = settings.greedy_first
             self.sampler.reseed(settings.seed * 1000 + self.worker_index)

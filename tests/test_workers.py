@@ -66,3 +66,12 @@ def test_shards_are_even_in_size_and_a_multiple_of_the_workers(count, size, work
 def test_shard_size_must_be_positive():
     with pytest.raises(ValueError, match="shard size"):
         shard([1, 2], 0)
+
+
+def test_only_sampling_settings_apply_without_loading_the_models_again():
+    settings = SamplerSettings("policy", "prm", "modchain", 1.0, 32, seed=0)
+    assert settings.same_models(replace(settings, temperature=0.3, seed=7, greedy_first=True))
+    assert not settings.same_models(None)
+    for change in ({"policy_path": "other"}, {"prm_path": ""}, {"max_step_tokens": 16}, {"decode": "generate"},
+                   {"kv_store_mb": 1.0}, {"task_name": "last_letter"}):
+        assert not settings.same_models(replace(settings, **change)), change
