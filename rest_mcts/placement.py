@@ -3,8 +3,8 @@
 The loop's stages alternate: search and evaluation use the search workers, training uses the trainer
 ranks, never both at once. Colocated, bundle i of a placement group holds search worker i and trainer
 rank i, each asking half of the bundle from Ray, so both kinds stay up for the whole run: no stage
-waits for actors to start, libraries to import or the process group to form again (about 11 s per
-training stage and 6 s per evaluation on the 2-core default). It is the hybrid layout of veRL and
+waits for actors to start, libraries to import or the process group to form again (about 10 s per
+training stage and 8 s per search stage on the 2-core default: `benchmarks/colocation.py`). It is the hybrid layout of veRL and
 OpenRLHF's colocation; both kinds keep their models in memory at once, so turn it off
 (`--cluster.colocate false`) for models that do not fit twice on a device.
 """
