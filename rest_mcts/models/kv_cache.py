@@ -11,6 +11,7 @@ padded row sees exactly the positions it would see alone.
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import lru_cache
 from typing import Sequence
 
 import torch
@@ -45,7 +46,42 @@ def encode_shared(body, rows: Sequence[Sequence[int]], pad_token_id: int, device
     input_ids, attention_mask = padded(rows, pad_token_id, device)
     output = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=mask_positions(attention_mask),
                   use_cache=True)
-    return output.past_key_values, attention_mask, attention_mask.sum(-1)
+    return output_cache(output), attention_mask, attention_mask.sum(-1)
+
+
+CACHE_ARGUMENTS = ("cache", "past_key_values")
+"""Names a decoder's `forward` has given its KV-cache argument, newest first (transformers 5.24 renamed
+`past_key_values` to `cache`)."""
+
+
+def cache_argument(model) -> str | None:
+    """The name of the KV-cache argument `model.forward` takes, read from its signature; None if it takes none."""
+    return _cache_argument_of(type(model))
+
+
+@lru_cache(maxsize=None)
+def _cache_argument_of(model_class: type) -> str | None:
+    import inspect
+
+    parameters = inspect.signature(model_class.forward).parameters
+    return next((name for name in CACHE_ARGUMENTS if name in parameters), None)
+
+
+def with_cache(model, cache) -> dict:
+    """Keyword arguments that hand `cache` to `model.forward` under the name it takes."""
+    name = cache_argument(model)
+    if name is None:
+        raise TypeError(f"{type(model).__name__}.forward takes no KV cache (none of {CACHE_ARGUMENTS})")
+    return {name: cache, "use_cache": True}
+
+
+def output_cache(output):
+    """The KV cache a forward returned, under whichever name the installed transformers gives it."""
+    for name in CACHE_ARGUMENTS:
+        cache = getattr(output, name, None)
+        if cache is not None:
+            return cache
+    raise ValueError(f"{type(output).__name__} holds no KV cache (none of {CACHE_ARGUMENTS}); pass use_cache=True")
 
 
 def select_rows(cache, index: torch.Tensor) -> None:

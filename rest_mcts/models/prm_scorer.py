@@ -11,7 +11,8 @@ from typing import Sequence
 import torch
 
 from rest_mcts.models.encoding import EncodedSteps, encode_step, encode_steps
-from rest_mcts.models.kv_cache import PrefixStore, encode_with_store, is_plain_cache, padded, row_span
+from rest_mcts.models.kv_cache import (PrefixStore, cache_argument, encode_with_store, is_plain_cache, padded,
+                                      row_span, with_cache)
 from search.types import Prefix
 
 
@@ -96,7 +97,7 @@ class PRMScorer:
                     input_ids=input_ids,
                     attention_mask=torch.cat([parent_mask, step_mask], dim=-1),
                     position_ids=lengths[:, None] + torch.arange(input_ids.shape[1], device=self.device),
-                    past_key_values=cache, use_cache=True,
+                    **with_cache(self.model.base_model, cache),
                 ).last_hidden_state
                 if self.kv_store is not None and is_plain_cache(cache):
                     # Each child becomes a parent once expanded: keep its whole prefix (parent, then its step).
@@ -129,9 +130,7 @@ class PRMScorer:
 
 
 def _takes_a_cache(model) -> bool:
-    """Whether the PRM is a decoder whose body takes a KV cache and whose head is a `score` layer."""
-    import inspect
-
+    """Whether the PRM is a decoder whose body takes a KV cache (under any name) and whose head is a `score` layer."""
     body = getattr(model, "base_model", None)
     return (body is not None and body is not model and isinstance(getattr(model, "score", None), torch.nn.Linear)
-            and "past_key_values" in inspect.signature(body.forward).parameters)
+            and cache_argument(body) is not None)

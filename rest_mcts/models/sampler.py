@@ -16,8 +16,8 @@ from typing import Callable, Sequence
 import torch
 
 from rest_mcts.models.encoding import encode_steps
-from rest_mcts.models.kv_cache import (PrefixStore, encode_with_store, is_plain_cache, padded, row_span,
-                                      select_rows)
+from rest_mcts.models.kv_cache import (PrefixStore, cache_argument, encode_with_store, is_plain_cache, padded,
+                                      row_span, select_rows, with_cache)
 from search.types import Prefix, ProposedStep
 
 
@@ -60,6 +60,9 @@ class StepSampler:
             raise ValueError("max_step_tokens and max_batch_sequences must be at least 1")
         if decode not in ("cached", "generate"):
             raise ValueError(f"decode must be 'cached' or 'generate', got {decode!r}")
+        if decode == "cached" and (cache_argument(model) is None or getattr(model, "base_model", model) is model):
+            raise ValueError(f"decode='cached' needs a decoder whose forward takes a KV cache; "
+                             f"{type(model).__name__} does not (use decode='generate')")
         if temperature <= 0:
             raise ValueError("temperature must be positive; use greedy() for greedy decoding")
         if tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
@@ -186,7 +189,7 @@ class StepSampler:
         for _ in range(self.max_step_tokens):
             attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(batch_rows), 1))], dim=-1)
             logits = self.model(input_ids=tokens[:, None], attention_mask=attention_mask,
-                                position_ids=positions[:, None], past_key_values=cache, use_cache=True).logits[:, -1]
+                                position_ids=positions[:, None], **with_cache(self.model, cache)).logits[:, -1]
             tokens = self._pick(logits.float(), do_sample,
                                 (batch_rows % num_samples == 0) if greedy_first and do_sample else None)
             live_positions = live.nonzero().squeeze(-1)
