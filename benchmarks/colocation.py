@@ -3,7 +3,7 @@ search workers and trainer ranks colocated on one placement group (up for the wh
 stage's actors stopped before the other kind starts, measured side by side in one run.
 
 Each cycle searches problems with the last trained policy (2 workers), then trains the policy on seed
-solutions (2 DeepSpeed ranks), through the round controller's own `search_pool` / `trainers`.
+solutions (2 DeepSpeed ranks), through the run's own actor handling (`rest_mcts.actors.Actors`).
 
 Usage: python benchmarks/colocation.py [--cycles 3] [--problems 32] [--train-steps 20]
 """
@@ -24,39 +24,43 @@ from benchmarks.common import machine, print_table  # noqa: E402
 
 def alternate(colocate: bool, cycles: int, problems: int, train_steps: int, folder: Path) -> dict:
     """Seconds of each search and training stage over `cycles` search-then-train cycles."""
-    from rest_mcts.config import ClusterConfig, RunConfig, TaskConfig
-    from rest_mcts.iterate import Loop, save_checkpoint, train_spec
+    from rest_mcts.actors import Actors
+    from rest_mcts.checkpoints import save_checkpoint
+    from rest_mcts.config import ClusterConfig, RunConfig
     from rest_mcts.models.build import build_tiny_policy, prm_from_policy
     from rest_mcts.models.tokenizer import build_char_tokenizer
+    from rest_mcts.search_models import SamplerSettings
+    from rest_mcts.tasks import get_task
     from rest_mcts.workers import search_to_file
 
-    config = RunConfig(task=TaskConfig(seed_problems=200, train_problems=problems * cycles,
-                                       problems_per_round=problems, test_problems=1, ood_problems=1),
-                       cluster=replace(ClusterConfig(), colocate=colocate))
-    config = replace(config, eval=replace(config.eval, dev_problems=0))
+    config = RunConfig(cluster=replace(ClusterConfig(), colocate=colocate))
+    task = get_task(config.task.name)
+    all_problems = task.problems("train", problems * cycles, seed=0)
+    seed_examples = task.seed_examples(200, seed=0)
     tokenizer = build_char_tokenizer()
     policy = folder / "policy0"
     save_checkpoint(build_tiny_policy(tokenizer, seed=0), tokenizer, policy)
     prm = folder / "prm"
     save_checkpoint(prm_from_policy(policy, seed=1), tokenizer, prm)
-    loop = Loop(config, folder)
-    spec = replace(train_spec(config.policy_train, train_steps, seed=0), warmup_steps=1)
+    actors = Actors(config.cluster, "colocation-benchmark")
+    spec = replace(config.policy_train, max_steps=train_steps, warmup_steps=1)
     search_s, train_s = [], []
     try:
         for cycle in range(cycles):
             started = time.perf_counter()
-            pool = loop.search_pool(cycle, policy, prm, 1.0, "search")
-            search_to_file(pool, loop.round_problems(cycle), loop.mcts_params(solving=False),
+            settings = SamplerSettings.from_config(config, str(policy), str(prm), temperature=1.0, seed=cycle)
+            pool = actors.search_pool(settings, f"r{cycle:02d}-search")
+            search_to_file(pool, all_problems[cycle * problems:(cycle + 1) * problems], config.search.mcts_params(),
                            folder / f"trees{cycle}.jsonl", config.cluster.problems_per_task, f"cycle {cycle} search")
             search_s.append(time.perf_counter() - started)
             started = time.perf_counter()
             trained = folder / f"policy{cycle + 1}"
-            loop.trainers(cycle).train_policy(str(policy), loop.seed_examples, spec, str(trained),
-                                              f"cycle {cycle} train_policy")
+            actors.trainers(f"r{cycle:02d}-train").train("policy", policy, seed_examples, spec, trained,
+                                                         f"cycle {cycle} train_policy")
             train_s.append(time.perf_counter() - started)
             policy = trained
     finally:
-        loop.release_actors()
+        actors.release()
     return {"search_s": search_s, "train_s": train_s}
 
 

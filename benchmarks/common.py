@@ -25,7 +25,7 @@ def model_paths(args: argparse.Namespace) -> tuple[str, str]:
     """The policy and PRM checkpoints: the given ones, else the embedded tiny models saved to a temp folder."""
     if args.policy and args.prm:
         return args.policy, args.prm
-    from rest_mcts.iterate import save_checkpoint
+    from rest_mcts.checkpoints import save_checkpoint
     from rest_mcts.models.build import build_tiny_policy, prm_from_policy
     from rest_mcts.models.tokenizer import build_char_tokenizer
 

@@ -50,7 +50,7 @@ def main(argv=None) -> None:
     import ray
 
     from rest_mcts.tasks import get_task
-    from rest_mcts.workers import SamplerSettings
+    from rest_mcts.search_models import SamplerSettings
     from search.mcts import MCTSParams
 
     policy_path, prm_path = model_paths(args)

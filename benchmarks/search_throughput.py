@@ -8,12 +8,16 @@
 3. one large batched call of transformers' `generate` (the practical ceiling of this machine);
 4. the arithmetic ceiling: measured fp32 matmul rate over the model's FLOPs per generated token.
 
-Usage: python benchmarks/search_throughput.py [--policy P --prm Q] [--problems 64] [--naive-problems 8]
+Every mode runs `--repeats` times, interleaved, and the figures are medians with their range: one sub-second
+`generate` call swings by a quarter from run to run.
+
+Usage: python benchmarks/search_throughput.py [--policy P --prm Q] [--problems 64] [--naive-problems 8] [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -91,6 +95,11 @@ def flops_per_token(model, context: int) -> float:
     return 2.0 * weights + 4.0 * config.num_hidden_layers * context * config.hidden_size
 
 
+def spread(values: list[float]) -> str:
+    """Median and range of repeated figures: `median [min-max]`."""
+    return f"{statistics.median(values):.3g} [{min(values):.3g}-{max(values):.3g}]"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_model_arguments(parser)
@@ -100,6 +109,8 @@ def main(argv=None) -> None:
     parser.add_argument("--kv-store-mb", type=float, default=256.0, help="KV kept across calls per model.")
     parser.add_argument("--generate-batch", type=int, default=64, help="Rows of the `generate` ceiling call.")
     parser.add_argument("--generate-tokens", type=int, default=64, help="New tokens per row of that call.")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="Runs of every mode, interleaved; figures are medians with their range.")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -114,13 +125,17 @@ def main(argv=None) -> None:
     task = get_task("modchain")
     tokenizer = load_tokenizer(policy_path)
     policy = load_policy(policy_path)
-    sampler = StepSampler(policy, tokenizer, task.step_delimiter, task.is_final_step, max_step_tokens=24,
-                          temperature=1.0, seed=0, kv_store_mb=args.kv_store_mb)
+    prm = load_prm(prm_path)
+
+    def cached_models(seed: int):
+        """A sampler and scorer with empty node stores (the fast paths of a search worker)."""
+        return (StepSampler(policy, tokenizer, task.step_delimiter, task.is_final_step, max_step_tokens=24,
+                            temperature=1.0, seed=seed, kv_store_mb=args.kv_store_mb),
+                PRMScorer(prm, load_tokenizer(prm_path), kv_store_mb=args.kv_store_mb))
+
     # Batching with `generate`, and the naive mode: generate per candidate step (the faster option at batch 1 here).
     generate_sampler = StepSampler(policy, tokenizer, task.step_delimiter, task.is_final_step, max_step_tokens=24,
                                    temperature=1.0, seed=0, decode="generate")
-    prm = load_prm(prm_path)
-    scorer = PRMScorer(prm, load_tokenizer(prm_path), kv_store_mb=args.kv_store_mb)
     whole_scorer = PRMScorer(prm, load_tokenizer(prm_path), shared_prefix=False)
     problems = task.problems("test", max(args.problems, args.naive_problems, args.generate_batch), seed=0)
     prompts = [(p.id, task.format_prompt(p)) for p in problems]
@@ -128,38 +143,55 @@ def main(argv=None) -> None:
 
     print(f"machine: {machine()}")
     print(f"policy {policy_path} ({sum(p.numel() for p in policy.parameters()) / 1e6:.2f} M parameters)")
-    # Warm both paths up; the cached one through throwaway sampler and scorer, so that the measured search
-    # starts with an empty node store.
+    # Warm every path up; the cached one through a throwaway sampler and scorer.
     run_search(prompts[:4], generate_sampler, whole_scorer, params, naive=False)
-    run_search(prompts[:4], StepSampler(policy, tokenizer, task.step_delimiter, task.is_final_step, max_step_tokens=24,
-                                        temperature=1.0, seed=1, kv_store_mb=args.kv_store_mb),
-               PRMScorer(prm, load_tokenizer(prm_path), kv_store_mb=args.kv_store_mb), params, naive=False)
-    batched = run_search(prompts[: args.problems], sampler, scorer, params, naive=False)
-    batched_hf = run_search(prompts[: args.problems], generate_sampler, whole_scorer, params, naive=False)
-    naive = run_search(prompts[: args.naive_problems], generate_sampler, whole_scorer, params, naive=True)
-    ceiling = generate_ceiling(policy, tokenizer, [p for _, p in prompts[: args.generate_batch]],
-                               args.generate_tokens)
+    run_search(prompts[:4], *cached_models(seed=1), params, naive=False)
+    runs: dict[str, list[dict]] = {"batched": [], "batched_hf": [], "naive": [], "ceiling": []}
+    for repeat in range(args.repeats):
+        sampler, scorer = cached_models(seed=0)
+        if not (scorer.shared_prefix and scorer.kv_store is not None and sampler.kv_store is not None):
+            raise SystemExit("the cached path's fast paths are off (PRM sibling sharing or node KV store): "
+                             "the figures would not measure them")
+        runs["batched"].append(run_search(prompts[: args.problems], sampler, scorer, params, naive=False))
+        runs["batched"][-1]["store_hits"] = sampler.kv_store.hits + scorer.kv_store.hits
+        runs["batched_hf"].append(run_search(prompts[: args.problems], generate_sampler, whole_scorer, params,
+                                             naive=False))
+        runs["naive"].append(run_search(prompts[: args.naive_problems], generate_sampler, whole_scorer, params,
+                                        naive=True))
+        runs["ceiling"].append(generate_ceiling(policy, tokenizer, [p for _, p in prompts[: args.generate_batch]],
+                                                args.generate_tokens))
     gflops = matmul_gflops()
     context = 40 + args.generate_tokens // 2
     arithmetic = gflops * 1e9 / flops_per_token(policy, context)
 
+    def median(mode: str, key: str) -> float:
+        return statistics.median(run[key] for run in runs[mode])
+
     header = ["mode", "trees", "seconds", "tokens", "tokens/s", "nodes/s", "sample s", "PRM s", "tree s", "calls"]
-    rows = [[name, count, r["seconds"], r["tokens"], r["tokens_per_s"], r["nodes_per_s"], r["sample_s"],
-             r["score_s"], r["tree_s"], r["model_calls"]]
-            for name, count, r in (("batched MCTS*, KV reuse", args.problems, batched),
-                                   ("batched MCTS*, generate", args.problems, batched_hf),
-                                   ("naive MCTS*", args.naive_problems, naive))]
-    rows.append([f"generate batch {args.generate_batch}", "-", ceiling["seconds"], ceiling["tokens"],
-                 ceiling["tokens_per_s"], "-", "-", "-", "-", 1])
+    rows = [[name, count, median(mode, "seconds"), median(mode, "tokens"), spread([r["tokens_per_s"] for r in runs[mode]]),
+             median(mode, "nodes_per_s"), median(mode, "sample_s"), median(mode, "score_s"), median(mode, "tree_s"),
+             runs[mode][0]["model_calls"]]
+            for name, count, mode in (("batched MCTS*, KV reuse", args.problems, "batched"),
+                                      ("batched MCTS*, generate", args.problems, "batched_hf"),
+                                      ("naive MCTS*", args.naive_problems, "naive"))]
+    rows.append([f"generate batch {args.generate_batch}", "-", median("ceiling", "seconds"),
+                 median("ceiling", "tokens"), spread([r["tokens_per_s"] for r in runs["ceiling"]]), "-", "-", "-",
+                 "-", 1])
     rows.append(["arithmetic ceiling", "-", "-", "-", arithmetic, "-", "-", "-", "-", "-"])
-    print_table(f"search throughput ({args.simulations} simulations, branch 3, full budget)", header, rows)
+    print_table(f"search throughput ({args.simulations} simulations, branch 3, full budget; medians of "
+                f"{args.repeats} interleaved runs, tokens/s as median [min-max])", header, rows)
+
+    def ratio(numerator: str, denominator: str, key: str = "tokens_per_s") -> str:
+        """The ratio of two modes within each repeat (paired), as median [min-max]."""
+        return spread([a[key] / b[key] for a, b in zip(runs[numerator], runs[denominator])])
+
     print(f"\nmatmul {gflops:.1f} GFLOP/s; {flops_per_token(policy, context) / 1e6:.2f} MFLOP per generated token")
-    print(f"batched / naive tokens/s:    {batched['tokens_per_s'] / naive['tokens_per_s']:.1f}x")
-    print(f"batched / naive nodes/s:     {batched['nodes_per_s'] / naive['nodes_per_s']:.1f}x")
-    print(f"batched MCTS* / generate:    {batched['tokens_per_s'] / ceiling['tokens_per_s']:.2f}")
-    print(f"KV reuse / batching with generate: "
-          f"{batched['tokens_per_s'] / batched_hf['tokens_per_s']:.2f}x")
-    print(f"generate / arithmetic:       {ceiling['tokens_per_s'] / arithmetic:.2f}")
+    print(f"node KV store hits per batched run (sampler + PRM): {runs['batched'][0]['store_hits']}")
+    print(f"batched / naive tokens/s:    {ratio('batched', 'naive')}x")
+    print(f"batched / naive nodes/s:     {ratio('batched', 'naive', 'nodes_per_s')}x")
+    print(f"batched MCTS* / generate:    {ratio('batched', 'ceiling')}")
+    print(f"KV reuse / batching with generate: {ratio('batched', 'batched_hf')}x")
+    print(f"generate / arithmetic:       {spread([r['tokens_per_s'] / arithmetic for r in runs['ceiling']])}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ from typing import Any
 
 import yaml
 
+from search.mcts import MCTSParams
+from trainers.engine import TrainSpec
+
 
 @dataclass(frozen=True)
 class TaskConfig:
@@ -57,25 +60,15 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class SearchConfig:
-    branch: int = 3
-    """Candidate next steps sampled per expansion (the official code uses 3)."""
-    exploration_constant: float = 0.4
-    """c in UCT = V + c*sqrt(2 ln N_parent / N_child)."""
-    unvisited_bonus: float = 1.0
-    """Finite bonus b: an unvisited child scores V + b."""
-    roll_forward_steps: int = 0
-    """Rollout depth from the best new child (0: no rollout)."""
-    rollout_alpha: float = 0.5
-    """Mix of the rollout maximum into a child's value: V = (1-a) V + a max."""
-    end_gate: float = 0.9
-    """A selected terminal leaf with V >= end_gate ends the search (when solving)."""
-    max_depth: int = 10
-    """Deepest step a solution may reach; deeper nodes are terminal."""
-    simulations: int = 10
-    """MCTS* simulations per training problem (full budget, no early stop)."""
-    max_tokens: int = 0
-    """Generated-token budget per tree (0: no token limit)."""
+class SearchConfig(MCTSParams):
+    """The rounds' training search: the library's MCTS* parameters (`search.mcts.MCTSParams`, defined once there)
+    with the defaults for generating training data, and the step sampler's settings."""
+
+    stop_at_end_gate: bool = False
+    """Stop a tree at the first selected terminal leaf with V >= end_gate (off: spend the full budget, as a search
+    that generates training data does)."""
+    max_simulations: int = 10
+    """MCTS* simulations per training problem."""
     temperature: float = 1.0
     """Sampling temperature of the policy during search."""
     max_step_tokens: int = 32
@@ -87,59 +80,62 @@ class SearchConfig:
     kv_store_mb: float = 256.0
     """Memory per model and search worker for the KV of tree nodes kept across simulations, so that expanding
     or scoring under a node encodes only the new step (least recently used dropped first; 0: off)."""
-    value_target: str = "hard"
-    """PRM training target from each searched tree: 'quality' (ReST-MCTS* quality value v_k, rising along a
-    correct path) or 'hard' (Math-Shepherd's hard estimate: 1 if a correct answer lies below the step, else 0)."""
-    max_traces_per_problem: int = 2
-    """Verified-correct traces kept per searched problem for policy training."""
-    seed_replay_ratio: float = -1.0
-    """Seed solutions mixed into each round's policy data per verified trace found so far (a replay
-    buffer against forgetting; a fixed draw per round); negative: all seed solutions. Measured on
-    seed 1: 1.0 dropped greedy test accuracy from 0.28 to 0.215 in round 1; all seeds: 0.37."""
-    oracle_step_filter: bool = False
-    """Diagnostic, synthetic tasks only: keep only traces whose every step is right (true step labels),
-    not merely those whose final answer is right. Measures what answer-only verification costs."""
+
+    def mcts_params(self, **changes: Any) -> MCTSParams:
+        """The MCTS* parameters alone (what `search/` takes), with `changes` applied."""
+        return MCTSParams(**{**{f.name: getattr(self, f.name) for f in fields(MCTSParams)}, **changes})
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    zero_stage: int = 2
-    """DeepSpeed ZeRO stage (0-3)."""
-    micro_batch_size: int = 16
-    """Sequences per rank per step."""
-    learning_rate: float = 1e-3
-    """Peak AdamW learning rate."""
-    warmup_steps: int = 10
-    """Linear warm-up steps."""
-    steps_per_round: int = 100
+class ValuesConfig:
+    target: str = "hard"
+    """PRM training target from each searched tree: 'hard' (Math-Shepherd's hard estimate: 1 if a correct answer
+    lies below the step, else 0) or 'quality' (ReST-MCTS*'s quality value v_k, rising along a correct path)."""
+
+
+@dataclass(frozen=True)
+class TracesConfig:
+    max_per_problem: int = 2
+    """Verified-correct traces kept per searched problem for policy training."""
+    oracle_step_filter: bool = False
+    """Diagnostic, synthetic tasks only: keep only traces whose every step is right (true step labels),
+    not merely those whose final answer is right. Measures what answer-only verification costs."""
+    seed_replay_ratio: float = -1.0
+    """Seed solutions mixed into each round's policy data per verified trace found so far (a replay buffer
+    against forgetting; a fixed draw per round); negative: all seed solutions."""
+
+
+@dataclass(frozen=True)
+class TrainConfig(TrainSpec):
+    """A trainer's DeepSpeed, optimizer and schedule settings (`trainers.engine.TrainSpec`, defined once there)
+    and the length of the round-0 warm start."""
+
+    max_steps: int = 100
     """Optimizer steps per round (0: use epochs); equal steps make the seed-only control fair."""
-    epochs: int = 1
-    """Epochs per round when steps_per_round is 0."""
+    seed: int = 0
+    """Offset of the training seed: a round trains with run seed + round + this offset."""
     warm_start_steps: int = 800
     """Optimizer steps of the round-0 warm start."""
-    bf16: bool = False
-    """Train in bfloat16 (GPU)."""
-    offload_optimizer: bool = False
-    """ZeRO-Offload of optimizer states to CPU memory."""
-    group_by_length: bool = True
-    """Batch sequences of similar length (less padding); batches still come in random order."""
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    simulations: int = 16
-    """MCTS* simulations per test problem (fixed budget, early stop at end_gate)."""
+    """The round evaluation's MCTS* (and `rest_mcts.evaluate`'s, unless --plain-mcts): the training search's
+    parameters with these changed."""
+
+    max_simulations: int = 16
+    """MCTS* simulations per evaluation problem (the search stops early at end_gate)."""
     temperature: float = 0.3
-    """Sampling temperature of MCTS* at evaluation (low: candidates stay near the policy's mode and the PRM
-    chooses where the policy is unsure)."""
+    """Sampling temperature at evaluation (low: candidates stay near the policy's mode and the PRM chooses where
+    the policy is unsure); `rest_mcts.evaluate` samples every method at it."""
     greedy_first: bool = True
-    """MCTS* at evaluation takes the policy's argmax step as the first of its `branch` candidates at every
-    expansion (the others sampled); ties in PRM value go to the first child, so where the PRM cannot tell the
-    candidates apart the search follows greedy decoding instead of whichever sample came first."""
-    complete_first_path: bool = True
-    """MCTS* at evaluation first follows the path of first proposals (with greedy_first, greedy decoding) to its
-    terminal, one simulation per step, then searches by UCT: the tree always holds the greedy solution, and the
-    answer margin decides whether the PRM's values overrule it."""
+    """The first of the `branch` candidates at every expansion is the policy's argmax step (the others sampled);
+    ties in PRM value go to the first child, so where the PRM cannot tell the candidates apart the search follows
+    greedy decoding instead of whichever sample came first."""
+    first_path_first: bool = True
+    """Follow the path of first candidates (with greedy_first, greedy decoding) to its terminal first, one
+    simulation per step, then search by UCT: the tree always holds the greedy solution, and the answer margin
+    decides whether the PRM's values overrule it."""
     dev_problems: int = 100
     """Training problems held out from search (the end of the pool) on which each round's evaluation runs MCTS*
     first and picks its answer margin from `evaluation.ANSWER_MARGINS`: the first-path margin unless a smaller
@@ -147,8 +143,14 @@ class EvalConfig:
     split; `answer_margin` is used as given."""
     answer_margin: float = 0.1
     """MCTS*'s answer is its best-valued terminal; terminals within this margin of the best count as tied, and
-    ties go to the path of first proposals (with greedy_first, the greedy path), so the PRM overrules greedy
+    ties go to the path of first candidates (with greedy_first, the greedy path), so the PRM overrules greedy
     decoding only when it prefers another answer by more than the margin. Used only when dev_problems is 0."""
+
+    def mcts_params(self, search: SearchConfig, **changes: Any) -> MCTSParams:
+        """The evaluation's MCTS*: the training search's parameters, solving (stop at end_gate), with this
+        section's simulations and first-path setting, and `changes`."""
+        return search.mcts_params(**{"max_simulations": self.max_simulations, "stop_at_end_gate": True,
+                                     "first_path_first": self.first_path_first, **changes})
 
 
 @dataclass(frozen=True)
@@ -198,15 +200,19 @@ class RunConfig:
     rounds: int = 3
     """Self-training rounds after the round-0 warm start."""
     seed: int = 0
-    """Seed of models, sampling and training."""
+    """Seed of models, sampling and training (every derived seed: rest_mcts/seeds.py)."""
     control: bool = False
     """Control run: train the policy on the seed solutions only, with the same optimizer steps."""
+    method: str = "rest_mcts"
+    """Self-training method: the list of stages each round runs (`rest_mcts.stages.ROUND_STAGES`)."""
     task: TaskConfig = field(default_factory=TaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    values: ValuesConfig = field(default_factory=ValuesConfig)
+    traces: TracesConfig = field(default_factory=TracesConfig)
     policy_train: TrainConfig = field(default_factory=TrainConfig)
     prm_train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(micro_batch_size=32, learning_rate=1e-3, steps_per_round=30,
+        default_factory=lambda: TrainConfig(micro_batch_size=32, learning_rate=1e-3, max_steps=30,
                                             warm_start_steps=40)
     )
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -223,14 +229,18 @@ SECTIONS = {f.name for f in fields(RunConfig) if dataclasses.is_dataclass(getatt
 
 @lru_cache(maxsize=None)
 def field_docs(cls: type) -> dict[str, str]:
-    """The docstring under each field of a dataclass (cleanrl's `Args` habit), read from its source."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs = {}
-    for node, following in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(following, ast.Expr):
-            if isinstance(following.value, ast.Constant) and isinstance(following.value.value, str):
-                docs[node.target.id] = following.value.value.strip()  # type: ignore[union-attr]
+    """The docstring under each field of a dataclass and of the dataclasses it extends (cleanrl's `Args` habit),
+    read from their source; a subclass's docstring of a field wins."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        body = tree.body[0].body  # type: ignore[attr-defined]
+        for node, following in zip(body, body[1:]):
+            if isinstance(node, ast.AnnAssign) and isinstance(following, ast.Expr):
+                if isinstance(following.value, ast.Constant) and isinstance(following.value.value, str):
+                    docs[node.target.id] = following.value.value.strip()  # type: ignore[union-attr]
     return docs
 
 
@@ -283,7 +293,11 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any], source: str) -
                 if sub_key not in names:
                     raise ConfigError(f"{source}: unknown key {key}.{sub_key}; known keys: {sorted(names)}")
                 changes[sub_key] = coerce(sub_value, _field_type(type(section), sub_key), f"{source}: {key}.{sub_key}")
-            top[key] = replace(section, **changes)
+            try:
+                top[key] = replace(section, **changes)
+            except ValueError as error:  # a section's own checks (e.g. MCTSParams.__post_init__)
+                given = ", ".join(f"{key}.{name} {value!r}" for name, value in changes.items())
+                raise ConfigError(f"{source}: {given}: {error}") from None
         else:
             names = {f.name for f in fields(RunConfig)} - SECTIONS
             if key not in names:
@@ -314,8 +328,11 @@ def validate(config: RunConfig) -> None:
     """Reject values no run can use, naming the flag."""
     if config.rounds < 1:
         raise ConfigError(f"--rounds {config.rounds}: expected a positive number of rounds")
+    from rest_mcts.stages import ROUND_STAGES
     from rest_mcts.tasks import TASKS
 
+    if config.method not in ROUND_STAGES:
+        raise ConfigError(f"--method {config.method!r}: unknown method; expected one of {sorted(ROUND_STAGES)}")
     if config.task.name not in TASKS:
         raise ConfigError(f"--task {config.task.name!r}: unknown task; expected one of {sorted(TASKS)}")
     positive = {
@@ -323,26 +340,28 @@ def validate(config: RunConfig) -> None:
         "task.problems_per_round": config.task.problems_per_round,
         "task.test_problems": config.task.test_problems,
         "task.ood_problems": config.task.ood_problems,
-        "search.branch": config.search.branch,
-        "search.simulations": config.search.simulations,
-        "eval.simulations": config.eval.simulations,
+        "search.max_step_tokens": config.search.max_step_tokens,
+        "eval.max_simulations": config.eval.max_simulations,
         "cluster.search_workers": config.cluster.search_workers,
         "cluster.trainer_ranks": config.cluster.trainer_ranks,
+        "cluster.problems_per_task": config.cluster.problems_per_task,
         "policy_train.micro_batch_size": config.policy_train.micro_batch_size,
         "prm_train.micro_batch_size": config.prm_train.micro_batch_size,
     }
     for name, value in positive.items():
         if value < 1:
             raise ConfigError(f"--{name} {value}: expected a positive integer")
+    if config.search.temperature <= 0 or config.eval.temperature <= 0:
+        raise ConfigError("--search.temperature and --eval.temperature: expected positive temperatures")
     if not 0 <= config.eval.dev_problems < config.task.train_problems:
         raise ConfigError(f"--eval.dev_problems {config.eval.dev_problems}: expected 0 or more, and fewer than "
                           f"--task.train_problems ({config.task.train_problems}), from whose end they are held out")
-    if config.search.oracle_step_filter and not TASKS[config.task.name].synthetic:
-        raise ConfigError("--search.oracle_step_filter: needs a synthetic task (true step labels)")
+    if config.traces.oracle_step_filter and not TASKS[config.task.name].synthetic:
+        raise ConfigError("--traces.oracle_step_filter: needs a synthetic task (true step labels)")
     from search.value_inference import VALUE_TARGETS
 
-    if config.search.value_target not in VALUE_TARGETS:
-        raise ConfigError(f"--search.value_target {config.search.value_target!r}: expected one of {VALUE_TARGETS}")
+    if config.values.target not in VALUE_TARGETS:
+        raise ConfigError(f"--values.target {config.values.target!r}: expected one of {VALUE_TARGETS}")
     if config.search.decode not in ("cached", "generate"):
         raise ConfigError(f"--search.decode {config.search.decode!r}: expected 'cached' or 'generate'")
     for name in ("policy_train", "prm_train"):
@@ -361,11 +380,12 @@ ALIASES = {
 """Short flags for the settings users change most."""
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per field (`--section.key`), each with its docstring as help, plus the short aliases."""
+def add_config_arguments(parser: argparse.ArgumentParser, top_level: bool = True) -> None:
+    """One flag per field (`--section.key`), each with its docstring as help, plus the short aliases; with
+    `top_level`, also the run's own fields (`--rounds`, `--seed`, ...)."""
     parser.add_argument("--config", default=None, help="YAML file with config sections (flags override it).")
     for f in fields(RunConfig):
-        if f.name in SECTIONS:
+        if f.name in SECTIONS or not top_level:
             continue
         _add_flag(parser, f"--{f.name}", f.name, RunConfig(), f.name)
     for alias, dotted in ALIASES.items():
@@ -390,14 +410,15 @@ def _add_flag(parser, flag: str, dest: str, defaults: Any, name: str) -> None:
                             help=f"{help_text} (default: {default!r})")
 
 
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """Defaults, then the YAML file, then the flags that were given."""
-    config = RunConfig()
+def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
+    """`base` (default: the defaults), then the YAML file, then the flags that were given; validated."""
+    config = base if base is not None else RunConfig()
     if getattr(args, "config", None):
         config = apply_overrides(config, load_yaml(args.config), args.config)
+    top_level = {f.name for f in fields(RunConfig)} - SECTIONS
     nested: dict[str, Any] = {}
     for dest, value in vars(args).items():
-        if value is None or dest == "config" or not (dest in {f.name for f in fields(RunConfig)} or "." in dest):
+        if value is None or dest == "config" or not (dest in top_level or "." in dest):
             continue
         if "." in dest:
             section, key = dest.split(".")

@@ -32,12 +32,14 @@ class PolicyExample:
 
 @dataclass(frozen=True)
 class ValueExample:
-    """A prefix and the quality value inferred for its last step (ReST-MCTS* eq. for v_k)."""
+    """A prefix and the PRM's training target for its last step, inferred from a searched tree (`values.target`:
+    the hard estimate, or ReST-MCTS*'s quality value v_k)."""
 
     problem_id: str
     prompt: str
     steps: tuple[str, ...]
-    quality_value: float
+    target: float
+    """In [0, 1]."""
     step_correct: bool | None = None
     """True correctness of the prefix (all steps right), known on synthetic tasks only."""
 

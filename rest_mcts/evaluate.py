@@ -16,12 +16,16 @@ import json
 import logging
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from rest_mcts.config import ConfigError, RunConfig, SearchConfig, apply_overrides, load_yaml
+from rest_mcts.config import ConfigError, RunConfig, add_config_arguments, apply_overrides, config_from_args, load_yaml
 from rest_mcts.data import atomic_write_bytes, atomic_write_text, write_jsonl
 from rest_mcts.evaluation import METHODS, SAMPLING_METHODS, MethodCall, MethodRecord, SummaryRow, plan_budget, summarize
+from rest_mcts.rounds import Round, finished_rounds
+from rest_mcts.search_models import SamplerSettings
+from rest_mcts.seeds import round_sampling_seed
+from rest_mcts.tasks import get_task
 
 logger = logging.getLogger("rest_mcts")
 
@@ -32,16 +36,15 @@ METHOD_GROUPS = {"greedy": "greedy", **{name: "sampling" for name in SAMPLING_ME
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m rest_mcts.evaluate",
-        description="Search methods at equal token budgets: accuracy against generated tokens per problem.",
+        description="Search methods at equal token budgets: accuracy against generated tokens per problem. "
+                    "The run's sections (task, model, search, eval, cluster, logging) come from --run's config.yaml, "
+                    "then --config, then flags.",
     )
     source = parser.add_argument_group("checkpoints")
     source.add_argument("--run", default="", help="An iterate experiment folder (e.g. runs/default); its "
-                        "config.yaml gives the task and the search settings.")
+                        "config.yaml gives every section, its rounds the checkpoints.")
     source.add_argument("--round", type=int, default=None,
                         help="Which round's checkpoints of --run (default: its last finished round).")
-    source.add_argument("--policy-model", default="", help="A policy checkpoint (instead of --run).")
-    source.add_argument("--prm-model", default="", help="A PRM checkpoint (instead of --run).")
-    source.add_argument("--task", default="", help="Task name (default: the run's task, else modchain).")
     what = parser.add_argument_group("what to run")
     what.add_argument("--methods", nargs="+", default=list(METHODS), metavar="METHOD",
                       help=f"Methods to run (default: all): {', '.join(METHODS)}.")
@@ -49,35 +52,44 @@ def build_parser() -> argparse.ArgumentParser:
                       help="Generated tokens per problem, one point of each method per budget.")
     what.add_argument("--splits", nargs="+", default=["test", "ood"], choices=["test", "ood"],
                       help="Held-out splits to evaluate on.")
-    what.add_argument("--seeds", nargs="+", type=int, default=[0], help="Sampling seeds (one pass each).")
+    what.add_argument("--seeds", nargs="+", type=int, default=None,
+                      help="Sampling seeds, one pass each (default: with --run, the round evaluation's seed, so "
+                           "MCTS* answers as the round's evaluation did where the budget does not bind; else 0).")
     what.add_argument("--problems", type=int, default=0,
-                      help="Problems per split (default: the run's test_problems and ood_problems).")
-    what.add_argument("--temperature", type=float, default=0.7, help="Sampling temperature of every method.")
+                      help="Problems per split (default: task.test_problems and task.ood_problems).")
     what.add_argument("--beam-branch", type=int, default=2, help="M: next steps per kept beam in beam search.")
     what.add_argument("--tot-branch", type=int, default=3, help="k: proposals per state in ToT-BFS.")
-    what.add_argument("--mcts-simulations", type=int, default=1000,
-                      help="MCTS* simulation cap (the token budget normally binds first).")
-    where = parser.add_argument_group("where and how")
+    what.add_argument("--plain-mcts", action="store_true",
+                      help="MCTS* without greedy-first proposals, without following the first path first and with "
+                           "answer margin 0 (default: the round evaluation's MCTS*, with the round's answer margin).")
+    where = parser.add_argument_group("output")
     where.add_argument("--out", default="", help="Output folder (default: <run>/evaluate_round_NN, "
                        "else evaluations/<name>).")
     where.add_argument("--name", default="evaluate", help="Name of the evaluation (W&B run, default folder).")
     where.add_argument("--overwrite", action="store_true", help="Replace an existing output folder.")
-    where.add_argument("--workers", type=int, default=2, help="Ray search workers.")
-    where.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs per worker (torch threads).")
-    where.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per worker.")
-    where.add_argument("--problems-per-task", type=int, default=25, help="Problems per Ray task.")
-    where.add_argument("--ray-address", default="", help="An existing Ray cluster (default: start a local one).")
-    where.add_argument("--dashboard-host", default="127.0.0.1", help="Interface of a local Ray dashboard.")
-    where.add_argument("--wandb-project", default="rest-mcts", help="W&B project.")
-    where.add_argument("--wandb-mode", default="", help="online, offline or disabled (default: offline unless "
-                       "WANDB_MODE or a W&B login says otherwise).")
+    add_config_arguments(parser, top_level=False)
     return parser
 
 
-def resolve(args: argparse.Namespace) -> tuple[RunConfig, str, str, Path]:
-    """The run config (task, search settings), policy and PRM paths and output folder; errors name the flag."""
+@dataclass(frozen=True)
+class Plan:
+    """What one evaluation runs, resolved from the flags and the run."""
+
+    config: RunConfig
+    policy: str
+    prm: str
+    out: Path
+    seeds: list[int]
+    answer_margin: float
+    """MCTS*'s answer margin: the one the round's evaluation picked on its dev problems, else eval.answer_margin
+    (0 with --plain-mcts)."""
+    problems: dict[str, int]
+    """Problems per split."""
+
+
+def resolve(args: argparse.Namespace) -> Plan:
+    """The configuration, checkpoints, seeds, answer margin and output folder; errors name the flag."""
     from rest_mcts.models.build import load_policy, load_prm
-    from rest_mcts.tasks import TASKS
 
     unknown = [method for method in args.methods if method not in METHODS]
     if unknown:
@@ -87,85 +99,85 @@ def resolve(args: argparse.Namespace) -> tuple[RunConfig, str, str, Path]:
         raise ConfigError(f"--budgets {' '.join(bad)}: expected positive numbers of tokens per problem")
     if args.problems < 0:
         raise ConfigError(f"--problems {args.problems}: expected a positive number (0: the run's split sizes)")
-    positive = {"--workers": args.workers, "--beam-branch": args.beam_branch,
-                "--tot-branch": args.tot_branch, "--mcts-simulations": args.mcts_simulations,
-                "--problems-per-task": args.problems_per_task}
-    for flag, value in positive.items():
+    for flag, value in {"--beam-branch": args.beam_branch, "--tot-branch": args.tot_branch}.items():
         if value < 1:
             raise ConfigError(f"{flag} {value}: expected a positive integer")
-    if args.temperature <= 0:
-        raise ConfigError(f"--temperature {args.temperature}: expected a positive temperature")
-    config = RunConfig()
+    base, round_ = RunConfig(), None
     if args.run:
         run = Path(args.run)
         if not (run / "config.yaml").exists():
             raise ConfigError(f"--run {run}: not an iterate run folder (no config.yaml)")
-        config = apply_overrides(RunConfig(), load_yaml(str(run / "config.yaml")), str(run / "config.yaml"))
-        rounds = sorted(int(path.parent.name.split("_")[1]) for path in run.glob("round_*/DONE"))
+        base = apply_overrides(base, load_yaml(str(run / "config.yaml")), str(run / "config.yaml"))
+        # The run's own model paths were its starting points; its rounds' checkpoints are what is evaluated.
+        base = replace(base, model=replace(base.model, policy_model="", prm_model=""))
+        rounds = finished_rounds(run)
         if args.round is None and not rounds:
             raise ConfigError(f"--run {run}: no finished round")
         index = rounds[-1] if args.round is None else args.round
         if index not in rounds:
             raise ConfigError(f"--round {index}: {run} has no finished round {index} (finished: {rounds})")
-        policy, prm = args.policy_model or str(run / f"round_{index:02d}" / "policy"), args.prm_model or str(
-            run / f"round_{index:02d}" / "prm")
-        out = Path(args.out or run / f"evaluate_round_{index:02d}")
-    else:
-        if not args.policy_model or not args.prm_model:
-            raise ConfigError("give --run (an iterate run folder) or both --policy-model and --prm-model")
-        policy, prm = args.policy_model, args.prm_model
-        out = Path(args.out or Path("evaluations") / args.name)
-    if args.task:
-        if args.task not in TASKS:
-            raise ConfigError(f"--task {args.task!r}: unknown task; expected one of {sorted(TASKS)}")
-        config = replace(config, task=replace(config.task, name=args.task))
-    from rest_mcts.tasks import get_task
-
+        round_ = Round.of(run, index)
+    config = config_from_args(args, base)
+    policy = config.model.policy_model or (str(round_.policy) if round_ else "")
+    prm = config.model.prm_model or (str(round_.prm) if round_ else "")
+    if not policy or not prm:
+        raise ConfigError("give --run (an iterate run folder) or both --policy-model and --prm-model")
+    out = Path(args.out or (round_.path.parent / f"evaluate_round_{round_.index:02d}" if round_
+                            else Path("evaluations") / args.name))
     task = get_task(config.task.name)
+    problems = {}
     for split in args.splits:
-        count = args.problems or (config.task.test_problems if split == "test" else config.task.ood_problems)
+        problems[split] = args.problems or (config.task.test_problems if split == "test" else config.task.ood_problems)
         try:
-            task.problems(split, count, config.task.data_seed)
+            task.problems(split, problems[split], config.task.data_seed)
         except ValueError as error:
-            raise ConfigError(f"--problems {count}: {error}") from error
+            raise ConfigError(f"--problems {problems[split]}: {error}") from error
     load_policy(policy)
     load_prm(prm)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise ConfigError(f"--out {out}: already holds results; pass --overwrite to replace them")
-    return config, policy, prm, out
+    if args.seeds is not None:
+        seeds = list(args.seeds)
+    else:
+        seeds = [round_sampling_seed(config.seed, round_.index)] if round_ else [0]
+    margin = config.eval.answer_margin
+    if round_ is not None:
+        margin = round_.read_summary().get("dev/mcts/answer_margin", margin)
+    return Plan(config, policy, prm, out, seeds, 0.0 if args.plain_mcts else margin, problems)
 
 
-def mcts_params(search: SearchConfig, simulations: int):
-    from search.mcts import MCTSParams
+def evaluate(args: argparse.Namespace, plan: Plan) -> list[MethodRecord]:
+    """Every chosen method on every split, budget and seed; the raw records.
 
-    return MCTSParams(branch=search.branch, exploration_constant=search.exploration_constant,
-                      unvisited_bonus=search.unvisited_bonus, roll_forward_steps=search.roll_forward_steps,
-                      rollout_alpha=search.rollout_alpha, end_gate=search.end_gate, stop_at_end_gate=True,
-                      max_depth=search.max_depth, max_simulations=simulations)
+    Every method samples at `eval.temperature`; MCTS* is the round evaluation's (`EvalConfig.mcts_params`, greedy
+    first, the round's answer margin) unless --plain-mcts. Problems are sharded as the round evaluation shards
+    them, and each shard's sampling stream depends only on the seed and the shard, so with the round's seed and a
+    budget that does not bind, MCTS* gives the round evaluation's answers.
+    """
+    from rest_mcts.actors import Actors
+    from rest_mcts.workers import shard
 
-
-def evaluate(args: argparse.Namespace, config: RunConfig, policy: str, prm: str) -> list[MethodRecord]:
-    """Every chosen method on every split, budget and seed; the raw records."""
-    from rest_mcts.tasks import get_task
-    from rest_mcts.workers import SamplerSettings, SearchPool, shard
-
+    config = plan.config
     task = get_task(config.task.name)
-    counts = {"test": config.task.test_problems, "ood": config.task.ood_problems}
-    settings = SamplerSettings(policy, prm, task.name, args.temperature, config.search.max_step_tokens, seed=0,
-                               decode=config.search.decode, kv_store_mb=config.search.kv_store_mb)
-    pool = SearchPool(settings, args.workers, args.cpus_per_worker, args.gpus_per_worker, "evaluate",
-                      config.cluster.timeout_s)
-    base = MethodCall(group="greedy", split="", seed=0, plan=None,
-                      mcts=mcts_params(config.search, args.mcts_simulations), beam_branch=args.beam_branch,
-                      tot_branch=args.tot_branch, max_depth=config.search.max_depth)
+    plain = args.plain_mcts
+    mcts = (config.eval.mcts_params(config.search, first_path_first=False) if plain
+            else config.eval.mcts_params(config.search))
+    settings = SamplerSettings.from_config(config, plan.policy, plan.prm, config.eval.temperature, seed=0)
+    greedy_first = config.eval.greedy_first and not plain
+    actors = Actors(replace(config.cluster, colocate=False), args.name)
+    pool = actors.search_pool(settings, "evaluate")
+    base = MethodCall(group="greedy", split="", seed=0, plan=None, mcts=mcts, beam_branch=args.beam_branch,
+                      tot_branch=args.tot_branch, max_depth=config.search.max_depth, answer_margin=plan.answer_margin)
     groups = sorted({METHOD_GROUPS[method] for method in args.methods} - {"greedy"})
     records: list[MethodRecord] = []
     try:
         for split in args.splits:
-            problems = task.problems(split, args.problems or counts[split], config.task.data_seed)
-            shards = shard(problems, args.problems_per_task, args.workers)
+            problems = task.problems(split, plan.problems[split], config.task.data_seed)
+            shards = shard(problems, config.cluster.problems_per_task, config.cluster.search_workers)
 
             def run(call: MethodCall) -> list[MethodRecord]:
+                # Only MCTS* proposes the argmax step first: the sampling baselines sample all their candidates.
+                pool.settings = replace(settings, greedy_first=greedy_first and call.group == "mcts")
                 label = f"{split} {call.group} budget {call.plan.budget if call.plan else '-'} seed {call.seed}"
                 return [record for batch in pool.map("run_call", shards, call, label=label) for record in batch]
 
@@ -174,15 +186,14 @@ def evaluate(args: argparse.Namespace, config: RunConfig, policy: str, prm: str)
             logger.info("%s: greedy accuracy %.3f, L = %.1f tokens per solution", split,
                         sum(record.correct for record in greedy) / len(greedy), greedy_tokens)
             records += [record for record in greedy if "greedy" in args.methods]
-            for seed in args.seeds:
+            for seed in plan.seeds:
                 for budget in args.budgets:
-                    plan = plan_budget(budget, greedy_tokens, args.beam_branch, args.tot_branch)
+                    budget_plan = plan_budget(budget, greedy_tokens, args.beam_branch, args.tot_branch)
                     for group in groups:
-                        records += [record for record in run(replace(base, group=group, split=split, seed=seed,
-                                                                      plan=plan))
-                                    if record.method in args.methods]
+                        call = replace(base, group=group, split=split, seed=seed, plan=budget_plan)
+                        records += [record for record in run(call) if record.method in args.methods]
     finally:
-        pool.shutdown()
+        actors.release()
     return records
 
 
@@ -249,34 +260,37 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        config, policy, prm, out = resolve(args)
+        plan = resolve(args)
     except (ConfigError, ValueError) as error:
         parser.exit(2, f"error: {error}\n")
-    from rest_mcts.iterate import start_ray
+    from rest_mcts.actors import start_ray
     from rest_mcts.tracking import Tracker
 
-    meta = {"task": config.task.name, "checkpoints": args.run or policy, "policy": policy, "prm": prm,
-            "methods": args.methods, "budgets": args.budgets, "splits": args.splits, "seeds": args.seeds,
-            "temperature": args.temperature, "beam_branch": args.beam_branch, "tot_branch": args.tot_branch,
-            "mcts_simulations": args.mcts_simulations, "search": asdict(config.search)}
-    start_ray(args.ray_address, args.dashboard_host)
+    config = plan.config
+    meta = {"task": config.task.name, "checkpoints": args.run or plan.policy, "policy": plan.policy, "prm": plan.prm,
+            "methods": args.methods, "budgets": args.budgets, "splits": args.splits, "seeds": plan.seeds,
+            "problems": plan.problems, "temperature": config.eval.temperature, "beam_branch": args.beam_branch,
+            "tot_branch": args.tot_branch, "plain_mcts": args.plain_mcts, "answer_margin": plan.answer_margin,
+            "search": asdict(config.search), "eval": asdict(config.eval)}
+    start_ray(config.cluster.ray_address, config.cluster.dashboard_host)
     import ray
 
     tracker = None
     try:
-        tracker = Tracker(args.wandb_project, "evaluate", args.wandb_mode, str(out.parent), meta, name=args.name)
+        tracker = Tracker(config.logging.wandb_project, "evaluate", config.logging.wandb_mode, str(plan.out.parent),
+                          meta, name=args.name)
         started = time.time()
-        records = evaluate(args, config, policy, prm)
+        records = evaluate(args, plan)
         rows = summarize(records)
-        if out.exists() and args.overwrite:
+        if plan.out.exists() and args.overwrite:
             import shutil
 
-            shutil.rmtree(out)
+            shutil.rmtree(plan.out)
         meta["seconds"] = time.time() - started
-        write_outputs(out, records, rows, meta)
+        write_outputs(plan.out, records, rows, meta)
         tracker.log_rows(rows)
         print("\n" + format_markdown(rows), flush=True)
-        print(f"results: {out}   total {meta['seconds']:.0f} s", flush=True)
+        print(f"results: {plan.out}   total {meta['seconds']:.0f} s", flush=True)
     finally:
         if tracker is not None:
             tracker.finish()

@@ -188,6 +188,8 @@ class MethodCall:
     beam_branch: int = 2
     tot_branch: int = 3
     max_depth: int = 10
+    answer_margin: float = 0.0
+    """MCTS*'s answer margin (`search.mcts.best_answer_node`)."""
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,8 @@ class MethodRecord:
     tokens: int
     seconds: float
     """Worker seconds per problem of the method's group (shared by methods that read the same samples)."""
+    answer: str | None = None
+    """The method's final answer (pass_at_n: self-consistency's); None when it found none."""
 
 
 def run_call(call: MethodCall, task: Task, problems: Sequence[Problem], propose: ProposeFn, greedy: GreedyFn,
@@ -238,7 +242,7 @@ def run_call(call: MethodCall, task: Task, problems: Sequence[Problem], propose:
         trees = run_mcts(prompts, propose, score, params)
         results["mcts"] = []
         for tree in trees:
-            best = best_answer_node(tree)
+            best = best_answer_node(tree, call.answer_margin)
             chosen = tree.steps_of(best) if best is not None else None
             answer = task.extract_answer(chosen) if chosen is not None else None
             results["mcts"].append(baselines.MethodResult(tree.problem_id, chosen, answer, tree.tokens_used))
@@ -253,7 +257,7 @@ def run_call(call: MethodCall, task: Task, problems: Sequence[Problem], propose:
             else:
                 correct = task.check_answer(result.answer, problem.answer)
             records.append(MethodRecord(call.split, method, budget, call.seed, problem.id, bool(correct),
-                                        result.tokens_used, seconds))
+                                        result.tokens_used, seconds, result.answer))
     return records
 
 

@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import ray
 
-from rest_mcts.data import PolicyExample, ValueExample
 from trainers.engine import TrainResult, TrainSpec, progress_path
 
 if TYPE_CHECKING:
-    from rest_mcts.placement import Colocation
+    from rest_mcts.actors import Colocation
 
 logger = logging.getLogger(__name__)
 
@@ -59,16 +58,11 @@ class TrainerRank:
         init_distributed(self.rank, self.world_size, master_addr, master_port, 0, self.timeout_s, self.cpu_shm_comm)
         return self.rank
 
-    def train_policy(self, model_path: str, examples: Sequence[PolicyExample], spec: TrainSpec, out_dir: str):
-        from trainers.policy_sft import train_policy
+    def train(self, role: str, model_path: str, examples: Sequence[Any], spec: TrainSpec, out_dir: str):
+        """Train the model of `role` (`trainers.trainer_for`) at `model_path` on this rank's shard of `examples`."""
+        from trainers import trainer_for
 
-        self.last_result = train_policy(model_path, examples, spec, out_dir, self.rank, self.world_size)
-        return self.last_result
-
-    def train_prm(self, model_path: str, examples: Sequence[ValueExample], spec: TrainSpec, out_dir: str):
-        from trainers.prm import train_prm
-
-        self.last_result = train_prm(model_path, examples, spec, out_dir, self.rank, self.world_size)
+        self.last_result = trainer_for(role)(model_path, examples, spec, out_dir, self.rank, self.world_size)
         return self.last_result
 
     def parameter_checksum(self) -> float:
@@ -115,7 +109,7 @@ class TrainerGroup:
         cpu_shm_comm: bool = False,
         colocation: "Colocation | None" = None,
     ):
-        from rest_mcts.placement import actor_resources
+        from rest_mcts.actors import actor_resources
 
         self.world_size = world_size
         self.timeout_s = timeout_s
@@ -137,17 +131,21 @@ class TrainerGroup:
             raise
         logger.info("%d trainer ranks joined at %s:%d", world_size, master_addr, master_port)
 
-    def train_policy(
-        self, model_path: str, examples: Sequence[PolicyExample], spec: TrainSpec, out_dir: str, label: str = ""
-    ) -> TrainResult:
-        """Run trainers.policy_sft.train_policy on every rank; rank 0's result. `label` names the Ray tasks."""
-        return self._run_on_all_ranks("train_policy", model_path, examples, spec, out_dir, label)
-
-    def train_prm(
-        self, model_path: str, examples: Sequence[ValueExample], spec: TrainSpec, out_dir: str, label: str = ""
-    ) -> TrainResult:
-        """Run trainers.prm.train_prm on every rank; rank 0's result. `label` names the Ray tasks."""
-        return self._run_on_all_ranks("train_prm", model_path, examples, spec, out_dir, label)
+    def train(self, role: str, model_path: str | Path, examples: Sequence[Any], spec: TrainSpec,
+              out_dir: str | Path, label: str = "") -> TrainResult:
+        """Train the model of `role` ('policy', 'prm': `trainers.trainer_for`) on every rank at once; rank 0's
+        result. The checkpoint goes to `out_dir`; `label` names the Ray tasks."""
+        if not self.ranks:
+            raise RuntimeError("this trainer group was shut down")
+        examples_ref = ray.put(list(examples))  # one copy in the object store, shared by the ranks
+        log = progress_path(out_dir)
+        log.unlink(missing_ok=True)
+        calls = [
+            actor.train.options(name=f"{label or role}:rank{rank}").remote(
+                role, str(model_path), examples_ref, spec, str(out_dir))
+            for rank, actor in enumerate(self.ranks)
+        ]
+        return self._wait(calls, ProgressTail(log, f"train {role}"))[0]
 
     def parameter_checksums(self) -> list[float]:
         """Each rank's parameter checksum after the last training call, in rank order."""
@@ -158,20 +156,6 @@ class TrainerGroup:
         for actor in self.ranks:
             ray.kill(actor, no_restart=True)
         self.ranks = []
-
-    def _run_on_all_ranks(self, method: str, model_path, examples, spec: TrainSpec, out_dir,
-                          label: str = "") -> TrainResult:
-        if not self.ranks:
-            raise RuntimeError("this trainer group was shut down")
-        examples_ref = ray.put(list(examples))  # one copy in the object store, shared by the ranks
-        log = progress_path(out_dir)
-        log.unlink(missing_ok=True)
-        calls = [
-            getattr(actor, method).options(name=f"{label or method}:rank{rank}").remote(
-                str(model_path), examples_ref, spec, str(out_dir))
-            for rank, actor in enumerate(self.ranks)
-        ]
-        return self._wait(calls, ProgressTail(log, method))[0]
 
     def _wait(self, refs: list[Any], progress: "ProgressTail | None" = None) -> list[Any]:
         """ray.get of all refs within timeout_s; the first failure or the deadline kills the group."""

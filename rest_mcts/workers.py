@@ -10,53 +10,24 @@ import logging
 import math
 import os
 import time
-import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import ray
 
 from rest_mcts.data import Problem
+from rest_mcts.search_models import NEUTRAL_SCORE, SamplerSettings, build_search_models
+from rest_mcts.seeds import shard_seed, worker_seed
 from search.mcts import MCTSParams, run_mcts
 from search.tree import Tree
 from search.types import Prefix
 from search.value_inference import grade_terminal_nodes
 
 if TYPE_CHECKING:
-    from rest_mcts.placement import Colocation
+    from rest_mcts.actors import Colocation
 
 logger = logging.getLogger(__name__)
-
-NEUTRAL_SCORE = 0.5
-"""The value every step gets when no PRM exists yet (round-0 bootstrap search)."""
-
-
-@dataclass(frozen=True)
-class SamplerSettings:
-    """What a worker needs to sample steps: checkpoints, task and decoding settings."""
-
-    policy_path: str
-    prm_path: str
-    """Empty: no PRM yet, every step scores NEUTRAL_SCORE."""
-    task_name: str
-    temperature: float
-    max_step_tokens: int
-    seed: int
-    decode: str = "cached"
-    """'cached' or 'generate' (see SearchConfig.decode)."""
-    kv_store_mb: float = 256.0
-    """KV kept across calls per model (see SearchConfig.kv_store_mb)."""
-    greedy_first: bool = False
-    """The first candidate of every expansion is the argmax step (see EvalConfig.greedy_first)."""
-
-    APPLIED_PER_REQUEST = ("temperature", "seed", "greedy_first")
-    """Fields a worker applies to its loaded sampler; a change of any other field loads the models again."""
-
-    def same_models(self, other: "SamplerSettings | None") -> bool:
-        """Whether `other` needs the same loaded models (it differs at most in APPLIED_PER_REQUEST)."""
-        return other is not None and replace(other, **{name: getattr(self, name)
-                                                       for name in self.APPLIED_PER_REQUEST}) == self
 
 
 @dataclass(frozen=True)
@@ -88,40 +59,16 @@ class SearchWorker:
 
     def _use(self, settings: SamplerSettings) -> None:
         """Serve with `settings`: reload the models only if the checkpoints or model-side options changed."""
-        from rest_mcts.models.build import load_policy, load_prm, load_tokenizer, pick_device
-        from rest_mcts.models.prm_scorer import PRMScorer
-        from rest_mcts.models.sampler import StepSampler
-        from rest_mcts.tasks import get_task
+        from rest_mcts.models.build import pick_device
 
         if settings == self.settings:
             return
-        self.base_seed = settings.seed
         if settings.same_models(self.settings):
             self.sampler.temperature = settings.temperature
             self.sampler.greedy_first = settings.greedy_first
-            self.sampler.reseed(settings.seed * 1000 + self.worker_index)
-            self.settings = settings
-            return
-        device = pick_device()
-        self.task = get_task(settings.task_name)
-        tokenizer = load_tokenizer(settings.policy_path)
-        self.sampler = StepSampler(
-            load_policy(settings.policy_path, device),
-            tokenizer,
-            delimiter=self.task.step_delimiter,
-            is_final_step=self.task.is_final_step,
-            max_step_tokens=settings.max_step_tokens,
-            temperature=settings.temperature,
-            device=device,
-            seed=settings.seed * 1000 + self.worker_index,
-            decode=settings.decode,
-            kv_store_mb=settings.kv_store_mb,
-            greedy_first=settings.greedy_first,
-        )
-        self.scorer = None
-        if settings.prm_path:
-            self.scorer = PRMScorer(load_prm(settings.prm_path, device), load_tokenizer(settings.prm_path), device,
-                                    kv_store_mb=settings.kv_store_mb)
+            self.sampler.reseed(worker_seed(settings.seed, self.worker_index))
+        else:
+            self.task, self.sampler, self.scorer = build_search_models(settings, pick_device(), self.worker_index)
         self.settings = settings
 
     def _score(self, prefixes: Sequence[Prefix]) -> list[float]:
@@ -129,11 +76,13 @@ class SearchWorker:
             return [NEUTRAL_SCORE] * len(prefixes)
         return self.scorer.score(prefixes)
 
+    def _reseed_for(self, problems: list[Problem], sampling_seed: int) -> None:
+        self.sampler.reseed(shard_seed(sampling_seed, problems[0].id))
+
     def search(self, settings: SamplerSettings, problems: list[Problem], params: MCTSParams) -> list[dict]:
         """MCTS* over all `problems` at once (batched across trees); trees with graded terminals, as dicts."""
         self._use(settings)
-        # The stream depends on the shard, not on which worker got it, so runs repeat exactly.
-        self.sampler.reseed(self.base_seed * 1_000_003 + zlib.crc32(problems[0].id.encode()))
+        self._reseed_for(problems, settings.seed)
         prompts = [(problem.id, self.task.format_prompt(problem)) for problem in problems]
         trees = run_mcts(prompts, self.sampler.propose, self._score, params)
         by_id = {problem.id: problem for problem in problems}
@@ -160,7 +109,7 @@ class SearchWorker:
         self._use(settings)
         from rest_mcts.evaluation import run_call
 
-        self.sampler.reseed(call.seed * 1_000_003 + zlib.crc32(problems[0].id.encode()))
+        self._reseed_for(problems, call.seed)
         return run_call(call, self.task, problems, self.sampler.propose, self.sampler.greedy, self._score)
 
 
@@ -187,7 +136,7 @@ class SearchPool:
 
     def __init__(self, settings: SamplerSettings, num_workers: int, num_cpus: float, num_gpus: float,
                  name: str, timeout_s: float, colocation: "Colocation | None" = None):
-        from rest_mcts.placement import actor_resources
+        from rest_mcts.actors import actor_resources
 
         self.timeout_s = timeout_s
         self.settings = settings

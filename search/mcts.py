@@ -10,8 +10,9 @@ the answers for its own prefixes, a tree searched in a batch ends exactly as it 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from itertools import pairwise
 
 from search.tree import Node, Tree
 from search.types import Prefix, ProposedStep, ProposeFn, ScoreFn, checked_propose, checked_score
@@ -338,7 +339,7 @@ def sibling_ranks(tree: Tree, node_id: int) -> tuple[int, ...]:
     the argmax step, the greedy path is the one whose ranks are all 0.
     """
     path = tree.path_to(node_id)
-    return tuple(tree.nodes[parent].children.index(child) for parent, child in zip(path, path[1:]))
+    return tuple(tree.nodes[parent].children.index(child) for parent, child in pairwise(path))
 
 
 def best_answer_node(tree: Tree, margin: float = 0.0) -> int | None:
@@ -355,19 +356,3 @@ def best_answer_node(tree: Tree, margin: float = 0.0) -> int | None:
     best = max(tree.nodes[node_id].value for node_id in terminal_ids)
     tied = [node_id for node_id in terminal_ids if tree.nodes[node_id].value >= best - margin]
     return min(tied, key=lambda node_id: sibling_ranks(tree, node_id))
-
-
-def value_weighted_vote(tree: Tree, extract_answer: Callable[[tuple[str, ...]], str | None]) -> str | None:
-    """The answer with the largest sum of V over the terminal nodes that give it.
-
-    `extract_answer(steps)` returns a terminal node's answer, or None to leave it out of the
-    vote. Ties go to the smallest answer string. None when no terminal node gives an answer.
-    """
-    totals: dict[str, float] = {}
-    for node_id in tree.terminal_nodes():
-        answer = extract_answer(tree.steps_of(node_id))
-        if answer is not None:
-            totals[answer] = totals.get(answer, 0.0) + tree.nodes[node_id].value
-    if not totals:
-        return None
-    return min(totals, key=lambda answer: (-totals[answer], answer))

@@ -23,7 +23,7 @@ def run_benchmark(script: str, *args: str) -> str:
 @pytest.mark.slow
 def test_search_throughput_benchmark_prints_every_mode_and_the_ratios():
     output = run_benchmark("search_throughput.py", "--problems", "4", "--naive-problems", "1", "--simulations",
-                           "2", "--generate-batch", "4", "--generate-tokens", "4")
+                           "2", "--generate-batch", "4", "--generate-tokens", "4", "--repeats", "2")
     for line in ("batched MCTS*, KV reuse", "batched MCTS*, generate", "naive MCTS*", "generate batch 4",
                  "arithmetic ceiling", "batched / naive tokens/s:", "batched MCTS* / generate:"):
         assert line in output

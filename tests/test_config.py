@@ -56,9 +56,9 @@ def test_no_flags_and_no_file_give_the_defaults():
 
 def test_prm_training_has_its_own_defaults():
     config = RunConfig()
-    assert config.prm_train.steps_per_round < config.policy_train.steps_per_round
+    assert config.prm_train.max_steps < config.policy_train.max_steps
     assert config.prm_train.warm_start_steps < config.policy_train.warm_start_steps
-    assert replace(config.policy_train, steps_per_round=0) != replace(config.prm_train, steps_per_round=0)
+    assert replace(config.policy_train, max_steps=0) != replace(config.prm_train, max_steps=0)
 
 
 # YAML and CLI precedence.
@@ -72,14 +72,14 @@ def test_yaml_sections_and_top_level_keys_override_the_defaults(write_yaml):
     assert config.search.branch == 5
     assert config.task.name == "last_letter"
     # Keys the file leaves out keep their defaults.
-    assert config.search.simulations == RunConfig().search.simulations
+    assert config.search.max_simulations == RunConfig().search.max_simulations
     assert config.seed == 0
 
 
 def test_yaml_override_of_one_training_section_leaves_the_other_alone(write_yaml):
     config = parse("--config", write_yaml("prm_train: {zero_stage: 3}\n"))
     assert config.prm_train.zero_stage == 3
-    assert config.prm_train.steps_per_round == RunConfig().prm_train.steps_per_round
+    assert config.prm_train.max_steps == RunConfig().prm_train.max_steps
     assert config.policy_train == RunConfig().policy_train
 
 
@@ -94,13 +94,13 @@ def test_an_empty_yaml_file_gives_the_defaults(write_yaml):
 
 
 def test_cli_flags_override_the_yaml_file(write_yaml):
-    path = write_yaml("rounds: 2\nsearch: {branch: 5, simulations: 7}\ntask: {name: modchain}\n")
+    path = write_yaml("rounds: 2\nsearch: {branch: 5, max_simulations: 7}\ntask: {name: modchain}\n")
     config = parse("--config", path, "--search.branch", "4", "--rounds", "6", "--task", "last_letter")
     assert config.search.branch == 4
     assert config.rounds == 6
     assert config.task.name == "last_letter"
     # What the flags leave alone still comes from the file.
-    assert config.search.simulations == 7
+    assert config.search.max_simulations == 7
 
 
 def test_cli_values_are_converted_to_the_field_types():
@@ -184,7 +184,7 @@ def test_a_yaml_file_that_is_not_a_mapping_is_rejected(write_yaml):
 
 def test_invalid_yaml_syntax_names_the_file_and_line(write_yaml):
     # Line 4 puts a second colon in a plain value: "mapping values are not allowed here".
-    path = write_yaml("rounds: 2\nsearch:\n  branch: 5\n  simulations: a: b\n")
+    path = write_yaml("rounds: 2\nsearch:\n  branch: 5\n  max_simulations: a: b\n")
     with pytest.raises(ConfigError, match="not valid YAML") as error:
         load_yaml(path)
     assert str(error.value).startswith(f"{path}:4: ")
@@ -216,7 +216,7 @@ def test_unknown_task_is_rejected_listing_the_known_tasks():
 
 
 def test_non_positive_search_branch_names_its_flag():
-    with pytest.raises(ConfigError, match="--search.branch 0"):
+    with pytest.raises(ConfigError, match="search.branch 0: branch must be at least 1"):
         parse("--search.branch", "0")
 
 
@@ -225,7 +225,7 @@ def test_zero_stage_outside_0_to_3_is_rejected():
         parse("--prm_train.zero_stage", "4")
 
 
-@pytest.mark.parametrize("flag, value", [("--search.value_target", "soft"), ("--search.decode", "beam")])
+@pytest.mark.parametrize("flag, value", [("--values.target", "soft"), ("--search.decode", "beam")])
 def test_an_unknown_choice_names_its_flag(flag, value):
     with pytest.raises(ConfigError, match=f"{flag} '{value}'"):
         parse(flag, value)

@@ -126,7 +126,7 @@ def test_evaluate_rejects_bad_input_with_a_clear_error(tmp_path, args, message):
 
 @pytest.fixture(scope="module")
 def tiny_checkpoints(tmp_path_factory):
-    from rest_mcts.iterate import save_checkpoint
+    from rest_mcts.checkpoints import save_checkpoint
     from rest_mcts.models.build import build_tiny_policy, prm_from_policy
     from rest_mcts.models.tokenizer import build_char_tokenizer
 
@@ -142,7 +142,7 @@ def test_evaluate_cli_writes_records_summary_plots_and_a_wandb_run(tmp_path, tin
     out = tmp_path / "out"
     args = ["--policy-model", str(tiny_checkpoints / "policy"), "--prm-model", str(tiny_checkpoints / "prm"),
             "--methods", "greedy", "self_consistency", "best_of_n_min", "mcts", "--budgets", "20", "40",
-            "--problems", "4", "--splits", "test", "--workers", "1", "--out", str(out)]
+            "--problems", "4", "--splits", "test", "--cluster.search_workers", "1", "--out", str(out)]
     result = evaluate_cli(args, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]

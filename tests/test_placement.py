@@ -25,7 +25,7 @@ def ray_cluster():
 
 @pytest.fixture(scope="module")
 def policy_path(tmp_path_factory):
-    from rest_mcts.iterate import save_checkpoint
+    from rest_mcts.checkpoints import save_checkpoint
     from rest_mcts.models.build import build_tiny_policy
     from rest_mcts.models.tokenizer import build_char_tokenizer
 
@@ -36,7 +36,7 @@ def policy_path(tmp_path_factory):
 
 
 def test_a_placement_group_that_does_not_fit_fails_with_the_flags_to_change(ray_cluster):
-    from rest_mcts.placement import Colocation
+    from rest_mcts.actors import Colocation
 
     with pytest.raises(RuntimeError, match="could not place 3 bundles.*--cluster.search_workers"):
         Colocation(3, 1.0, 0.0, 2, 1.0, 0.0, timeout_s=2)
@@ -45,10 +45,11 @@ def test_a_placement_group_that_does_not_fit_fails_with_the_flags_to_change(ray_
 
 @pytest.mark.slow
 def test_colocated_workers_and_ranks_are_up_together_and_both_serve(ray_cluster, policy_path, tmp_path):
-    from rest_mcts.placement import Colocation
+    from rest_mcts.actors import Colocation
     from rest_mcts.tasks import get_task
     from rest_mcts.train_workers import TrainerGroup
-    from rest_mcts.workers import SamplerSettings, SearchPool, greedy_results
+    from rest_mcts.search_models import SamplerSettings
+    from rest_mcts.workers import SearchPool, greedy_results
 
     task = get_task("modchain")
     problems = task.problems("test", 4, 0)
@@ -61,7 +62,7 @@ def test_colocated_workers_and_ranks_are_up_together_and_both_serve(ray_cluster,
         before = greedy_results(pool, problems, 2, 2, "before")
         examples = [PolicyExample(p.id, task.format_prompt(p), ("1+2=3;",)) for p in problems]
         spec = TrainSpec(micro_batch_size=2, learning_rate=1e-2, warmup_steps=0, max_steps=3)
-        group.train_policy(str(policy_path), examples, spec, str(tmp_path / "trained"), "test train")
+        group.train("policy", str(policy_path), examples, spec, str(tmp_path / "trained"), "test train")
         # The same workers, still up, switch to the trained checkpoint.
         pool.settings = SamplerSettings(str(tmp_path / "trained"), "", task.name, 1.0, 16, seed=0)
         after = greedy_results(pool, problems, 2, 2, "after")

@@ -11,8 +11,10 @@ from rest_mcts.tasks.last_letter import LastLetterTask
 from rest_mcts.tasks.modchain import ModChainTask, reduce_once
 
 # 3+4 = 7; 7*2 = 14 -> 4; 4-5 = -1 -> 9 (left to right, mod 10; with precedence it would be 6).
-MODCHAIN = Problem("m", "3+4*2-5", "9")
-MODCHAIN_STEPS = ["7*2-5\n", "4-5\n", "9\n"]
+# Each step shows the operation it evaluates, then the reduced chain and the record of every value
+# so far; the answer is the whole record, 7, 4 and 9.
+MODCHAIN = Problem("m", "3+4*2-5", "749")
+MODCHAIN_STEPS = ["3+4=7;7*2-5:7\n", "7*2=4;4-5:74\n", "4-5=9;749\n"]
 # Last letters of kato, ribu, sel: o, u, l.
 LAST_LETTER = Problem("l", "kato ribu sel", "oul")
 LAST_LETTER_STEPS = ["ribu sel:o\n", "sel:ou\n", "oul\n"]
@@ -31,36 +33,23 @@ def task_splits(request):
 
 
 def test_modchain_reduces_the_leftmost_operation_mod_10_each_step():
-    assert ModChainTask(record=False, show_operation=False).reference_steps(MODCHAIN) == MODCHAIN_STEPS
+    assert reduce_once("3+4*2-5") == "7*2-5"
+    assert ModChainTask().reference_steps(MODCHAIN) == MODCHAIN_STEPS
 
 
 def test_modchain_subtraction_wraps_around_mod_10():
     assert reduce_once("2-5") == "7"
-    assert ModChainTask(record=False, show_operation=False).reference_steps(Problem("p", "2-5", "7")) == ["7\n"]
+    assert ModChainTask().reference_steps(Problem("p", "2-5", "7")) == ["2-5=7;7\n"]
 
 
 def test_modchain_multiplication_keeps_the_last_digit_and_the_rest_of_the_chain():
     # 9*9 = 81 -> 1; 1+3 = 4.
     assert reduce_once("9*9+3") == "1+3"
-    assert ModChainTask(record=False, show_operation=False).reference_steps(Problem("p", "9*9+3", "4")) == ["1+3\n", "4\n"]
+    assert ModChainTask().reference_steps(Problem("p", "9*9+3", "14")) == ["9*9=1;1+3:1\n", "1+3=4;14\n"]
 
 
-# With a record: the answer is every intermediate value, 7, 4 and 9.
-MODCHAIN_RECORD = Problem("m", "3+4*2-5", "749")
-MODCHAIN_RECORD_STEPS = ["7*2-5:7\n", "4-5:74\n", "749\n"]
-
-
-def test_modchain_with_a_record_appends_each_value_and_answers_with_the_whole_record():
-    task = ModChainTask(show_operation=False)
-    assert task.reference_steps(MODCHAIN_RECORD) == MODCHAIN_RECORD_STEPS
-    assert task.extract_answer(MODCHAIN_RECORD_STEPS) == "749"
-    assert task.is_correct(MODCHAIN_RECORD, MODCHAIN_RECORD_STEPS)
-    assert task.reference_steps(Problem("p", "2-5", "7")) == ["7\n"]
-
-
-def test_modchain_record_answers_are_drawn_with_the_record():
-    task = ModChainTask(show_operation=False)
-    for problem in task.problems("seed", 20, 0):
+def test_modchain_answers_are_drawn_with_the_record():
+    for problem in ModChainTask().problems("seed", 20, 0):
         values, expression = [], problem.question
         while len(expression) > 1:
             expression = reduce_once(expression)
@@ -68,48 +57,29 @@ def test_modchain_record_answers_are_drawn_with_the_record():
         assert problem.answer == "".join(values)
 
 
-def test_modchain_record_final_step_is_digits_alone():
-    task = ModChainTask(show_operation=False)
-    assert task.is_final_step("749\n") and task.is_final_step("7")
-    assert not task.is_final_step("4-5:74\n") and not task.is_final_step("7*2-5:7") and not task.is_final_step("")
+def test_modchain_questions_alternate_single_digits_and_operations():
+    task = ModChainTask()
+    for split, count in SIZES.items():
+        for problem in task.problems(split, count, 0):
+            assert problem.question[0::2].isdigit(), problem
+            assert set(problem.question[1::2]) <= set("+-*"), problem
 
 
 def test_modchain_record_wrong_step_puts_a_wrong_digit_into_the_answer():
     # 7*2 miscomputed as 5: the record keeps the slip, so the outcome check rejects the solution
     # even though the last value (9) is right.
-    task = ModChainTask(show_operation=False)
-    steps = ["7*2-5:7\n", "5-5:75\n", "759\n"]
-    assert not task.is_correct(MODCHAIN_RECORD, steps)
-    assert task.step_labels(MODCHAIN_RECORD, steps) == [True, False, False]
-
-
-# The default: each step shows the operation it evaluates, then the reduced chain and the record.
-MODCHAIN_SHOWN_STEPS = ["3+4=7;7*2-5:7\n", "7*2=4;4-5:74\n", "4-5=9;749\n"]
-
-
-def test_modchain_default_steps_show_the_operation_then_the_chain_and_the_record():
     task = ModChainTask()
-    assert task.reference_steps(MODCHAIN_RECORD) == MODCHAIN_SHOWN_STEPS
-    assert task.extract_answer(MODCHAIN_SHOWN_STEPS) == "749"
-    assert task.is_correct(MODCHAIN_RECORD, MODCHAIN_SHOWN_STEPS)
-    assert task.reference_steps(Problem("p", "2-5", "7")) == ["2-5=7;7\n"]
-    assert ModChainTask(record=False).reference_steps(MODCHAIN) == ["3+4=7;7*2-5\n", "7*2=4;4-5\n", "4-5=9;9\n"]
-    assert ModChainTask(record=False).extract_answer(["3+4=7;7*2-5\n", "7*2=4;4-5\n", "4-5=9;9\n"]) == "9"
-
-
-def test_modchain_shown_final_step_is_the_record_after_the_operation():
-    task = ModChainTask()
-    assert task.is_final_step("4-5=9;749\n") and task.is_final_step("2-5=7;7")
-    assert not task.is_final_step("3+4=7;7*2-5:7\n") and not task.is_final_step("3+4=7;") and not task.is_final_step("")
+    steps = ["3+4=7;7*2-5:7\n", "7*2=5;5-5:75\n", "5-5=9;759\n"]
+    assert not task.is_correct(MODCHAIN, steps)
+    assert task.step_labels(MODCHAIN, steps) == [True, False, False]
 
 
 def test_modchain_shown_operation_slip_is_a_wrong_step_even_with_the_right_value():
     # The shown operation is part of the step: "7*3=4" is wrong although the value 4 is right.
     task = ModChainTask()
     steps = ["3+4=7;7*2-5:7\n", "7*3=4;4-5:74\n", "4-5=9;749\n"]
-    assert task.is_correct(MODCHAIN_RECORD, steps)
-    assert task.step_labels(MODCHAIN_RECORD, steps) == [True, False, False]
-    assert not task.is_correct(MODCHAIN_RECORD, ["3+4=7;7*2-5:7\n", "7*2=5;5-5:75\n", "5-5=9;759\n"])
+    assert task.is_correct(MODCHAIN, steps)
+    assert task.step_labels(MODCHAIN, steps) == [True, False, False]
 
 
 def test_last_letter_drops_one_word_per_step_and_appends_its_last_letter():
@@ -121,7 +91,7 @@ def test_last_letter_two_word_question_has_two_steps():
 
 
 def test_prompt_is_the_question_followed_by_the_step_delimiter():
-    assert ModChainTask(record=False, show_operation=False).format_prompt(MODCHAIN) == "3+4*2-5\n"
+    assert ModChainTask().format_prompt(MODCHAIN) == "3+4*2-5\n"
     assert LastLetterTask().format_prompt(LAST_LETTER) == "kato ribu sel\n"
 
 
@@ -147,11 +117,12 @@ def test_a_task_without_reference_solutions_says_so():
 
 @pytest.mark.parametrize(
     "step_text, final",
-    [("9\n", True), ("9", True), (" 9 \n", True), ("7*2-5\n", False), ("4-5\n", False), ("12\n", False),
-     ("x\n", False), ("\n", False), ("", False)],
+    [("4-5=9;749\n", True), ("2-5=7;7", True), (" 4-5=9;749 \n", True), ("749\n", True),
+     ("3+4=7;7*2-5:7\n", False), ("7*2=4;4-5:74\n", False), ("3+4=7;", False), ("4-5=9;74x\n", False),
+     ("\n", False), ("", False)],
 )
-def test_modchain_final_step_is_a_single_digit(step_text, final):
-    assert ModChainTask(record=False, show_operation=False).is_final_step(step_text) is final
+def test_modchain_final_step_is_the_record_alone_after_the_shown_operation(step_text, final):
+    assert ModChainTask().is_final_step(step_text) is final
 
 
 @pytest.mark.parametrize(
@@ -164,19 +135,19 @@ def test_last_letter_final_step_is_letters_alone(step_text, final):
 
 
 def test_extract_answer_reads_the_final_step_without_its_delimiter():
-    assert ModChainTask(record=False, show_operation=False).extract_answer(MODCHAIN_STEPS) == "9"
+    assert ModChainTask().extract_answer(MODCHAIN_STEPS) == "749"
     assert LastLetterTask().extract_answer(LAST_LETTER_STEPS) == "oul"
 
 
 def test_extract_answer_is_none_for_an_unfinished_or_empty_solution():
-    assert ModChainTask(record=False, show_operation=False).extract_answer(MODCHAIN_STEPS[:2]) is None
-    assert ModChainTask(record=False, show_operation=False).extract_answer([]) is None
+    assert ModChainTask().extract_answer(MODCHAIN_STEPS[:2]) is None
+    assert ModChainTask().extract_answer([]) is None
     assert LastLetterTask().extract_answer(LAST_LETTER_STEPS[:2]) is None
     assert LastLetterTask().extract_answer([]) is None
 
 
 def test_check_answer_ignores_surrounding_whitespace_and_rejects_none():
-    task = ModChainTask(record=False, show_operation=False)
+    task = ModChainTask()
     assert task.check_answer("9", "9")
     assert task.check_answer(" 9\n", "9")
     assert not task.check_answer("8", "9")
@@ -184,58 +155,61 @@ def test_check_answer_ignores_surrounding_whitespace_and_rejects_none():
 
 
 def test_reference_solution_is_correct():
-    assert ModChainTask(record=False, show_operation=False).is_correct(MODCHAIN, MODCHAIN_STEPS)
+    assert ModChainTask().is_correct(MODCHAIN, MODCHAIN_STEPS)
     assert LastLetterTask().is_correct(LAST_LETTER, LAST_LETTER_STEPS)
 
 
 def test_wrong_final_answer_is_not_correct():
-    assert not ModChainTask(record=False, show_operation=False).is_correct(MODCHAIN, ["7*2-5\n", "4-5\n", "8\n"])
+    assert not ModChainTask().is_correct(MODCHAIN, ["3+4=7;7*2-5:7\n", "7*2=4;4-5:74\n", "4-5=8;748\n"])
     assert not LastLetterTask().is_correct(LAST_LETTER, ["ribu sel:o\n", "sel:ou\n", "oua\n"])
 
 
 def test_solution_without_a_final_step_is_not_correct():
-    assert not ModChainTask(record=False, show_operation=False).is_correct(MODCHAIN, MODCHAIN_STEPS[:2])
-    assert not ModChainTask(record=False, show_operation=False).is_correct(MODCHAIN, [])
+    assert not ModChainTask().is_correct(MODCHAIN, MODCHAIN_STEPS[:2])
+    assert not ModChainTask().is_correct(MODCHAIN, [])
     assert not LastLetterTask().is_correct(LAST_LETTER, LAST_LETTER_STEPS[:2])
 
 
 def test_right_answer_after_wrong_steps_is_correct_by_outcome():
     # Outcome checking looks at the answer only; step_labels is what catches the bad path.
-    assert ModChainTask(record=False, show_operation=False).is_correct(MODCHAIN, ["9\n"])
+    steps = ["3+4=7;7*2-5:7\n", "4-5=9;749\n"]
+    assert ModChainTask().is_correct(MODCHAIN, steps)
+    assert ModChainTask().step_labels(MODCHAIN, steps) == [True, False]
 
 
 # Step labels: prefix correctness.
 
 
 def test_step_labels_of_the_reference_solution_are_all_true():
-    assert ModChainTask(record=False, show_operation=False).step_labels(MODCHAIN, MODCHAIN_STEPS) == [True, True, True]
+    assert ModChainTask().step_labels(MODCHAIN, MODCHAIN_STEPS) == [True, True, True]
     assert LastLetterTask().step_labels(LAST_LETTER, LAST_LETTER_STEPS) == [True, True, True]
 
 
 def test_a_wrong_step_makes_that_and_every_later_label_false_even_if_a_later_step_is_right():
-    # Step 2 should be 4-5; step 3 is the right text again but follows a wrong prefix.
-    assert ModChainTask(record=False, show_operation=False).step_labels(MODCHAIN, ["7*2-5\n", "5-5\n", "9\n"]) == [True, False, False]
+    # Step 2 should be 7*2=4;4-5:74; step 3 is the right text again but follows a wrong prefix.
+    steps = ["3+4=7;7*2-5:7\n", "7*2=5;4-5:74\n", "4-5=9;749\n"]
+    assert ModChainTask().step_labels(MODCHAIN, steps) == [True, False, False]
     assert LastLetterTask().step_labels(LAST_LETTER, ["ribu sel:a\n", "sel:ou\n", "oul\n"]) == [False, False, False]
 
 
 def test_a_right_answer_reached_by_skipping_steps_is_labelled_wrong():
-    assert ModChainTask(record=False, show_operation=False).step_labels(MODCHAIN, ["9\n"]) == [False]
+    assert ModChainTask().step_labels(MODCHAIN, ["4-5=9;749\n"]) == [False]
 
 
 def test_steps_beyond_the_reference_solution_are_labelled_wrong():
-    assert ModChainTask(record=False, show_operation=False).step_labels(MODCHAIN, MODCHAIN_STEPS + ["9\n"]) == [True, True, True, False]
+    assert ModChainTask().step_labels(MODCHAIN, MODCHAIN_STEPS + ["4-5=9;749\n"]) == [True, True, True, False]
 
 
 def test_step_labels_of_no_steps_are_empty():
-    assert ModChainTask(record=False, show_operation=False).step_labels(MODCHAIN, []) == []
+    assert ModChainTask().step_labels(MODCHAIN, []) == []
 
 
 def test_a_final_step_ended_at_eos_without_its_delimiter_is_labelled_right():
-    # The sampler returns "9" (no newline) when the policy stops with EOS; is_correct accepts it,
-    # so the step labels must too.
-    steps = ["7*2-5\n", "4-5\n", "9"]
-    assert ModChainTask(record=False, show_operation=False).is_correct(MODCHAIN, steps)
-    assert ModChainTask(record=False, show_operation=False).step_labels(MODCHAIN, steps) == [True, True, True]
+    # The sampler returns "4-5=9;749" (no newline) when the policy stops with EOS; is_correct accepts
+    # it, so the step labels must too.
+    steps = ["3+4=7;7*2-5:7\n", "7*2=4;4-5:74\n", "4-5=9;749"]
+    assert ModChainTask().is_correct(MODCHAIN, steps)
+    assert ModChainTask().step_labels(MODCHAIN, steps) == [True, True, True]
 
 
 # Splits.
@@ -308,24 +282,24 @@ def test_last_letter_word_counts_follow_the_word_ranges():
 
 
 def test_seed_splits_are_mostly_short_problems():
-    lengths = [len(p.question) // 2 for p in ModChainTask(record=False, show_operation=False).problems("seed", 400, 0)]
+    lengths = [len(p.question) // 2 for p in ModChainTask().problems("seed", 400, 0)]
     assert sum(n <= 2 for n in lengths) > sum(n >= 4 for n in lengths) > 0
 
 
 def test_seed_problems_respect_a_configured_seed_range():
-    assert {len(p.question) for p in ModChainTask(width=1, seed_ops=(1, 1)).problems("seed", 30, 0)} == {3}
+    assert {len(p.question) for p in ModChainTask(seed_ops=(1, 1)).problems("seed", 30, 0)} == {3}
     assert {len(p.question.split()) for p in LastLetterTask(seed_words=(2, 2)).problems("seed", 30, 0)} == {2}
 
 
 def test_an_unknown_split_is_rejected():
     with pytest.raises(ValueError, match="'dev'"):
-        ModChainTask(record=False, show_operation=False).problems("dev", 5, 0)
+        ModChainTask().problems("dev", 5, 0)
     assert "dev" not in SPLITS
 
 
 def test_a_held_out_split_larger_than_its_pool_is_rejected():
     with pytest.raises(ValueError, match="at most 1000"):
-        ModChainTask(record=False, show_operation=False).problems("ood", HELD_OUT_POOL + 1, 0)
+        ModChainTask().problems("ood", HELD_OUT_POOL + 1, 0)
 
 
 # Registry and seed examples.
@@ -352,17 +326,3 @@ def test_seed_examples_are_the_seed_problems_with_their_prompts_and_reference_st
         assert example.problem_id == problem.id
         assert example.prompt == task.format_prompt(problem)
         assert example.steps == tuple(task.reference_steps(problem))
-
-
-def test_two_digit_modchain_reduces_each_digit_lane_mod_10():
-    task = ModChainTask(width=2, record=False, show_operation=False)
-    problem = Problem("p", "37+95-88", "")
-    assert task.reference_steps(problem) == ["22-88\n", "44\n"]
-    shown = ModChainTask(width=2, record=False).reference_steps(problem)
-    assert shown == ["37+95=22;22-88\n", "22-88=44;44\n"]
-    assert reduce_once("09*76", 2) == "04"
-    assert task.is_final_step("44\n") and not task.is_final_step("4\n") and not task.is_final_step("22-88\n")
-
-
-def test_default_modchain_has_one_digit_lane():
-    assert get_task("modchain").width == 1

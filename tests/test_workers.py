@@ -5,7 +5,8 @@ from dataclasses import replace
 
 import pytest
 
-from rest_mcts.workers import SamplerSettings, SearchWorker, shard
+from rest_mcts.search_models import SamplerSettings
+from rest_mcts.workers import SearchWorker, shard
 from search.mcts import MCTSParams
 
 Worker = SearchWorker.__ray_actor_class__
@@ -13,7 +14,7 @@ Worker = SearchWorker.__ray_actor_class__
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    from rest_mcts.iterate import save_checkpoint
+    from rest_mcts.checkpoints import save_checkpoint
     from rest_mcts.models.build import build_tiny_policy, prm_from_policy
     from rest_mcts.models.tokenizer import build_char_tokenizer
 

@@ -13,9 +13,7 @@ import json
 import logging
 import math
 import os
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -413,43 +411,20 @@ def parameter_checksum(engine) -> float:
 def save_hf_checkpoint(engine, tokenizer, out_dir: str | os.PathLike, rank: int) -> None:
     """Write the full model and tokenizer to `out_dir` with save_pretrained (rank 0); all ranks wait.
 
-    The files go to a temporary folder next to `out_dir` that is then renamed into place, so a
-    reader sees either the old checkpoint or the complete new one, never a half-written folder.
-    Weights are stored in float32 whatever the training precision.
+    The folder is written atomically (`rest_mcts.checkpoints`): a reader sees either the old checkpoint or the
+    complete new one. Weights are stored in float32 whatever the training precision.
     """
-    out_dir = Path(out_dir)
+    from rest_mcts.checkpoints import save_checkpoint
+
     model = engine.module
     with _gathered(engine, model.parameters()):
         if rank == 0:
-            out_dir.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
-            try:
-                state_dict = None
-                if any(p.dtype != torch.float32 for p in model.parameters()):
-                    state_dict = {
-                        name: t.detach().float() if t.is_floating_point() else t
-                        for name, t in model.state_dict().items()
-                    }
-                model.save_pretrained(staging, state_dict=state_dict)
-                if state_dict is not None:
-                    # save_pretrained records the training dtype; the stored tensors are float32.
-                    config = copy.deepcopy(model.config)
-                    config.dtype = "float32"
-                    config.save_pretrained(staging)
-                tokenizer.save_pretrained(staging)
-                replace_dir(staging, out_dir)
-            except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
-                raise
+            state_dict, config = None, None
+            if any(p.dtype != torch.float32 for p in model.parameters()):
+                state_dict = {name: t.detach().float() if t.is_floating_point() else t
+                              for name, t in model.state_dict().items()}
+                # save_pretrained records the training dtype; the stored tensors are float32.
+                config = copy.deepcopy(model.config)
+                config.dtype = "float32"
+            save_checkpoint(model, tokenizer, out_dir, state_dict=state_dict, config=config)
     torch.distributed.barrier()
-
-
-def replace_dir(new: Path, target: Path) -> None:
-    """Move folder `new` to `target`; an existing `target` is moved aside first and removed after."""
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
-        os.replace(target, old / target.name)
-    os.replace(new, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""PRM training: regress each step's inferred quality value (ReST-MCTS* v_k, in [0, 1]) with BCE.
+"""PRM training: regress each step's inferred target (hard estimate or ReST-MCTS* quality value, in [0, 1]) with BCE.
 
 The PRM is a one-output token classifier read at the last token of each step. Because it attends
 causally and `encode_steps` tokenizes step by step, the hidden state at a step's last token is the
@@ -26,9 +26,9 @@ def prm_sequences(tokenizer, examples: Sequence[ValueExample]) -> list[TrainSequ
     """Merge prefix examples into the longest paths that contain them; one sequence per path.
 
     Within a (problem_id, prompt) group, examples are taken longest first; an example whose steps
-    are a prefix of an already kept path puts its quality value at that path's step
+    are a prefix of an already kept path puts its target at that path's step
     `len(steps) - 1`, otherwise it starts a new path. Examples with the same prompt and steps
-    (duplicates) share one target: the mean of their quality values. Examples with no steps
+    (duplicates) share one target: the mean of theirs. Examples with no steps
     carry no step end to read and are skipped.
     """
     groups: dict[tuple[str, str], list[ValueExample]] = defaultdict(list)
@@ -48,7 +48,7 @@ def prm_sequences(tokenizer, examples: Sequence[ValueExample]) -> list[TrainSequ
                 values.append(defaultdict(list))
                 for length in range(1, len(example.steps) + 1):
                     path_of_prefix.setdefault(example.steps[:length], path)
-            values[path][len(example.steps) - 1].append(example.quality_value)
+            values[path][len(example.steps) - 1].append(example.target)
         for steps, step_values in zip(paths, values):
             encoded = encode_steps(tokenizer, prompt, steps)
             targets = [

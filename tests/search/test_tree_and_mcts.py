@@ -11,13 +11,12 @@ from search.mcts import (
     MCTSParams,
     backup,
     best_answer_node,
-    sibling_ranks,
     exhausted_nodes,
     run_mcts,
     select_leaf,
+    sibling_ranks,
     simulate,
     uct_score,
-    value_weighted_vote,
 )
 from search.tree import Node, Tree
 from search.types import Prefix, ProposedStep
@@ -278,7 +277,7 @@ def test_backup_ignores_unvisited_children():
 def test_first_simulation_expands_the_root_and_scores_its_children():
     tree = Tree.new("p", "Q: ")
     scores = {"a\n": 0.2, "b\n": 0.7, "c\n": 0.5}
-    score = lambda prefixes: [scores[prefix.steps[-1]] for prefix in prefixes]  # noqa: E731
+    score = lambda prefixes: [scores[prefix.steps[-1]] for prefix in prefixes]
     simulate([tree], fixed_propose(["a\n", "b\n", "c\n"]), score, MCTSParams())
     assert [tree.nodes[i].step_text for i in tree.root.children] == ["a\n", "b\n", "c\n"]
     assert [tree.nodes[i].value for i in tree.root.children] == [0.2, 0.7, 0.5]
@@ -520,11 +519,6 @@ def answer_tree() -> Tree:
     return tree
 
 
-def extract_answer(steps):
-    last = steps[-1]
-    return last.split()[1] if last.startswith("answer") else None
-
-
 def test_best_answer_node_is_the_best_valued_terminal_node():
     tree = answer_tree()
     assert best_answer_node(tree) == 4  # 0.9 beats 0.625; the non-terminal 0.95 does not count
@@ -556,16 +550,6 @@ def test_near_ties_go_to_the_path_of_first_proposed_children_not_the_lowest_id()
     assert best_answer_node(tree) == a1  # an exact tie too
 
 
-def test_value_weighted_vote_sums_values_per_answer():
-    tree = answer_tree()
-    assert value_weighted_vote(tree, extract_answer) == "7"  # 0.5 + 0.25 = 0.75 > 0.625
-    tree.nodes[2].value = 0.125  # 7: 0.625 ties 8: 0.625 -> the smaller string
-    assert value_weighted_vote(tree, extract_answer) == "7"
-    tree.nodes[2].value = 0.0625
-    assert value_weighted_vote(tree, extract_answer) == "8"
-    assert value_weighted_vote(tree, lambda steps: None) is None
-
-
 # Parameters ---------------------------------------------------------------------------------
 
 
@@ -586,7 +570,7 @@ def test_params_are_frozen():
 
 def test_first_path_first_completes_the_path_of_first_proposals_before_uct():
     # letter_score ranks x (the first proposal) lowest at depths 0-1, so UCT alone leaves the x path at once.
-    final_at_3 = lambda prefixes, n: [  # noqa: E731
+    final_at_3 = lambda prefixes, n: [
         [ProposedStep(step.text, step.num_tokens, len(prefix.steps) >= 2) for step in steps]
         for prefix, steps in zip(prefixes, letter_propose(prefixes, n))]
     uct_only = run_mcts([("p", "Q: ")], final_at_3, letter_score, MCTSParams(max_simulations=3, end_gate=2.0))[0]

@@ -53,7 +53,7 @@ def test_two_ranks_end_policy_training_with_identical_parameters_and_save_them(t
 
     model_path = save_tiny_policy(tmp_path / "policy0")
     spec = TrainSpec(micro_batch_size=2, learning_rate=3e-3, warmup_steps=0, max_steps=2)
-    result = trainer_group.train_policy(str(model_path), policy_examples(), spec, str(tmp_path / "policy1"))
+    result = trainer_group.train("policy", str(model_path), policy_examples(), spec, str(tmp_path / "policy1"))
 
     assert result.steps == 2 and len(result.losses) == 2
     rank0, rank1 = trainer_group.parameter_checksums()
@@ -69,7 +69,7 @@ def test_two_ranks_train_the_prm_and_save_it(tmp_path, trainer_group):
 
     model_path = save_tiny_prm(tmp_path / "prm0")
     spec = TrainSpec(micro_batch_size=2, learning_rate=3e-3, warmup_steps=0, max_steps=2)
-    result = trainer_group.train_prm(str(model_path), value_examples(), spec, str(tmp_path / "prm1"))
+    result = trainer_group.train("prm", str(model_path), value_examples(), spec, str(tmp_path / "prm1"))
 
     rank0, rank1 = trainer_group.parameter_checksums()
     assert rank0 == rank1

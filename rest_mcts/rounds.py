@@ -1,0 +1,90 @@
+"""A run folder's rounds: each round's folder, the record of its finished stages (`stages.json`), running a stage
+once (a resumed run skips the recorded ones) and the round's summary (`eval.json`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from rest_mcts.data import atomic_write_text
+
+logger = logging.getLogger("rest_mcts")
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round folder (`<run>/round_NN`) and the record of its finished stages."""
+
+    index: int
+    path: Path
+
+    @classmethod
+    def of(cls, run_dir: Path, index: int) -> "Round":
+        return cls(index, run_dir / f"round_{index:02d}")
+
+    @property
+    def previous(self) -> "Round":
+        if self.index == 0:
+            raise ValueError("round 0 has no previous round")
+        return Round.of(self.path.parent, self.index - 1)
+
+    @property
+    def done(self) -> bool:
+        """Whether DONE exists: written last, so a round without it is resumed, not trusted."""
+        return (self.path / "DONE").exists()
+
+    @property
+    def policy(self) -> Path:
+        return self.path / "policy"
+
+    @property
+    def prm(self) -> Path:
+        return self.path / "prm"
+
+    def stages(self) -> dict[str, dict[str, Any]]:
+        file = self.path / "stages.json"
+        return json.loads(file.read_text()) if file.exists() else {}
+
+    def record(self, stage: str, seconds: float, metrics: dict[str, float]) -> None:
+        stages = self.stages()
+        stages[stage] = {"seconds": seconds, "metrics": metrics}
+        atomic_write_text(self.path / "stages.json", json.dumps(stages, indent=2))
+
+    def summary(self) -> dict[str, float]:
+        """Every stage's metrics and seconds (`timing_s/<stage>`), flattened: the round's `eval.json`."""
+        summary: dict[str, float] = {}
+        for stage, record in self.stages().items():
+            summary.update(record["metrics"])
+            summary[f"timing_s/{stage}"] = record["seconds"]
+        return summary
+
+    def finish(self) -> None:
+        """Write eval.json, then DONE."""
+        atomic_write_text(self.path / "eval.json", json.dumps(self.summary(), indent=2, sort_keys=True))
+        atomic_write_text(self.path / "DONE", time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+
+    def read_summary(self) -> dict[str, float]:
+        return json.loads((self.path / "eval.json").read_text())
+
+
+def run_stage(round_: Round, name: str, body: Callable[[], dict[str, float]]) -> None:
+    """Run one stage unless it is recorded as finished; time it and record its metrics."""
+    if name in round_.stages():
+        logger.info("round %d: %s already done, skipping", round_.index, name)
+        return
+    logger.info("round %d: %s ...", round_.index, name)
+    started = time.time()
+    metrics = body()
+    seconds = time.time() - started
+    round_.record(name, seconds, metrics)
+    logger.info("round %d: %s done in %.1f s %s", round_.index, name, seconds,
+                " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+
+
+def finished_rounds(run_dir: Path) -> list[int]:
+    """Indices of the rounds of `run_dir` whose DONE file exists, ascending."""
+    return sorted(int(path.parent.name.split("_")[1]) for path in run_dir.glob("round_*/DONE"))

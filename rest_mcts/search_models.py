@@ -1,0 +1,84 @@
+"""The models a search worker searches with: which checkpoints and sampling settings (`SamplerSettings`), and
+loading them into the step sampler and the PRM scorer. No Ray here: workers, tests and benchmarks build their
+models through `build_search_models`, so all of them run the same fast paths."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rest_mcts.config import RunConfig
+    from rest_mcts.models.prm_scorer import PRMScorer
+    from rest_mcts.models.sampler import StepSampler
+    from rest_mcts.tasks import Task
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """What a worker needs to sample steps: checkpoints, task and decoding settings."""
+
+    policy_path: str
+    prm_path: str
+    """Empty: no PRM yet, every step scores NEUTRAL_SCORE."""
+    task_name: str
+    temperature: float
+    max_step_tokens: int
+    seed: int
+    """The sampling seed (`seeds.round_sampling_seed` in a run)."""
+    decode: str = "cached"
+    """'cached' or 'generate' (see SearchConfig.decode)."""
+    kv_store_mb: float = 256.0
+    """KV kept across calls per model (see SearchConfig.kv_store_mb)."""
+    greedy_first: bool = False
+    """The first candidate of every expansion is the argmax step (see EvalConfig.greedy_first)."""
+
+    APPLIED_PER_REQUEST = ("temperature", "seed", "greedy_first")
+    """Fields a worker applies to its loaded sampler; a change of any other field loads the models again."""
+
+    @classmethod
+    def from_config(cls, config: "RunConfig", policy_path: str, prm_path: str, temperature: float, seed: int,
+                    greedy_first: bool = False) -> "SamplerSettings":
+        """Settings for `policy_path` and `prm_path` with the run's task and search section."""
+        return cls(policy_path, prm_path, config.task.name, temperature, config.search.max_step_tokens, seed,
+                   config.search.decode, config.search.kv_store_mb, greedy_first)
+
+    def same_models(self, other: "SamplerSettings | None") -> bool:
+        """Whether `other` needs the same loaded models (it differs at most in APPLIED_PER_REQUEST)."""
+        return other is not None and replace(other, **{name: getattr(self, name)
+                                                       for name in self.APPLIED_PER_REQUEST}) == self
+
+
+NEUTRAL_SCORE = 0.5
+"""The value every step gets when no PRM exists yet (round-0 bootstrap search)."""
+
+
+def build_search_models(settings: SamplerSettings, device: str, worker_index: int
+                        ) -> "tuple[Task, StepSampler, PRMScorer | None]":
+    """The task, the step sampler (seeded `seeds.worker_seed(settings.seed, worker_index)`) and the PRM scorer
+    (None without a PRM checkpoint) that `settings` describe, on `device`."""
+    from rest_mcts.models.build import load_policy, load_prm, load_tokenizer
+    from rest_mcts.models.prm_scorer import PRMScorer
+    from rest_mcts.models.sampler import StepSampler
+    from rest_mcts.seeds import worker_seed
+    from rest_mcts.tasks import get_task
+
+    task = get_task(settings.task_name)
+    sampler = StepSampler(
+        load_policy(settings.policy_path, device),
+        load_tokenizer(settings.policy_path),
+        delimiter=task.step_delimiter,
+        is_final_step=task.is_final_step,
+        max_step_tokens=settings.max_step_tokens,
+        temperature=settings.temperature,
+        device=device,
+        seed=worker_seed(settings.seed, worker_index),
+        decode=settings.decode,
+        kv_store_mb=settings.kv_store_mb,
+        greedy_first=settings.greedy_first,
+    )
+    scorer = None
+    if settings.prm_path:
+        scorer = PRMScorer(load_prm(settings.prm_path, device), load_tokenizer(settings.prm_path), device,
+                           kv_store_mb=settings.kv_store_mb)
+    return task, sampler, scorer

@@ -1,0 +1,345 @@
+"""The stages of a round, each a function of the run's context and the round that returns its metrics, and the
+list of stages each self-training method runs (`ROUND_STAGES`; round 0 runs `WARM_START_STAGES`).
+
+Each stage reads the files of the stages before it in the round folder and writes its own, so any stage can be
+rerun or resumed alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from rest_mcts import seeds
+from rest_mcts.actors import Actors
+from rest_mcts.config import RunConfig, TrainConfig, validate
+from rest_mcts.data import PolicyExample, Problem, ValueExample, read_jsonl, write_jsonl
+from rest_mcts.rounds import Round
+from rest_mcts.search_models import SamplerSettings
+from rest_mcts.tasks import Task, get_task
+
+logger = logging.getLogger("rest_mcts")
+
+
+@dataclass(frozen=True)
+class RunProblems:
+    """The problems of a run: seed solutions, the training pool the rounds search, the dev problems held out of
+    it, and the held-out evaluation splits."""
+
+    seed_examples: list[PolicyExample]
+    train: list[Problem]
+    dev: list[Problem]
+    """The end of the pool, never searched for training: each evaluation picks MCTS*'s answer margin on them."""
+    held_out: dict[str, list[Problem]]
+
+    @classmethod
+    def of(cls, config: RunConfig, task: Task) -> "RunProblems":
+        data_seed = config.task.data_seed
+        pool = task.problems("train", config.task.train_problems, data_seed)
+        dev_count = config.eval.dev_problems
+        return cls(
+            seed_examples=task.seed_examples(config.task.seed_problems, data_seed),
+            train=pool[:len(pool) - dev_count],
+            dev=pool[len(pool) - dev_count:],
+            held_out={"test": task.problems("test", config.task.test_problems, data_seed),
+                      "ood": task.problems("ood", config.task.ood_problems, data_seed)},
+        )
+
+    def for_round(self, round_index: int, count: int) -> list[Problem]:
+        """A new slice of `count` training problems each round (wrapping around)."""
+        start = (round_index * count) % len(self.train)
+        return [self.train[(start + i) % len(self.train)] for i in range(count)]
+
+
+@dataclass
+class Context:
+    """What every stage may use: the config, the run folder, the task and its problems, and the run's actors."""
+
+    config: RunConfig
+    run_dir: Path
+    task: Task
+    problems: RunProblems
+    actors: Actors
+
+    @classmethod
+    def of(cls, config: RunConfig, run_dir: Path) -> "Context":
+        validate(config)
+        task = get_task(config.task.name)
+        return cls(config, run_dir, task, RunProblems.of(config, task),
+                   Actors(config.cluster, config.logging.experiment))
+
+    def search_pool(self, round_: Round, policy: Path, prm: Path | None, temperature: float, purpose: str,
+                    greedy_first: bool = False):
+        settings = SamplerSettings.from_config(
+            self.config, str(policy), str(prm) if prm else "", temperature,
+            seeds.round_sampling_seed(self.config.seed, round_.index), greedy_first)
+        return self.actors.search_pool(settings, f"r{round_.index:02d}-{purpose}")
+
+
+Stage = tuple[str, Callable[[Context, Round], dict[str, float]]]
+"""A stage's name (in stages.json and `timing_s/<name>`) and its body."""
+
+
+# -- models of round 0 ------------------------------------------------------------------------------
+
+
+def init_policy(ctx: Context, round_: Round) -> dict[str, float]:
+    """The embedded tiny policy (or the user's checkpoint), saved as round 0's starting point."""
+    from rest_mcts.checkpoints import save_checkpoint
+    from rest_mcts.models.build import build_tiny_policy, load_policy, load_tokenizer
+    from rest_mcts.models.tokenizer import build_char_tokenizer
+
+    model = ctx.config.model
+    if model.policy_model:
+        tokenizer, policy = load_tokenizer(model.policy_model), load_policy(model.policy_model)
+    else:
+        tokenizer = build_char_tokenizer()
+        policy = build_tiny_policy(tokenizer, model.hidden_size, model.num_layers, model.num_heads,
+                                   model.intermediate_size, model.max_positions,
+                                   seed=seeds.model_init_seed(ctx.config.seed, "policy"))
+    save_checkpoint(policy, tokenizer, round_.path / "init_policy")
+    return {"model/policy_parameters": float(sum(p.numel() for p in policy.parameters()))}
+
+
+def init_prm(ctx: Context, round_: Round) -> dict[str, float]:
+    """The user's PRM checkpoint, else a PRM whose body is the warm-started policy's and whose head is new."""
+    from rest_mcts.checkpoints import save_checkpoint
+    from rest_mcts.models.build import load_prm, load_tokenizer, prm_from_policy
+
+    model = ctx.config.model
+    if model.prm_model:
+        prm, tokenizer = load_prm(model.prm_model), load_tokenizer(model.prm_model)
+    else:
+        prm = prm_from_policy(round_.policy, seed=seeds.model_init_seed(ctx.config.seed, "prm"))
+        tokenizer = load_tokenizer(round_.policy)
+    save_checkpoint(prm, tokenizer, round_.path / "init_prm")
+    return {"model/prm_parameters": float(sum(p.numel() for p in prm.parameters()))}
+
+
+# -- search, value inference, trace filtering -------------------------------------------------------
+
+
+def search_with(ctx: Context, round_: Round, policy: Path, prm: Path | None) -> dict[str, float]:
+    """MCTS* at full budget on this round's training problems; trees appended to trees.jsonl."""
+    from rest_mcts.workers import search_to_file
+
+    problems = ctx.problems.for_round(round_.index, ctx.config.task.problems_per_round)
+    pool = ctx.search_pool(round_, policy, prm, ctx.config.search.temperature, "search")
+    started = time.time()
+    trees = search_to_file(pool, problems, ctx.config.search.mcts_params(), round_.path / "trees.jsonl",
+                           ctx.config.cluster.problems_per_task, f"round {round_.index} search")
+    seconds = time.time() - started
+    tokens = sum(tree.tokens_used for tree in trees)
+    solved = [any(node.answer_correct for node in tree.nodes if node.is_terminal) for tree in trees]
+    return {"search/tokens": float(tokens), "search/solved_rate": sum(solved) / len(trees),
+            "search/nodes": float(sum(len(tree.nodes) for tree in trees)),
+            "perf/tokens_per_s": tokens / max(seconds, 1e-9)}
+
+
+def bootstrap_search(ctx: Context, round_: Round) -> dict[str, float]:
+    """Round 0: search with the warm-started policy and no PRM (every step scored 0.5, so UCT explores by visit
+    counts alone), for the first PRM's training values."""
+    return search_with(ctx, round_, round_.policy, None)
+
+
+def search(ctx: Context, round_: Round) -> dict[str, float]:
+    """Search with the previous round's policy and PRM."""
+    return search_with(ctx, round_, round_.previous.policy, round_.previous.prm)
+
+
+def _searched_trees(ctx: Context, round_: Round):
+    """(problem, tree) of every tree in the round's trees.jsonl, in problem order: shards append their trees as
+    they finish, in an order that changes from run to run, and the training data must not depend on it."""
+    from rest_mcts.workers import read_finished_trees
+    from search.tree import Tree
+
+    problems = {problem.id: problem for problem in ctx.problems.train}
+    position = {problem_id: index for index, problem_id in enumerate(problems)}
+    records = sorted(read_finished_trees(round_.path / "trees.jsonl"), key=lambda r: position[r["problem_id"]])
+    for record in records:
+        tree = Tree.from_dict(record)
+        yield problems[tree.problem_id], tree
+
+
+def infer_values(ctx: Context, round_: Round) -> dict[str, float]:
+    """Process rewards from each tree and the oracle (ReST-MCTS* reasoning distance, hard estimate and quality
+    value): the PRM's training examples, value_examples.jsonl."""
+    from rest_mcts.evaluation import auroc
+    from search.value_inference import infer_process_rewards, value_targets
+
+    task, examples = ctx.task, []
+    for problem, tree in _searched_trees(ctx, round_):
+        rewards = infer_process_rewards(tree, lambda steps, p=problem: task.is_correct(p, steps))
+        prompt = task.format_prompt(problem)
+        for steps, target in value_targets(tree, rewards, ctx.config.values.target):
+            label = task.step_labels(problem, steps)[-1] if task.synthetic else None
+            examples.append(ValueExample(problem.id, prompt, steps, target, label))
+    write_jsonl(round_.path / "value_examples.jsonl", examples)
+    metrics = {"examples/value": float(len(examples))}
+    labelled = [example for example in examples if example.step_correct is not None]
+    value_auroc = auroc([e.target for e in labelled], [bool(e.step_correct) for e in labelled])
+    if value_auroc is not None:
+        metrics["value/auroc"] = value_auroc
+    return metrics
+
+
+def filter_traces(ctx: Context, round_: Round) -> dict[str, float]:
+    """The verified-correct traces of each tree, best first (policy_examples.jsonl); with
+    `traces.oracle_step_filter`, only those whose every step is right."""
+    from search.filtering import correct_traces
+
+    task, traces = ctx.task, ctx.config.traces
+    examples, sound_traces = [], 0
+    for problem, tree in _searched_trees(ctx, round_):
+        prompt = task.format_prompt(problem)
+        for steps in correct_traces(tree, lambda s, p=problem: task.is_correct(p, s), traces.max_per_problem):
+            sound = task.synthetic and all(task.step_labels(problem, steps))
+            if traces.oracle_step_filter and not sound:
+                continue
+            examples.append(PolicyExample(problem.id, prompt, steps))
+            sound_traces += sound
+    write_jsonl(round_.path / "policy_examples.jsonl", examples)
+    metrics = {"examples/policy": float(len(examples))}
+    if examples and task.synthetic:
+        metrics["filter/sound_trace_rate"] = sound_traces / len(examples)
+    return metrics
+
+
+# -- training ---------------------------------------------------------------------------------------
+
+
+def train(ctx: Context, round_: Round, role: str, start: Path, examples: list, section: TrainConfig,
+          steps: int) -> dict[str, float]:
+    """Train the model of `role` from checkpoint `start` for `steps` optimizer steps into the round folder."""
+    spec = replace(section, max_steps=steps, seed=seeds.train_seed(ctx.config.seed, round_.index, section.seed))
+    trainers = ctx.actors.trainers(f"r{round_.index:02d}-train")
+    result = trainers.train(role, start, examples, spec, round_.path / role, f"round {round_.index} train_{role}")
+    return {f"{role}/loss": result.last_loss, f"{role}/first_loss": result.first_loss,
+            f"{role}/steps": float(result.steps), f"{role}/tokens_per_s": result.tokens_per_s}
+
+
+def policy_training_data(ctx: Context, round_index: int) -> list[PolicyExample]:
+    """Every verified trace found so far plus seed solutions replayed beside them (`traces.seed_replay_ratio`
+    per trace; all of them while no trace is found yet); the control run: seed solutions only."""
+    seed_examples = ctx.problems.seed_examples
+    if ctx.config.control:
+        return list(seed_examples)
+    found = [example for index in range(1, round_index + 1)
+             for example in read_jsonl(Round.of(ctx.run_dir, index).path / "policy_examples.jsonl", PolicyExample)]
+    ratio = ctx.config.traces.seed_replay_ratio
+    if not found or ratio < 0 or ratio * len(found) >= len(seed_examples):
+        return list(seed_examples) + found
+    replayed = random.Random(seeds.replay_seed(ctx.config.seed, round_index)).sample(
+        seed_examples, int(round(ratio * len(found))))
+    return replayed + found
+
+
+def _policy_metrics(ctx: Context, round_: Round, start: Path, examples: list[PolicyExample], steps: int):
+    metrics = train(ctx, round_, "policy", start, examples, ctx.config.policy_train, steps)
+    return {**metrics, "policy/examples": float(len(examples))}
+
+
+def warm_start_policy(ctx: Context, round_: Round) -> dict[str, float]:
+    """Round 0: SFT of the initial policy on the seed solutions."""
+    return _policy_metrics(ctx, round_, round_.path / "init_policy", ctx.problems.seed_examples,
+                           ctx.config.policy_train.warm_start_steps)
+
+
+def train_policy(ctx: Context, round_: Round) -> dict[str, float]:
+    """SFT of the previous round's policy on every verified trace so far (and replayed seed solutions)."""
+    return _policy_metrics(ctx, round_, round_.previous.policy, policy_training_data(ctx, round_.index),
+                           ctx.config.policy_train.max_steps)
+
+
+def _prm_metrics(ctx: Context, round_: Round, start: Path, steps: int) -> dict[str, float]:
+    from rest_mcts.checkpoints import copy_checkpoint
+
+    examples = list(read_jsonl(round_.path / "value_examples.jsonl", ValueExample))
+    if not examples:
+        logger.warning("round %d: no value examples (no tree found a correct answer); PRM kept", round_.index)
+        copy_checkpoint(start, round_.prm)
+        return {"prm/examples": 0.0}
+    metrics = train(ctx, round_, "prm", start, examples, ctx.config.prm_train, steps)
+    return {**metrics, "prm/examples": float(len(examples))}
+
+
+def warm_start_prm(ctx: Context, round_: Round) -> dict[str, float]:
+    """Round 0: the initial PRM trained on the values of the bootstrap search."""
+    return _prm_metrics(ctx, round_, round_.path / "init_prm", ctx.config.prm_train.warm_start_steps)
+
+
+def train_prm(ctx: Context, round_: Round) -> dict[str, float]:
+    """The previous round's PRM trained on this round's values."""
+    return _prm_metrics(ctx, round_, round_.previous.prm, ctx.config.prm_train.max_steps)
+
+
+# -- evaluation -------------------------------------------------------------------------------------
+
+
+def evaluate(ctx: Context, round_: Round) -> dict[str, float]:
+    """Greedy decoding and MCTS* (the `eval` section's) on the test and OOD splits with this round's models.
+
+    With dev problems, MCTS* runs on them first and its answer margin is the one that answered them best
+    (`pick_answer_margin`); the test and OOD answers then use that margin.
+    """
+    from rest_mcts.evaluation import greedy_metrics, mcts_metrics, pick_answer_margin
+    from rest_mcts.workers import greedy_results, search_to_file
+
+    config, metrics = ctx.config, {}
+    pool = ctx.search_pool(round_, round_.policy, round_.prm, config.eval.temperature, "eval",
+                           config.eval.greedy_first)
+    per_task = config.cluster.problems_per_task
+    params = config.eval.mcts_params(config.search)
+    margin = config.eval.answer_margin
+    if ctx.problems.dev:
+        trees = search_to_file(pool, ctx.problems.dev, params, round_.path / "eval_dev_trees.jsonl", per_task,
+                               f"round {round_.index} dev MCTS*")
+        choice = pick_answer_margin(ctx.task, ctx.problems.dev, trees)
+        margin = choice.margin
+        metrics["dev/mcts/answer_margin"] = margin
+        metrics["dev/mcts/accuracy"] = choice.accuracy[margin]
+        metrics["dev/mcts/accuracy_prm_choice"] = choice.accuracy[min(choice.accuracy)]
+        metrics["dev/mcts/accuracy_first_path"] = choice.accuracy[max(choice.accuracy)]
+        logger.info("round %d: answer margin %g (dev accuracy, sign-test p against the first path: %s)",
+                    round_.index, margin, ", ".join(
+                        f"{m:g}: {a:.3f}" + (f" p={choice.p_value[m]:.2f}" if m in choice.p_value else "")
+                        for m, a in choice.accuracy.items()))
+    for split, problems in ctx.problems.held_out.items():
+        greedy = greedy_results(pool, problems, config.search.max_depth, per_task,
+                                f"round {round_.index} {split} greedy")
+        write_jsonl(round_.path / f"eval_{split}_greedy.jsonl", greedy)
+        metrics.update(greedy_metrics(greedy, split))
+        trees = search_to_file(pool, problems, params, round_.path / f"eval_{split}_trees.jsonl", per_task,
+                               f"round {round_.index} {split} MCTS*")
+        metrics.update(mcts_metrics(ctx.task, problems, trees, split, margin))
+    return metrics
+
+
+WARM_START_STAGES: tuple[Stage, ...] = (
+    ("init_policy", init_policy),
+    ("train_policy", warm_start_policy),
+    ("init_prm", init_prm),
+    ("search", bootstrap_search),
+    ("infer_values", infer_values),
+    ("filter_traces", filter_traces),
+    ("train_prm", warm_start_prm),
+    ("evaluate", evaluate),
+)
+"""Round 0: the warm start of both models, then the round's evaluation."""
+
+ROUND_STAGES: dict[str, tuple[Stage, ...]] = {
+    "rest_mcts": (
+        ("search", search),
+        ("infer_values", infer_values),
+        ("filter_traces", filter_traces),
+        ("train_policy", train_policy),
+        ("train_prm", train_prm),
+        ("evaluate", evaluate),
+    ),
+}
+"""The stages of rounds >= 1 per self-training method (`--method`). ReST-MCTS*: search with the last round's
+models, infer process rewards, keep the verified traces, train the policy on them and the PRM on the values."""

@@ -1,0 +1,99 @@
+"""Stage bodies of a round without Ray: which data the policy trains on, examples independent of the order trees
+were written in, dev problems held out of the searches, and the method's stage lists."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+def test_policy_data_replays_seed_solutions_beside_the_verified_traces(tmp_path):
+    import dataclasses
+
+    from rest_mcts.config import EvalConfig, RunConfig, TaskConfig, TracesConfig
+    from rest_mcts.data import PolicyExample, write_jsonl
+    from rest_mcts.stages import Context, policy_training_data
+
+    traces = [PolicyExample(f"train-{i:05d}", f"q{i}\n", ("7\n",)) for i in range(5)]
+    (tmp_path / "round_01").mkdir()
+    write_jsonl(tmp_path / "round_01" / "policy_examples.jsonl", traces)
+    config = RunConfig(task=TaskConfig(seed_problems=40, train_problems=20, test_problems=5, ood_problems=5),
+                       traces=TracesConfig(seed_replay_ratio=1.0), eval=EvalConfig(dev_problems=5))
+
+    data = policy_training_data(Context.of(config, tmp_path), 1)
+    assert data[-5:] == traces and len(data) == 10  # one seed solution per trace
+    assert all(example.problem_id.startswith("seed-") for example in data[:5])
+    assert data == policy_training_data(Context.of(config, tmp_path), 1)  # the same draw on resume
+
+    everything = dataclasses.replace(config, traces=TracesConfig(seed_replay_ratio=-1))
+    assert len(policy_training_data(Context.of(everything, tmp_path), 1)) == 45
+    no_traces_yet = Context.of(config, tmp_path.parent / "empty")
+    assert len(policy_training_data(no_traces_yet, 0)) == 40  # nothing found yet: all seed solutions
+    control = dataclasses.replace(config, control=True)
+    assert [e.problem_id for e in policy_training_data(Context.of(control, tmp_path), 1)] == [
+        f"seed-{i:05d}" for i in range(40)]
+
+
+def test_value_and_policy_examples_do_not_depend_on_the_order_trees_were_appended(tmp_path):
+    # Search shards append their trees as they finish, so trees.jsonl comes in a different order from
+    # run to run; the examples (and so the PRM's and policy's training data) must not.
+    from rest_mcts.config import EvalConfig, RunConfig, TaskConfig
+    from rest_mcts.rounds import Round
+    from rest_mcts.stages import Context, filter_traces, infer_values
+    from search.tree import Tree
+
+    config = RunConfig(task=TaskConfig(seed_problems=10, train_problems=6, test_problems=5, ood_problems=5),
+                       eval=EvalConfig(dev_problems=2))
+    context = Context.of(config, tmp_path)
+    trees = []
+    for problem in context.problems.train[:4]:
+        tree = Tree.new(problem.id, context.task.format_prompt(problem))
+        node = 0
+        for index, step in enumerate(context.task.reference_steps(problem)):
+            tree.add_child(node, f"wrong {index}\n", is_terminal=True)
+            node = tree.add_child(node, step, is_terminal=context.task.is_final_step(step))
+        trees.append(tree.to_dict())
+    written = {}
+    for name, order in (("a", trees), ("b", trees[::-1])):
+        round_ = Round(1, tmp_path / name)
+        round_.path.mkdir()
+        (round_.path / "trees.jsonl").write_text("".join(json.dumps(record) + "\n" for record in order))
+        infer_values(context, round_)
+        filter_traces(context, round_)
+        written[name] = [(round_.path / f).read_text() for f in ("value_examples.jsonl", "policy_examples.jsonl")]
+    assert written["a"] == written["b"]
+    assert written["a"][1].count("\n") == 4  # one verified trace per problem
+
+
+def test_dev_problems_are_held_out_of_every_round_search(tmp_path):
+    from rest_mcts.config import ConfigError, EvalConfig, RunConfig, TaskConfig
+    from rest_mcts.stages import Context
+
+    task = TaskConfig(seed_problems=10, train_problems=30, problems_per_round=8, test_problems=5, ood_problems=5)
+    context = Context.of(RunConfig(task=task, eval=EvalConfig(dev_problems=10)), tmp_path)
+    searched = {problem.id for index in range(6) for problem in context.problems.for_round(index, 8)}
+    dev = {problem.id for problem in context.problems.dev}
+    assert len(dev) == 10 and len(searched) == 20 and not dev & searched
+    assert dev | searched == {problem.id for problem in context.task.problems("train", 30, task.data_seed)}
+    with pytest.raises(ConfigError, match="--eval.dev_problems 30"):
+        Context.of(RunConfig(task=task, eval=EvalConfig(dev_problems=30)), tmp_path)
+
+
+def test_every_method_round_searches_infers_filters_trains_both_models_and_evaluates():
+    from rest_mcts.stages import ROUND_STAGES, WARM_START_STAGES
+
+    for stages in ROUND_STAGES.values():
+        names = [name for name, _ in stages]
+        assert names[-1] == "evaluate" and len(set(names)) == len(names)
+    assert [name for name, _ in ROUND_STAGES["rest_mcts"]] == [
+        "search", "infer_values", "filter_traces", "train_policy", "train_prm", "evaluate"]
+    assert [name for name, _ in WARM_START_STAGES] == [
+        "init_policy", "train_policy", "init_prm", "search", "infer_values", "filter_traces", "train_prm", "evaluate"]
+
+
+def test_an_unknown_method_is_rejected_naming_the_flag():
+    from rest_mcts.config import ConfigError, RunConfig, validate
+
+    with pytest.raises(ConfigError, match="--method 'rest_em'"):
+        validate(RunConfig(method="rest_em"))
