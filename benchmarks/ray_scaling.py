@@ -49,8 +49,8 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)  # the driver's share; each worker sets its own to its CPUs
     import ray
 
-    from rest_mcts.tasks import get_task
     from rest_mcts.search_models import SamplerSettings
+    from rest_mcts.tasks import get_task
     from search.mcts import MCTSParams
 
     policy_path, prm_path = model_paths(args)

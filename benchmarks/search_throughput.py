@@ -147,7 +147,7 @@ def main(argv=None) -> None:
     run_search(prompts[:4], generate_sampler, whole_scorer, params, naive=False)
     run_search(prompts[:4], *cached_models(seed=1), params, naive=False)
     runs: dict[str, list[dict]] = {"batched": [], "batched_hf": [], "naive": [], "ceiling": []}
-    for repeat in range(args.repeats):
+    for _repeat in range(args.repeats):
         sampler, scorer = cached_models(seed=0)
         if not (scorer.shared_prefix and scorer.kv_store is not None and sampler.kv_store is not None):
             raise SystemExit("the cached path's fast paths are off (PRM sibling sharing or node KV store): "
@@ -168,9 +168,9 @@ def main(argv=None) -> None:
         return statistics.median(run[key] for run in runs[mode])
 
     header = ["mode", "trees", "seconds", "tokens", "tokens/s", "nodes/s", "sample s", "PRM s", "tree s", "calls"]
-    rows = [[name, count, median(mode, "seconds"), median(mode, "tokens"), spread([r["tokens_per_s"] for r in runs[mode]]),
-             median(mode, "nodes_per_s"), median(mode, "sample_s"), median(mode, "score_s"), median(mode, "tree_s"),
-             runs[mode][0]["model_calls"]]
+    rows = [[name, count, median(mode, "seconds"), median(mode, "tokens"),
+             spread([r["tokens_per_s"] for r in runs[mode]]), median(mode, "nodes_per_s"), median(mode, "sample_s"),
+             median(mode, "score_s"), median(mode, "tree_s"), runs[mode][0]["model_calls"]]
             for name, count, mode in (("batched MCTS*, KV reuse", args.problems, "batched"),
                                       ("batched MCTS*, generate", args.problems, "batched_hf"),
                                       ("naive MCTS*", args.naive_problems, "naive"))]

@@ -1,7 +1,7 @@
 """A compact markdown table from one or more `python -m rest_mcts.evaluate` outputs: per split and method,
 accuracy and tokens per problem at each budget, read from their summary.json files.
 
-Usage: python experiments/evaluate_table.py experiments/results/issue3-evaluate/<folder> [...]
+Usage: python experiments/evaluate_table.py experiments/results/search-methods-round3/<folder> [...]
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ def table(folder: Path) -> str:
             row = by_budget.get(budget)
             if row is None and index == 0:
                 row = by_budget.get(0)  # greedy has no budget: shown once
-            cells.append("" if row is None else
-                         f"{row['accuracy']:.3f} [{row['ci_low']:.2f}-{row['ci_high']:.2f}] @{row['tokens_per_problem']:.0f}")
+            cells.append("" if row is None else f"{row['accuracy']:.3f} [{row['ci_low']:.2f}-{row['ci_high']:.2f}] "
+                                                f"@{row['tokens_per_problem']:.0f}")
         lines.append(f"| {split} | {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

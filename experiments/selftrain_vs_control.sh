@@ -29,7 +29,7 @@ atomic_write_text(target, yaml.safe_dump(config, sort_keys=False))
 EOF
   python -m rest_mcts.iterate --run-dir "$run_dir" --experiment "control-seed$seed" --resume
   if [[ "${ORACLE_FILTER:-0}" == 1 ]]; then
-    python -m rest_mcts.iterate --rounds 3 --seed "$seed" --run-dir "$run_dir" --experiment "oraclefilter-seed$seed" --search.oracle_step_filter --overwrite
+    python -m rest_mcts.iterate --rounds 3 --seed "$seed" --run-dir "$run_dir" --experiment "oraclefilter-seed$seed" --traces.oracle_step_filter --overwrite
   fi
 done
 python experiments/summarize.py "$run_dir"

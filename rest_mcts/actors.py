@@ -5,8 +5,8 @@ The loop's stages alternate: search and evaluation use the search workers, train
 ranks, never both at once. Colocated, bundle i of a placement group holds search worker i and trainer
 rank i, each asking half of the bundle from Ray, so both kinds stay up for the whole run: no stage
 waits for actors to start, libraries to import or the process group to form again (about 10 s per
-training stage and 8 s per search stage on the 2-core default: `benchmarks/colocation.py`). It is the hybrid layout of veRL and
-OpenRLHF's colocation; both kinds keep their models in memory at once, so turn it off
+training stage and 8 s per search stage on the 2-core default: `benchmarks/colocation.py`). It is the hybrid
+layout of veRL and OpenRLHF's colocation; both kinds keep their models in memory at once, so turn it off
 (`--cluster.colocate false`) for models that do not fit twice on a device.
 """
 
@@ -94,14 +94,14 @@ class Actors:
     before the other starts, and search workers are kept only while they serve the same checkpoints.
     """
 
-    def __init__(self, cluster: "ClusterConfig", name: str):
+    def __init__(self, cluster: ClusterConfig, name: str):
         self.cluster = cluster
         self.name = name
-        self._pool: "SearchPool | None" = None
-        self._trainers: "TrainerGroup | None" = None
+        self._pool: SearchPool | None = None
+        self._trainers: TrainerGroup | None = None
         self._colocation: Colocation | None = None
 
-    def colocation(self) -> "Colocation | None":
+    def colocation(self) -> Colocation | None:
         """The run's placement group shared by search workers and trainer ranks (None unless colocated)."""
         cluster = self.cluster
         if cluster.colocate and self._colocation is None:
@@ -110,7 +110,7 @@ class Actors:
                                           cluster.timeout_s, name=f"{self.name}-colocation")
         return self._colocation
 
-    def search_pool(self, settings: "SamplerSettings", label: str) -> "SearchPool":
+    def search_pool(self, settings: SamplerSettings, label: str) -> SearchPool:
         """Search workers serving `settings`; `label` names the actors when they are not colocated."""
         from rest_mcts.workers import SearchPool
 
@@ -126,7 +126,7 @@ class Actors:
                                 "search" if cluster.colocate else label, cluster.timeout_s, self.colocation())
         return self._pool
 
-    def trainers(self, label: str) -> "TrainerGroup":
+    def trainers(self, label: str) -> TrainerGroup:
         """The DeepSpeed ranks, kept for the next training stage; `label` names them when they are not colocated."""
         from rest_mcts.train_workers import TrainerGroup
 

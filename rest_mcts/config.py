@@ -13,7 +13,7 @@ import inspect
 import textwrap
 import typing
 from dataclasses import dataclass, field, fields, replace
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -227,7 +227,7 @@ class ConfigError(ValueError):
 SECTIONS = {f.name for f in fields(RunConfig) if dataclasses.is_dataclass(getattr(RunConfig(), f.name))}
 
 
-@lru_cache(maxsize=None)
+@cache
 def field_docs(cls: type) -> dict[str, str]:
     """The docstring under each field of a dataclass and of the dataclasses it extends (cleanrl's `Args` habit),
     read from their source; a subclass's docstring of a field wins."""

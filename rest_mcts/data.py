@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Type, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -52,7 +53,7 @@ def to_record(item: Any) -> dict:
     return record
 
 
-def from_record(cls: Type[T], record: dict, where: str = "") -> T:
+def from_record(cls: type[T], record: dict, where: str = "") -> T:
     names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     unknown = set(record) - names
     if unknown:
@@ -94,7 +95,7 @@ def write_jsonl(path: str | os.PathLike, items: Iterable[Any]) -> None:
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
-def read_jsonl(path: str | os.PathLike, cls: Type[T] | None = None) -> Iterator[Any]:
+def read_jsonl(path: str | os.PathLike, cls: type[T] | None = None) -> Iterator[Any]:
     """Read JSON lines; with `cls`, build that dataclass from each line (errors name file and line)."""
     with open(path, encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):

@@ -175,7 +175,7 @@ def evaluate(args: argparse.Namespace, plan: Plan) -> list[MethodRecord]:
             problems = task.problems(split, plan.problems[split], config.task.data_seed)
             shards = shard(problems, config.cluster.problems_per_task, config.cluster.search_workers)
 
-            def run(call: MethodCall) -> list[MethodRecord]:
+            def run(call: MethodCall, split: str = split, shards: list = shards) -> list[MethodRecord]:
                 # Only MCTS* proposes the argmax step first: the sampling baselines sample all their candidates.
                 pool.settings = replace(settings, greedy_first=greedy_first and call.group == "mcts")
                 label = f"{split} {call.group} budget {call.plan.budget if call.plan else '-'} seed {call.seed}"

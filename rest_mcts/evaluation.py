@@ -1,9 +1,10 @@
-"""Round metrics: accuracy and tokens of greedy decoding and MCTS*, and AUROC of step scores against true step labels."""
+"""Round metrics (accuracy and tokens of greedy decoding and MCTS*, AUROC of step scores against true step labels)
+and the method comparison at equal token budgets."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 import numpy as np
 from sklearn.metrics import roc_auc_score

@@ -14,8 +14,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rest_mcts.config import (ConfigError, RunConfig, add_config_arguments, apply_overrides, config_from_args,
-                              load_yaml, save_yaml, to_dict, validate)
+from rest_mcts.config import (
+    ConfigError,
+    RunConfig,
+    add_config_arguments,
+    apply_overrides,
+    config_from_args,
+    load_yaml,
+    save_yaml,
+    to_dict,
+    validate,
+)
 from rest_mcts.data import atomic_write_text
 from rest_mcts.rounds import Round, run_stage
 
@@ -34,7 +43,7 @@ def run_rounds(config: RunConfig, run_dir: Path, tracker) -> list[dict[str, Any]
             round_.path.mkdir(parents=True, exist_ok=True)
             if not round_.done:
                 for name, body in WARM_START_STAGES if index == 0 else ROUND_STAGES[config.method]:
-                    run_stage(round_, name, lambda body=body: body(context, round_))
+                    run_stage(round_, name, lambda body=body, round_=round_: body(context, round_))
                 round_.finish()
             summary = round_.read_summary()
             tracker.log(index, summary)

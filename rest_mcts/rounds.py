@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rest_mcts.data import atomic_write_text
 
@@ -23,11 +24,11 @@ class Round:
     path: Path
 
     @classmethod
-    def of(cls, run_dir: Path, index: int) -> "Round":
+    def of(cls, run_dir: Path, index: int) -> Round:
         return cls(index, run_dir / f"round_{index:02d}")
 
     @property
-    def previous(self) -> "Round":
+    def previous(self) -> Round:
         if self.index == 0:
             raise ValueError("round 0 has no previous round")
         return Round.of(self.path.parent, self.index - 1)

@@ -37,13 +37,13 @@ class SamplerSettings:
     """Fields a worker applies to its loaded sampler; a change of any other field loads the models again."""
 
     @classmethod
-    def from_config(cls, config: "RunConfig", policy_path: str, prm_path: str, temperature: float, seed: int,
-                    greedy_first: bool = False) -> "SamplerSettings":
+    def from_config(cls, config: RunConfig, policy_path: str, prm_path: str, temperature: float, seed: int,
+                    greedy_first: bool = False) -> SamplerSettings:
         """Settings for `policy_path` and `prm_path` with the run's task and search section."""
         return cls(policy_path, prm_path, config.task.name, temperature, config.search.max_step_tokens, seed,
                    config.search.decode, config.search.kv_store_mb, greedy_first)
 
-    def same_models(self, other: "SamplerSettings | None") -> bool:
+    def same_models(self, other: SamplerSettings | None) -> bool:
         """Whether `other` needs the same loaded models (it differs at most in APPLIED_PER_REQUEST)."""
         return other is not None and replace(other, **{name: getattr(self, name)
                                                        for name in self.APPLIED_PER_REQUEST}) == self
@@ -54,7 +54,7 @@ NEUTRAL_SCORE = 0.5
 
 
 def build_search_models(settings: SamplerSettings, device: str, worker_index: int
-                        ) -> "tuple[Task, StepSampler, PRMScorer | None]":
+                        ) -> tuple[Task, StepSampler, PRMScorer | None]:
     """The task, the step sampler (seeded `seeds.worker_seed(settings.seed, worker_index)`) and the PRM scorer
     (None without a PRM checkpoint) that `settings` describe, on `device`."""
     from rest_mcts.models.build import load_policy, load_prm, load_tokenizer

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 from rest_mcts import seeds
 from rest_mcts.actors import Actors
@@ -37,7 +37,7 @@ class RunProblems:
     held_out: dict[str, list[Problem]]
 
     @classmethod
-    def of(cls, config: RunConfig, task: Task) -> "RunProblems":
+    def of(cls, config: RunConfig, task: Task) -> RunProblems:
         data_seed = config.task.data_seed
         pool = task.problems("train", config.task.train_problems, data_seed)
         dev_count = config.eval.dev_problems
@@ -66,7 +66,7 @@ class Context:
     actors: Actors
 
     @classmethod
-    def of(cls, config: RunConfig, run_dir: Path) -> "Context":
+    def of(cls, config: RunConfig, run_dir: Path) -> Context:
         validate(config)
         task = get_task(config.task.name)
         return cls(config, run_dir, task, RunProblems.of(config, task),

@@ -11,8 +11,9 @@ import json
 import logging
 import socket
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import ray
 
@@ -107,7 +108,7 @@ class TrainerGroup:
         name_prefix: str = "trainer",
         timeout_s: float = 1800.0,
         cpu_shm_comm: bool = False,
-        colocation: "Colocation | None" = None,
+        colocation: Colocation | None = None,
     ):
         from rest_mcts.actors import actor_resources
 
@@ -157,7 +158,7 @@ class TrainerGroup:
             ray.kill(actor, no_restart=True)
         self.ranks = []
 
-    def _wait(self, refs: list[Any], progress: "ProgressTail | None" = None) -> list[Any]:
+    def _wait(self, refs: list[Any], progress: ProgressTail | None = None) -> list[Any]:
         """ray.get of all refs within timeout_s; the first failure or the deadline kills the group."""
         deadline = time.monotonic() + self.timeout_s
         pending = list(refs)

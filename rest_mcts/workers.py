@@ -10,9 +10,10 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import ray
 
@@ -135,7 +136,7 @@ class SearchPool:
     """A round's search workers; shards problems over them and collects the results in problem order."""
 
     def __init__(self, settings: SamplerSettings, num_workers: int, num_cpus: float, num_gpus: float,
-                 name: str, timeout_s: float, colocation: "Colocation | None" = None):
+                 name: str, timeout_s: float, colocation: Colocation | None = None):
         from rest_mcts.actors import actor_resources
 
         self.timeout_s = timeout_s

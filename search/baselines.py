@@ -12,8 +12,8 @@ batched step of its open candidates) past its cap.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from search.types import GreedyFn, Prefix, ProposedStep, ProposeFn, ScoreFn, checked_propose, checked_score
 

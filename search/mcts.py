@@ -275,8 +275,9 @@ def simulate(trees: Sequence[Tree], propose: ProposeFn, score: ScoreFn, params: 
     V ≥ end_gate stops the search (when stop_at_end_gate) without counting a simulation; any
     other terminal leaf stops it if every leaf is terminal ('exhausted'), and otherwise counts
     as a simulation and is backed up again. Without stop_at_end_gate, selection skips exhausted
-    subtrees, so it reaches a terminal leaf only once the whole tree is exhausted. A non-terminal leaf is expanded (all trees in one
-    propose and one score call), its best new child rolled forward if asked, and the leaf backed up.
+    subtrees, so it reaches a terminal leaf only once the whole tree is exhausted. A non-terminal leaf is
+    expanded (all trees in one propose and one score call), its best new child rolled forward if asked, and the
+    leaf backed up.
     A tree whose budget is spent after this simulation is marked stopped.
     """
     to_expand: list[tuple[Tree, int]] = []

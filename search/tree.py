@@ -58,7 +58,7 @@ class Tree:
     """Why the search stopped ('end_gate', 'max_simulations', 'max_tokens', 'exhausted'); '' while running."""
 
     @classmethod
-    def new(cls, problem_id: str, prompt: str) -> "Tree":
+    def new(cls, problem_id: str, prompt: str) -> Tree:
         """A tree holding only the root (depth 0, value 0, unvisited)."""
         root = Node(node_id=ROOT_ID, parent_id=None, step_text="", depth=0)
         return cls(problem_id=problem_id, prompt=prompt, nodes=[root])
@@ -132,7 +132,7 @@ class Tree:
         return record
 
     @classmethod
-    def from_dict(cls, record: dict) -> "Tree":
+    def from_dict(cls, record: dict) -> Tree:
         """Rebuild a tree from `to_dict` output; unknown keys are an error."""
         tree_keys = {f.name for f in fields(cls)}
         node_keys = {f.name for f in fields(Node)}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 
 @dataclass(frozen=True)
@@ -13,7 +13,7 @@ class Prefix:
     prompt: str
     steps: tuple[str, ...] = ()
 
-    def extend(self, step_text: str) -> "Prefix":
+    def extend(self, step_text: str) -> Prefix:
         return Prefix(self.prompt, self.steps + (step_text,))
 
 

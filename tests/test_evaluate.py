@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rest_mcts.evaluation import (METHODS, MethodCall, MethodRecord, bootstrap_interval, plan_budget, run_call,
-                                  summarize)
+from rest_mcts.evaluation import METHODS, MethodCall, MethodRecord, bootstrap_interval, plan_budget, run_call, summarize
 from rest_mcts.tasks import get_task
 from search.mcts import MCTSParams
 from search.types import ProposedStep
@@ -32,7 +31,8 @@ def test_budget_plan_sizes_each_method_from_the_greedy_solution_length():
 
 
 def _records(outcomes: dict[tuple[int, str], bool], method="greedy", tokens=10):
-    return [MethodRecord("test", method, 0, seed, pid, correct, tokens, 0.5) for (seed, pid), correct in outcomes.items()]
+    return [MethodRecord("test", method, 0, seed, pid, correct, tokens, 0.5)
+            for (seed, pid), correct in outcomes.items()]
 
 
 def test_summary_averages_over_problems_and_seeds_with_an_interval_around_the_mean():
@@ -110,12 +110,15 @@ def evaluate_cli(args, cwd):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--policy-model", "p", "--prm-model", "q", "--methods", "greedy", "magic"], "--methods magic: unknown method"),
-        (["--policy-model", "p", "--prm-model", "q", "--budgets", "100", "0", "-5"], "--budgets 0 -5: expected positive"),
+        (["--policy-model", "p", "--prm-model", "q", "--methods", "greedy", "magic"],
+         "--methods magic: unknown method"),
+        (["--policy-model", "p", "--prm-model", "q", "--budgets", "100", "0", "-5"],
+         "--budgets 0 -5: expected positive"),
         (["--policy-model", "does/not/exist", "--prm-model", "q"], "does/not/exist: no such path"),
         (["--run", "no/such/run"], "--run no/such/run: not an iterate run folder"),
         (["--budgets", "100"], "give --run"),
-        (["--policy-model", "p", "--prm-model", "q", "--problems", "5000"], "--problems 5000: test split holds at most"),
+        (["--policy-model", "p", "--prm-model", "q", "--problems", "5000"],
+         "--problems 5000: test split holds at most"),
     ],
 )
 def test_evaluate_rejects_bad_input_with_a_clear_error(tmp_path, args, message):

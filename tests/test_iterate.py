@@ -107,7 +107,8 @@ def test_interrupted_run_resumes_and_leaves_loadable_checkpoints_and_logged_metr
         assert (round_dir / "DONE").exists()
         metrics = json.loads((round_dir / "eval.json").read_text())
         for key in ("test/greedy/accuracy", "test/mcts/accuracy", "ood/greedy/accuracy", "ood/mcts/accuracy",
-                    "dev/mcts/answer_margin", "dev/mcts/accuracy", "search/tokens", "examples/policy", "timing_s/search", "timing_s/train_policy"):
+                    "dev/mcts/answer_margin", "dev/mcts/accuracy", "search/tokens", "examples/policy",
+                    "timing_s/search", "timing_s/train_policy", "timing_s/filter_traces"):
             assert key in metrics, (index, key)
         assert 0.0 <= metrics["test/greedy/accuracy"] <= 1.0
         policy = AutoModelForCausalLM.from_pretrained(round_dir / "policy")

@@ -46,9 +46,9 @@ def test_a_placement_group_that_does_not_fit_fails_with_the_flags_to_change(ray_
 @pytest.mark.slow
 def test_colocated_workers_and_ranks_are_up_together_and_both_serve(ray_cluster, policy_path, tmp_path):
     from rest_mcts.actors import Colocation
+    from rest_mcts.search_models import SamplerSettings
     from rest_mcts.tasks import get_task
     from rest_mcts.train_workers import TrainerGroup
-    from rest_mcts.search_models import SamplerSettings
     from rest_mcts.workers import SearchPool, greedy_results
 
     task = get_task("modchain")

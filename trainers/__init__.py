@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 TRAINER_ROLES = ("policy", "prm")
 """Model roles with a trainer: the policy (SFT on verified traces) and the PRM (step values)."""

@@ -7,7 +7,7 @@ turns `PolicyExample`s into labelled sequences and hands them to the shared Deep
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

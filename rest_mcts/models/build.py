@@ -121,7 +121,8 @@ def _read_config(path: Path, expected: str) -> dict:
         raise ModelPathError(f"{path}: no such path; expected a directory holding {expected}")
     config_file = path / "config.json"
     if not path.is_dir() or not config_file.is_file():
-        raise ModelPathError(f"{path}: not a directory with a config.json; expected {expected} saved with save_pretrained")
+        raise ModelPathError(
+            f"{path}: not a directory with a config.json; expected {expected} saved with save_pretrained")
     try:
         return json.loads(config_file.read_text())
     except (OSError, json.JSONDecodeError) as error:
@@ -151,7 +152,8 @@ def _load_model(path, auto_class, mapping: dict, expected: str, device, dtype) -
     except Exception as error:  # any loading failure (missing weights file, corrupt safetensors, bad config)
         raise ModelPathError(f"{path} does not load as {expected}: {error}") from error
     # Weights the checkpoint lacks (or holds in another shape) would be initialised at random.
-    missing = sorted(loading_info.get("missing_keys") or []) + sorted(map(str, loading_info.get("mismatched_keys") or []))
+    missing = (sorted(loading_info.get("missing_keys") or [])
+               + sorted(map(str, loading_info.get("mismatched_keys") or [])))
     if missing:
         raise ModelPathError(f"{path} lacks weights {missing[:5]} of {expected}")
     return model.to(device).eval()

@@ -9,8 +9,8 @@ token of the step, delimiter included) in training and in scoring.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class EncodedSteps:
     step_end_positions: list[int]
 
 
-_SEGMENTS: "weakref.WeakKeyDictionary[object, dict[str, tuple[int, ...]]]" = weakref.WeakKeyDictionary()
+_SEGMENTS: weakref.WeakKeyDictionary[object, dict[str, tuple[int, ...]]] = weakref.WeakKeyDictionary()
 _SEGMENTS_PER_TOKENIZER = 200_000
 
 

@@ -11,8 +11,8 @@ padded row sees exactly the positions it would see alone.
 from __future__ import annotations
 
 from collections import OrderedDict
-from functools import lru_cache
-from typing import Sequence
+from collections.abc import Sequence
+from functools import cache
 
 import torch
 
@@ -59,7 +59,7 @@ def cache_argument(model) -> str | None:
     return _cache_argument_of(type(model))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cache_argument_of(model_class: type) -> str | None:
     import inspect
 
@@ -136,7 +136,8 @@ class PrefixStore:
 
 def row_span(cache, row: int, start: int, stop: int) -> LayerKV:
     """Copies of one row's keys and values at positions [start, stop) of every layer."""
-    return [(layer.keys[row, :, start:stop].clone(), layer.values[row, :, start:stop].clone()) for layer in cache.layers]
+    return [(layer.keys[row, :, start:stop].clone(), layer.values[row, :, start:stop].clone())
+            for layer in cache.layers]
 
 
 def is_plain_cache(cache) -> bool:

@@ -6,13 +6,20 @@ The token read is `encode_steps(...).step_end_positions[-1]`, the same position 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
 from rest_mcts.models.encoding import EncodedSteps, encode_step, encode_steps
-from rest_mcts.models.kv_cache import (PrefixStore, cache_argument, encode_with_store, is_plain_cache, padded,
-                                      row_span, with_cache)
+from rest_mcts.models.kv_cache import (
+    PrefixStore,
+    cache_argument,
+    encode_with_store,
+    is_plain_cache,
+    padded,
+    row_span,
+    with_cache,
+)
 from search.types import Prefix
 
 

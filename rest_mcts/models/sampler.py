@@ -11,13 +11,21 @@ same ids that training and the PRM see.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
 from rest_mcts.models.encoding import encode_steps
-from rest_mcts.models.kv_cache import (PrefixStore, cache_argument, encode_with_store, is_plain_cache, padded,
-                                      row_span, select_rows, with_cache)
+from rest_mcts.models.kv_cache import (
+    PrefixStore,
+    cache_argument,
+    encode_with_store,
+    is_plain_cache,
+    padded,
+    row_span,
+    select_rows,
+    with_cache,
+)
 from search.types import Prefix, ProposedStep
 
 

@@ -8,7 +8,7 @@ Train on 2-4 words, test out of distribution on 6, as GenRM does.
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 from rest_mcts.data import Problem
 from rest_mcts.tasks.base import Task, draw_split, length_sampler

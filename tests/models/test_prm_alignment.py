@@ -40,7 +40,8 @@ def build_bpe_tokenizer() -> PreTrainedTokenizerFast:
     corpus = [arithmetic_solution(rng) for _ in range(300)]
     backend = Tokenizer(models.BPE(unk_token="<unk>"))
     trainer = trainers.BpeTrainer(
-        vocab_size=150, special_tokens=list(SPECIAL_TOKENS), initial_alphabet=list(DEFAULT_ALPHABET), show_progress=False
+        vocab_size=150, special_tokens=list(SPECIAL_TOKENS), initial_alphabet=list(DEFAULT_ALPHABET),
+        show_progress=False,
     )
     backend.train_from_iterator(corpus, trainer)
     backend.decoder = decoders.Fuse()
@@ -101,7 +102,8 @@ def test_step_by_step_encoding_never_merges_across_step_boundaries(tokenizer):
         encoded = encode_steps(tokenizer, prefix.prompt, prefix.steps)
         assert full.input_ids[: len(encoded.input_ids)] == encoded.input_ids
         assert encoded.step_end_positions == full.step_end_positions[:k]
-    for start, end, step_text in zip([full.prompt_length - 1] + full.step_end_positions, full.step_end_positions, STEPS):
+    starts = [full.prompt_length - 1] + full.step_end_positions
+    for start, end, step_text in zip(starts, full.step_end_positions, STEPS):
         assert tokenizer.decode(full.input_ids[start + 1 : end + 1]) == step_text
         assert tokenizer.decode([full.input_ids[end]]).endswith("\n")  # the read token holds the delimiter
 

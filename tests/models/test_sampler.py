@@ -147,7 +147,8 @@ def test_is_final_step_marks_answer_steps_final(policy, tokenizer):
     always = make_sampler(policy, tokenizer, is_final_step=lambda text: True).propose(PREFIXES, 2)
     never = make_sampler(policy, tokenizer, is_final_step=lambda text: False).propose(PREFIXES, 2)
     assert all(step.is_final for steps in always for step in steps)
-    assert [[s.is_final for s in steps] for steps in never] == [[not s.text.endswith("\n") for s in steps] for steps in never]
+    assert [[s.is_final for s in steps] for steps in never] == [
+        [not s.text.endswith("\n") for s in steps] for steps in never]
 
 
 def test_a_step_cut_at_max_step_tokens_is_final(policy, tokenizer):

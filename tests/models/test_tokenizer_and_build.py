@@ -2,7 +2,13 @@
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer, LlamaConfig, LlamaForTokenClassification
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForTokenClassification,
+)
 
 from rest_mcts.models.build import (
     ModelPathError,
@@ -32,7 +38,8 @@ def tokenizer():
 
 def test_char_tokenizer_has_one_token_per_character_and_specials_first(tokenizer):
     assert tokenizer.convert_ids_to_tokens([0, 1, 2, 3]) == ["<pad>", "<s>", "</s>", "<unk>"]
-    assert (tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id) == (0, 1, 2, 3)
+    specials = (tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id)
+    assert specials == (0, 1, 2, 3)
     assert len(tokenizer) == 4 + len(set(DEFAULT_ALPHABET))
     ids = tokenizer(TEXT, add_special_tokens=False)["input_ids"]
     assert len(ids) == len(TEXT)
@@ -52,7 +59,8 @@ def test_char_tokenizer_maps_unknown_characters_to_unk(tokenizer):
 def test_char_tokenizer_reloads_with_auto_tokenizer(tokenizer, tmp_path):
     tokenizer.save_pretrained(tmp_path)
     reloaded = AutoTokenizer.from_pretrained(tmp_path, local_files_only=True)
-    assert reloaded(TEXT, add_special_tokens=False)["input_ids"] == tokenizer(TEXT, add_special_tokens=False)["input_ids"]
+    expected = tokenizer(TEXT, add_special_tokens=False)["input_ids"]
+    assert reloaded(TEXT, add_special_tokens=False)["input_ids"] == expected
     assert reloaded.decode(reloaded(TEXT, add_special_tokens=False)["input_ids"]) == TEXT
     assert (reloaded.pad_token_id, reloaded.bos_token_id, reloaded.eos_token_id) == (0, 1, 2)
     assert reloaded.padding_side == "left"

@@ -277,7 +277,8 @@ def test_backup_ignores_unvisited_children():
 def test_first_simulation_expands_the_root_and_scores_its_children():
     tree = Tree.new("p", "Q: ")
     scores = {"a\n": 0.2, "b\n": 0.7, "c\n": 0.5}
-    score = lambda prefixes: [scores[prefix.steps[-1]] for prefix in prefixes]
+    def score(prefixes):
+        return [scores[prefix.steps[-1]] for prefix in prefixes]
     simulate([tree], fixed_propose(["a\n", "b\n", "c\n"]), score, MCTSParams())
     assert [tree.nodes[i].step_text for i in tree.root.children] == ["a\n", "b\n", "c\n"]
     assert [tree.nodes[i].value for i in tree.root.children] == [0.2, 0.7, 0.5]
@@ -570,9 +571,10 @@ def test_params_are_frozen():
 
 def test_first_path_first_completes_the_path_of_first_proposals_before_uct():
     # letter_score ranks x (the first proposal) lowest at depths 0-1, so UCT alone leaves the x path at once.
-    final_at_3 = lambda prefixes, n: [
-        [ProposedStep(step.text, step.num_tokens, len(prefix.steps) >= 2) for step in steps]
-        for prefix, steps in zip(prefixes, letter_propose(prefixes, n))]
+    def final_at_3(prefixes, n):
+        return [
+            [ProposedStep(step.text, step.num_tokens, len(prefix.steps) >= 2) for step in steps]
+            for prefix, steps in zip(prefixes, letter_propose(prefixes, n))]
     uct_only = run_mcts([("p", "Q: ")], final_at_3, letter_score, MCTSParams(max_simulations=3, end_gate=2.0))[0]
     assert uct_only.steps_of(uct_only.nodes[uct_only.root.children[0]].node_id) == ("x0\n",)
     assert uct_only.nodes[uct_only.root.children[0]].children == []  # x0 never expanded
