@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from functools import cache
 
 import torch
+from transformers.cache_utils import DynamicLayer
 
 
 def padded(rows: Sequence[Sequence[int]], pad_token_id: int, device, left: bool = True
@@ -142,58 +143,120 @@ def row_span(cache, row: int, start: int, stop: int) -> LayerKV:
 
 def is_plain_cache(cache) -> bool:
     """True when every layer keeps all positions (no sliding window or other layer kind), so spans can be stored."""
-    return all(type(layer).__name__ == "DynamicLayer" for layer in cache.layers)
+    return all(type(layer) in (DynamicLayer, RoomyLayer) for layer in cache.layers)
 
 
-def assemble(sequences: Sequence[LayerKV], config, device) -> tuple[object, torch.Tensor, torch.Tensor]:
+class RoomyLayer(DynamicLayer):
+    """A full-attention cache layer whose key and value buffers have room for more positions after the ones
+    written: decoding writes each new position in place, where transformers' `DynamicLayer` concatenates (a copy
+    of the whole cache at every token). The model attends over the whole contiguous buffer; positions not written
+    yet lie after the query, so the causal mask hides them (the 2-D attention mask passed must cover the buffer).
+    """
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int):
+        super().__init__()
+        self.keys, self.values, self.length = keys, values, length
+        self.device = keys.device
+        self.is_initialized = True
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        new = key_states.shape[-2]
+        if self.length + new > self.keys.shape[-2]:
+            raise ValueError(f"no room for {new} more positions after {self.length} in a buffer of "
+                             f"{self.keys.shape[-2]} (give with_room more)")
+        self.keys[:, :, self.length:self.length + new] = key_states
+        self.values[:, :, self.length:self.length + new] = value_states
+        self.length += new
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+        return self.keys.shape[-2], 0
+
+
+def with_room(cache, room: int):
+    """`cache` with room for `room` more positions in every layer (`RoomyLayer`), copied once; a cache that is not
+    plain is returned as it is. The attention mask passed with it must then be as wide as the buffers
+    (`cache.layers[0].keys.shape[-2]`)."""
+    from transformers.cache_utils import Cache
+
+    if not is_plain_cache(cache):
+        return cache
+    layers = []
+    for layer in cache.layers:
+        length = layer.get_seq_length()
+        buffers = []
+        for tensor in (layer.keys, layer.values):
+            buffer = tensor.new_zeros((tensor.shape[0], tensor.shape[1], length + room, tensor.shape[3]))
+            buffer[:, :, :length] = tensor[:, :, :length]
+            buffers.append(buffer)
+        layers.append(RoomyLayer(buffers[0], buffers[1], length))
+    return Cache(layers=layers)
+
+
+def assemble(sequences: Sequence[LayerKV], config, device, room: int = 0) -> tuple[object, torch.Tensor, torch.Tensor]:
     """A batch cache from per-sequence keys and values, left-padded with zeros (masked); (cache, mask, lengths).
 
-    Per layer, one concatenation of all sequences and one indexed write into the padded batch.
+    Per layer and part, one concatenation of all sequences and one indexed write into the padded batch. With
+    `room`, the layers are `RoomyLayer`s with that many free positions after the sequences (the mask returned
+    still covers only the sequences).
     """
-    from transformers import DynamicCache
+    from transformers.cache_utils import Cache
 
     lengths = torch.tensor([layers[0][0].shape[1] for layers in sequences], device=device)
     width = int(lengths.max())
-    starts = torch.arange(len(sequences), device=device) * width + width - lengths
+    rows = torch.repeat_interleave(torch.arange(len(sequences), device=device), lengths)
     offsets = torch.arange(int(lengths.sum()), device=device) - torch.repeat_interleave(
         torch.cumsum(lengths, 0) - lengths, lengths)
-    target = torch.repeat_interleave(starts, lengths) + offsets
-    cache = DynamicCache(config=config)
+    columns = torch.repeat_interleave(width - lengths, lengths) + offsets
+    layers = []
     for layer_index in range(len(sequences[0])):
-        padded = []
+        buffers = []
         for part in (0, 1):
             flat = torch.cat([layers[layer_index][part] for layers in sequences], dim=1)  # [heads, tokens, dim]
-            batch = flat.new_zeros((flat.shape[0], len(sequences) * width, flat.shape[2]))
-            batch[:, target] = flat
-            padded.append(batch.view(flat.shape[0], len(sequences), width, flat.shape[2]).transpose(0, 1).contiguous())
-        cache.update(padded[0], padded[1], layer_index)
+            buffer = flat.new_zeros((len(sequences), flat.shape[0], width + room, flat.shape[2]))
+            buffer[rows, :, columns] = flat.transpose(0, 1)
+            buffers.append(buffer)
+        layers.append(RoomyLayer(buffers[0], buffers[1], width) if room else _dynamic_layer(*buffers))
     positions = torch.arange(width, device=device)
     attention_mask = (positions[None, :] >= (width - lengths)[:, None]).long()
-    return cache, attention_mask, lengths
+    return Cache(layers=layers), attention_mask, lengths
+
+
+def _dynamic_layer(keys: torch.Tensor, values: torch.Tensor) -> DynamicLayer:
+    """transformers' growing cache layer holding `keys` and `values` (without copying them)."""
+    layer = DynamicLayer()
+    layer.lazy_initialization(keys, values)
+    layer.keys, layer.values = keys, values
+    return layer
 
 
 def encode_with_store(body, rows: Sequence[Sequence[int]], pad_token_id: int, device, store: PrefixStore | None,
-                      order: Sequence[int] | None = None):
+                      order: Sequence[int] | None = None, room: int = 0):
     """Like `encode_shared`, but rows already in `store` are not encoded again, and new ones are stored.
 
     The batch returned holds the rows in `order` (indices into `rows`, repeats allowed; default: all, in
     turn), so that copies for several samples of one row cost no extra pass over the cache. Without a
-    store (or for a model whose cache is not plain) the rows are encoded as `encode_shared` does.
+    store (or for a model whose cache is not plain) the rows are encoded as `encode_shared` does. With `room`,
+    a plain cache has that many free positions in every layer (`RoomyLayer`).
     """
     order = list(range(len(rows))) if order is None else list(order)
     if store is None:
-        return _encoded_in_order(body, rows, pad_token_id, device, order)
+        cache, attention_mask, lengths = _encoded_in_order(body, rows, pad_token_id, device, order)
+        return (with_room(cache, room) if room else cache), attention_mask, lengths
     found = [store.get(tuple(row)) for row in rows]
     missing = [index for index, layers in enumerate(found) if layers is None]
     if missing:
         cache, attention_mask, lengths = encode_shared(body, [rows[i] for i in missing], pad_token_id, device)
         if not is_plain_cache(cache):
-            return _encoded_in_order(body, rows, pad_token_id, device, order)
+            return _encoded_in_order(body, rows, pad_token_id, device, order)  # no room: it is not plain
         width = attention_mask.shape[1]
         for position, index in enumerate(missing):
             found[index] = row_span(cache, position, width - int(lengths[position]), width)
             store.put(tuple(rows[index]), found[index])
-    return assemble([found[index] for index in order], body.config, device)
+    return assemble([found[index] for index in order], body.config, device, room)
 
 
 def _encoded_in_order(body, rows, pad_token_id: int, device, order: list[int]):

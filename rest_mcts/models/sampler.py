@@ -18,6 +18,7 @@ import torch
 from rest_mcts.models.encoding import encode_steps
 from rest_mcts.models.kv_cache import (
     PrefixStore,
+    RoomyLayer,
     cache_argument,
     encode_with_store,
     is_plain_cache,
@@ -185,8 +186,14 @@ class StepSampler:
         rows = torch.arange(len(prompts), device=self.device).repeat_interleave(num_samples)
         cache, attention_mask, positions = encode_with_store(
             self.model.base_model, [ids[:-1] for ids in prompts], self.pad_token_id, self.device, self.kv_store,
-            order=rows.tolist())
+            order=rows.tolist(), room=self.max_step_tokens)
         keep_spans = self.kv_store is not None and is_plain_cache(cache)
+        in_place = isinstance(cache.layers[0], RoomyLayer)
+        if in_place:
+            # The mask covers the whole buffer; each step switches on the column of the position it writes.
+            written = attention_mask.shape[1]
+            attention_mask = torch.cat(
+                [attention_mask, attention_mask.new_zeros((len(rows), cache.layers[0].keys.shape[2] - written))], -1)
         tokens = torch.tensor([ids[-1] for ids in prompts], device=self.device)[rows]
         batch_rows = torch.arange(len(rows), device=self.device)
         """The row (sample) each batch position holds."""
@@ -194,8 +201,11 @@ class StepSampler:
         """Whether each batch position's row is still generating."""
         generated: list[list[int]] = [[] for _ in range(len(rows))]
         stop_ids = torch.tensor(self.stop_token_ids, device=self.device)
-        for _ in range(self.max_step_tokens):
-            attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(batch_rows), 1))], dim=-1)
+        for step in range(self.max_step_tokens):
+            if in_place:
+                attention_mask[:, written + step] = 1
+            else:
+                attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(batch_rows), 1))], dim=-1)
             logits = self.model(input_ids=tokens[:, None], attention_mask=attention_mask,
                                 position_ids=positions[:, None], **with_cache(self.model, cache)).logits[:, -1]
             tokens = self._pick(logits.float(), do_sample,
@@ -220,7 +230,7 @@ class StepSampler:
     def _store_stopped(self, cache, prompts, rows, batch_rows, stopped, tokens, generated) -> None:
         """Keep the KV of every row that just stopped at a delimiter, under the ids it was fed (its prompt and
         its step without the stop token): the context from which that step's node will be expanded."""
-        width = cache.layers[0].keys.shape[2]
+        width = cache.get_seq_length()  # positions written: the prompt and every token fed so far
         for position in stopped.nonzero().squeeze(-1).tolist():
             if int(tokens[position]) == self.eos_token_id:
                 continue

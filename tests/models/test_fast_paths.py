@@ -106,3 +106,35 @@ def test_cached_decoding_of_a_model_that_takes_no_cache_is_refused_not_silently_
     with pytest.raises(ValueError, match="decode='generate'"):
         StepSampler(NoCacheModel(), build_char_tokenizer(), delimiter="\n", is_final_step=lambda text: False,
                     max_step_tokens=4)
+
+
+def test_decoding_into_a_roomy_cache_matches_transformers_growing_cache(models):
+    import torch
+
+    from rest_mcts.models.kv_cache import RoomyLayer, encode_shared, with_cache, with_room
+
+    _task, sampler, _scorer = models
+    body, model = sampler.model.base_model, sampler.model
+    rows = [[5, 6, 7, 8, 9, 10], [11, 12, 13]]
+    logits = {}
+    for roomy in (False, True):
+        with torch.inference_mode():
+            cache, mask, positions = encode_shared(body, rows, sampler.pad_token_id, "cpu")
+            written = mask.shape[1]
+            if roomy:
+                cache = with_room(cache, 4)
+                assert all(isinstance(layer, RoomyLayer) for layer in cache.layers)
+                mask = torch.cat([mask, mask.new_zeros((len(rows), 4))], -1)
+            tokens, steps = torch.tensor([14, 15]), []
+            for step in range(4):
+                if roomy:
+                    mask[:, written + step] = 1
+                else:
+                    mask = torch.cat([mask, mask.new_ones((len(rows), 1))], -1)
+                output = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=positions[:, None],
+                               **with_cache(model, cache)).logits[:, -1]
+                steps.append(output)
+                tokens, positions = output.argmax(-1), positions + 1
+            logits[roomy] = torch.stack(steps)
+            assert cache.get_seq_length() == written + 4
+    torch.testing.assert_close(logits[True], logits[False], rtol=1e-5, atol=1e-5)
