@@ -1,4 +1,5 @@
-"""The run configuration: one frozen dataclass per stage, filled from defaults, a YAML file and CLI flags.
+"""The run configuration: one frozen dataclass per stage (filled from YAML files and flags by
+`rest_mcts.flags`), and the checks every run's configuration must pass.
 
 Every field has a type, a default (from the ReST-MCTS* paper/official code or measured on the
 embedded default) and a one-line docstring, which is also its `--help` text.
@@ -6,18 +7,8 @@ embedded default) and a one-line docstring, which is also its `--help` text.
 
 from __future__ import annotations
 
-import argparse
-import ast
-import dataclasses
-import inspect
-import textwrap
-import typing
-from dataclasses import dataclass, field, fields, replace
-from functools import cache
-from pathlib import Path
+from dataclasses import dataclass, field, fields
 from typing import Any
-
-import yaml
 
 from search.mcts import MCTSParams
 from trainers.engine import TrainSpec
@@ -224,106 +215,6 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown or of the wrong type; the message says where."""
 
 
-SECTIONS = {f.name for f in fields(RunConfig) if dataclasses.is_dataclass(getattr(RunConfig(), f.name))}
-
-
-@cache
-def field_docs(cls: type) -> dict[str, str]:
-    """The docstring under each field of a dataclass and of the dataclasses it extends (cleanrl's `Args` habit),
-    read from their source; a subclass's docstring of a field wins."""
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if not dataclasses.is_dataclass(klass):
-            continue
-        tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
-        body = tree.body[0].body  # type: ignore[attr-defined]
-        for node, following in zip(body, body[1:]):
-            if isinstance(node, ast.AnnAssign) and isinstance(following, ast.Expr):
-                if isinstance(following.value, ast.Constant) and isinstance(following.value.value, str):
-                    docs[node.target.id] = following.value.value.strip()  # type: ignore[union-attr]
-    return docs
-
-
-def _field_type(cls: type, name: str) -> Any:
-    return typing.get_type_hints(cls)[name]
-
-
-def coerce(value: Any, expected: Any, where: str) -> Any:
-    """Check (and for CLI strings, convert) one value against a field type."""
-    if expected is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
-            return value.lower() in ("true", "1", "yes")
-    elif expected is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-    elif expected is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif expected is str:
-        if isinstance(value, str):
-            return value
-    raise ConfigError(f"{where}: expected {getattr(expected, '__name__', expected)}, got {value!r}")
-
-
-def apply_overrides(config: RunConfig, overrides: dict[str, Any], source: str) -> RunConfig:
-    """Return `config` with nested `overrides` ({section: {key: value}} or {key: value}) applied."""
-    if not isinstance(overrides, dict):
-        raise ConfigError(f"{source}: expected a mapping of sections and keys, got {type(overrides).__name__}")
-    top = {}
-    for key, value in overrides.items():
-        if key in SECTIONS:
-            section = getattr(config, key)
-            if not isinstance(value, dict):
-                raise ConfigError(f"{source}: section {key!r} must be a mapping, got {value!r}")
-            changes = {}
-            for sub_key, sub_value in value.items():
-                names = {f.name for f in fields(section)}
-                if sub_key not in names:
-                    raise ConfigError(f"{source}: unknown key {key}.{sub_key}; known keys: {sorted(names)}")
-                changes[sub_key] = coerce(sub_value, _field_type(type(section), sub_key), f"{source}: {key}.{sub_key}")
-            try:
-                top[key] = replace(section, **changes)
-            except ValueError as error:  # a section's own checks (e.g. MCTSParams.__post_init__)
-                given = ", ".join(f"{key}.{name} {value!r}" for name, value in changes.items())
-                raise ConfigError(f"{source}: {given}: {error}") from None
-        else:
-            names = {f.name for f in fields(RunConfig)} - SECTIONS
-            if key not in names:
-                raise ConfigError(f"{source}: unknown key {key!r}; known keys: {sorted(names | SECTIONS)}")
-            top[key] = coerce(value, _field_type(RunConfig, key), f"{source}: {key}")
-    return replace(config, **top)
-
-
-def load_yaml(path: str) -> dict:
-    """Read a YAML config file; errors name the file (and line, for syntax errors)."""
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"--config {path}: no such file")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(error, 'problem', error)})") from None
-    return data or {}
-
-
-def to_dict(config: RunConfig) -> dict:
-    return dataclasses.asdict(config)
-
-
 def validate(config: RunConfig) -> None:
     """Reject values no run can use, naming the flag."""
     if config.rounds < 1:
@@ -367,68 +258,3 @@ def validate(config: RunConfig) -> None:
     for name in ("policy_train", "prm_train"):
         if getattr(config, name).zero_stage not in (0, 1, 2, 3):
             raise ConfigError(f"--{name}.zero_stage: expected 0, 1, 2 or 3")
-
-
-ALIASES = {
-    "task": "task.name",
-    "policy-model": "model.policy_model",
-    "prm-model": "model.prm_model",
-    "ray-address": "cluster.ray_address",
-    "experiment": "logging.experiment",
-    "run-dir": "logging.run_dir",
-}
-"""Short flags for the settings users change most."""
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, top_level: bool = True) -> None:
-    """One flag per field (`--section.key`), each with its docstring as help, plus the short aliases; with
-    `top_level`, also the run's own fields (`--rounds`, `--seed`, ...)."""
-    parser.add_argument("--config", default=None, help="YAML file with config sections (flags override it).")
-    for f in fields(RunConfig):
-        if f.name in SECTIONS or not top_level:
-            continue
-        _add_flag(parser, f"--{f.name}", f.name, RunConfig(), f.name)
-    for alias, dotted in ALIASES.items():
-        section, key = dotted.split(".")
-        _add_flag(parser, f"--{alias}", dotted, getattr(RunConfig(), section), key)
-    for section in sorted(SECTIONS):
-        defaults = getattr(RunConfig(), section)
-        group = parser.add_argument_group(section)
-        for f in fields(defaults):
-            _add_flag(group, f"--{section}.{f.name}", f"{section}.{f.name}", defaults, f.name)
-
-
-def _add_flag(parser, flag: str, dest: str, defaults: Any, name: str) -> None:
-    expected = _field_type(type(defaults), name)
-    help_text = field_docs(type(defaults)).get(name, "")
-    default = getattr(defaults, name)
-    if expected is bool:
-        parser.add_argument(flag, dest=dest, nargs="?", const="true", default=None, metavar="BOOL",
-                            help=f"{help_text} (default: {default})")
-    else:
-        parser.add_argument(flag, dest=dest, default=None, metavar=getattr(expected, "__name__", "VALUE").upper(),
-                            help=f"{help_text} (default: {default!r})")
-
-
-def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
-    """`base` (default: the defaults), then the YAML file, then the flags that were given; validated."""
-    config = base if base is not None else RunConfig()
-    if getattr(args, "config", None):
-        config = apply_overrides(config, load_yaml(args.config), args.config)
-    top_level = {f.name for f in fields(RunConfig)} - SECTIONS
-    nested: dict[str, Any] = {}
-    for dest, value in vars(args).items():
-        if value is None or dest == "config" or not (dest in top_level or "." in dest):
-            continue
-        if "." in dest:
-            section, key = dest.split(".")
-            nested.setdefault(section, {})[key] = value
-        else:
-            nested[dest] = value
-    config = apply_overrides(config, nested, "command line")
-    validate(config)
-    return config
-
-
-def save_yaml(config: RunConfig) -> str:
-    return yaml.safe_dump(to_dict(config), sort_keys=False)

@@ -19,9 +19,10 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from rest_mcts.config import ConfigError, RunConfig, add_config_arguments, apply_overrides, config_from_args, load_yaml
+from rest_mcts.config import ConfigError, RunConfig
 from rest_mcts.data import atomic_write_bytes, atomic_write_text, write_jsonl
 from rest_mcts.evaluation import METHODS, SAMPLING_METHODS, MethodCall, MethodRecord, SummaryRow, plan_budget, summarize
+from rest_mcts.flags import add_config_arguments, apply_overrides, config_from_args, load_yaml
 from rest_mcts.rounds import Round, finished_rounds
 from rest_mcts.search_models import SamplerSettings
 from rest_mcts.seeds import round_sampling_seed

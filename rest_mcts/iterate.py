@@ -14,18 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rest_mcts.config import (
-    ConfigError,
-    RunConfig,
-    add_config_arguments,
-    apply_overrides,
-    config_from_args,
-    load_yaml,
-    save_yaml,
-    to_dict,
-    validate,
-)
+from rest_mcts.config import ConfigError, RunConfig, validate
 from rest_mcts.data import atomic_write_text
+from rest_mcts.flags import add_config_arguments, apply_overrides, config_from_args, load_yaml, save_yaml, to_dict
 from rest_mcts.rounds import Round, run_stage
 
 logger = logging.getLogger("rest_mcts")

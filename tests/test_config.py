@@ -8,16 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from rest_mcts.config import (
-    SECTIONS,
-    ConfigError,
-    RunConfig,
-    add_config_arguments,
-    config_from_args,
-    field_docs,
-    load_yaml,
-    validate,
-)
+from rest_mcts.config import ConfigError, RunConfig, validate
+from rest_mcts.flags import SECTIONS, add_config_arguments, config_from_args, field_docs, load_yaml
 
 
 def parse(*argv: str) -> RunConfig:
