@@ -50,20 +50,13 @@ def coerce(value: Any, expected: Any, where: str) -> Any:
             return value
         if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
             return value.lower() in ("true", "1", "yes")
-    elif expected is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
+    elif expected in (int, float) and not isinstance(value, bool):
+        # An int is a valid float; a float is not a valid int. Strings (CLI values) are converted.
+        if isinstance(value, expected) or (expected is float and isinstance(value, int)):
+            return expected(value)
         if isinstance(value, str):
             try:
-                return int(value)
-            except ValueError:
-                pass
-    elif expected is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
+                return expected(value)
             except ValueError:
                 pass
     elif expected is str:
