@@ -25,7 +25,8 @@ def plain_loop(policy_path: str, sequences, spec) -> dict:
     """The same training as trainers.engine.run_training, in plain PyTorch: AdamW, warm-up/decay, clipping."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trainers.engine import collate, learning_rate_factor, micro_batches
+    from trainers.batches import collate, micro_batches
+    from trainers.engine import learning_rate_factor
     from trainers.policy_sft import _count_predicted_tokens, causal_lm_loss
 
     torch.manual_seed(spec.seed)

@@ -1,8 +1,9 @@
 """DeepSpeed set-up, the training loop the trainers share, and Hugging Face checkpoint saving.
 
 Each trainer (policy SFT, PRM) turns its examples into `TrainSequence`s and a loss function and
-hands them to `run_training`; everything about ranks, sharding, batching, the optimizer and the
-checkpoint lives here. This module must not import Ray: the worker module owns the processes.
+hands them to `run_training`; everything about ranks, the optimizer, the schedule and the checkpoint
+lives here (which sequences each micro-batch holds: `trainers/batches.py`). This module must not import
+Ray: the worker module owns the processes.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import torch
 
-from rest_mcts.models.encoding import IGNORE_INDEX
+from trainers.batches import collate, micro_batches
 
 logger = logging.getLogger(__name__)
 
@@ -218,84 +219,6 @@ def planned_steps(num_sequences: int, spec: TrainSpec, world_size: int) -> int:
         return spec.max_steps
     micro_batches_per_epoch = math.ceil(math.ceil(num_sequences / world_size) / spec.micro_batch_size)
     return max(1, math.ceil(spec.epochs * micro_batches_per_epoch / spec.gradient_accumulation_steps))
-
-
-def shard_indices(num_sequences: int, rank: int, world_size: int, seed: int, epoch: int) -> list[int]:
-    """This rank's sequence indices for one epoch, like torch's DistributedSampler(shuffle=True).
-
-    A permutation seeded by (seed, epoch), padded by wrapping around to a multiple of world_size,
-    then every world_size-th index from `rank`: all ranks get the same number of sequences.
-    """
-    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    order = torch.randperm(num_sequences, generator=generator).tolist()
-    per_rank = math.ceil(num_sequences / world_size)
-    order = (order * math.ceil(per_rank * world_size / num_sequences))[: per_rank * world_size]
-    return order[rank::world_size]
-
-
-LENGTH_GROUP_WINDOW = 16
-"""With group_by_length, sequences are sorted by length within windows of this many global batches."""
-
-
-def length_grouped_batches(
-    lengths: Sequence[int], micro_batch_size: int, rank: int, world_size: int, seed: int, epoch: int
-) -> list[list[int]]:
-    """This rank's micro-batches for one epoch, each of sequences of similar length.
-
-    All ranks draw the same shuffled epoch (as shard_indices does), cut it into windows of
-    LENGTH_GROUP_WINDOW global batches (micro_batch_size * world_size sequences each), sort each
-    window by length, cut it into global batches and deal each global batch out to the ranks, so
-    the ranks of one step hold similar lengths and wait little for each other. The global batches are
-    then shuffled (the same way on every rank). Every rank gets the same number of micro-batches;
-    a window's last global batch may be short.
-    """
-    num_sequences = len(lengths)
-    global_batch = micro_batch_size * world_size
-    order = [index for r in range(world_size) for index in shard_indices(num_sequences, r, world_size, seed, epoch)]
-    batches: list[list[int]] = []
-    window = global_batch * LENGTH_GROUP_WINDOW
-    for start in range(0, len(order), window):
-        chunk = sorted(order[start : start + window], key=lambda index: -lengths[index])
-        batches.extend(chunk[i : i + global_batch] for i in range(0, len(chunk), global_batch))
-    generator = torch.Generator().manual_seed(seed * 100_003 + epoch + 7)
-    shuffled = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-    return [batch[rank::world_size] for batch in shuffled]
-
-
-def micro_batches(
-    num_sequences: int, spec: TrainSpec, rank: int, world_size: int, lengths: Sequence[int] | None = None
-) -> Iterator[list[int]]:
-    """Endless micro-batches of sequence indices for this rank, epoch after epoch (grouped by
-    length when `spec.group_by_length` and the sequence `lengths` are given)."""
-    epoch = 0
-    while True:
-        if spec.group_by_length and lengths is not None:
-            yield from length_grouped_batches(lengths, spec.micro_batch_size, rank, world_size, spec.seed, epoch)
-        else:
-            indices = shard_indices(num_sequences, rank, world_size, spec.seed, epoch)
-            for start in range(0, len(indices), spec.micro_batch_size):
-                yield indices[start : start + spec.micro_batch_size]
-        epoch += 1
-
-
-def collate(
-    sequences: Sequence[TrainSequence], pad_token_id: int, label_dtype: torch.dtype, device
-) -> dict[str, torch.Tensor]:
-    """Right-pad a micro-batch: input_ids/attention_mask/labels of shape [batch, longest]."""
-    longest = max(len(s.input_ids) for s in sequences)
-    input_ids = torch.full((len(sequences), longest), pad_token_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), longest), dtype=torch.long)
-    labels = torch.full((len(sequences), longest), IGNORE_INDEX, dtype=label_dtype)
-    for row, sequence in enumerate(sequences):
-        length = len(sequence.input_ids)
-        input_ids[row, :length] = torch.tensor(sequence.input_ids, dtype=torch.long)
-        attention_mask[row, :length] = 1
-        labels[row, :length] = torch.tensor(sequence.labels, dtype=label_dtype)
-    return {
-        "input_ids": input_ids.to(device),
-        "attention_mask": attention_mask.to(device),
-        "labels": labels.to(device),
-    }
 
 
 def run_training(

@@ -10,16 +10,8 @@ import torch
 
 from rest_mcts.data import PolicyExample, ValueExample
 from rest_mcts.models.encoding import IGNORE_INDEX, encode_steps
-from trainers.engine import (
-    TrainSequence,
-    TrainSpec,
-    collate,
-    learning_rate_factor,
-    length_grouped_batches,
-    micro_batches,
-    planned_steps,
-    shard_indices,
-)
+from trainers.batches import collate, length_grouped_batches, micro_batches, shard_indices
+from trainers.engine import TrainSequence, TrainSpec, learning_rate_factor, planned_steps
 from trainers.policy_sft import causal_lm_loss, policy_sequences
 from trainers.prm import prm_loss, prm_sequences
 
