@@ -142,7 +142,8 @@ def resolve(args: argparse.Namespace) -> Plan:
     else:
         seeds = [round_sampling_seed(config.seed, round_.index)] if round_ else [0]
     margin = config.eval.answer_margin
-    if round_ is not None:
+    if round_ is not None and not (config.model.policy_model or config.model.prm_model):
+        # The margin the round's dev problems picked holds for the round's own checkpoints only.
         margin = round_.read_summary().get("dev/mcts/answer_margin", margin)
     return Plan(config, policy, prm, out, seeds, 0.0 if args.plain_mcts else margin, problems)
 

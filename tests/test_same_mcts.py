@@ -99,3 +99,21 @@ def test_evaluate_mcts_answers_as_the_round_evaluation_did_and_plain_mcts_is_ano
     plain = evaluate_mcts(run_dir, tmp_path / "plain_mcts", "--plain-mcts")
     plain_tokens = {record["problem_id"]: record["tokens"] for record in plain if record["method"] == "mcts"}
     assert plain_tokens != {problem_id: tokens for problem_id, (_, tokens) in expected.items()}
+
+
+@pytest.mark.slow
+def test_the_rounds_answer_margin_applies_to_its_own_checkpoints_only(evaluated_round, tmp_path):
+    from rest_mcts.evaluate import build_parser, resolve
+
+    config, run_dir, round_ = evaluated_round
+    round_margin = round_.read_summary()["dev/mcts/answer_margin"]
+    assert round_margin != config.eval.answer_margin  # else this test could not tell the two apart
+    own = resolve(build_parser().parse_args(["--run", str(run_dir), "--out", str(tmp_path / "own")]))
+    assert own.answer_margin == round_margin and own.policy == str(round_.policy)
+    other = resolve(build_parser().parse_args(["--run", str(run_dir), "--out", str(tmp_path / "other"),
+                                               "--policy-model", str(round_.policy),
+                                               "--prm-model", str(round_.prm)]))
+    assert other.answer_margin == config.eval.answer_margin
+    plain = resolve(build_parser().parse_args(["--run", str(run_dir), "--out", str(tmp_path / "plain"),
+                                               "--plain-mcts"]))
+    assert plain.answer_margin == 0.0
