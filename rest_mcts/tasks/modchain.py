@@ -5,12 +5,11 @@ A step first shows the operation it evaluates, then the reduced chain, then a re
 computed so far; the answer is the record. Question `3+4*2-5`, steps `3+4=7;7*2-5:7`,
 `7*2=4;4-5:74`, `4-5=9;749` (one per line).
 - Shown operation: the lookup `3+4=` -> `7` reads the three characters just before it, the same
-  way at every step. Without it (`7*2-5:7`, ...) the operands sit at the start of the previous
-  line, at a distance that changes from step to step; the policy then got only 19% of 3-operation
-  test problems right after its warm start, against 98-100% with it.
-- Record: a wrong value stays in the answer, so a right answer reached through wrong steps is rare
-  (85-95% of verified traces had every step right, against 34-59% when the answer was the last
-  value alone, which lands on the right digit one time in ten).
+  way at every step; without it the operands sit at the start of the previous line, at a distance
+  that changes from step to step, and a tiny policy learns the lookup far less reliably.
+- Record: a wrong value stays in the answer, so a right answer reached through wrong steps is rare;
+  with the last value alone as the answer, a wrong chain lands on the right digit one time in ten.
+Both choices were measured against their alternatives: docs/tasks.md.
 
 One digit per number keeps each step one single-digit lookup plus a copy, which a 1M-parameter
 model learns in minutes.
