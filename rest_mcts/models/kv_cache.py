@@ -196,7 +196,7 @@ def with_room(cache, room: int):
     return Cache(layers=layers)
 
 
-def assemble(sequences: Sequence[LayerKV], config, device, room: int = 0) -> tuple[object, torch.Tensor, torch.Tensor]:
+def assemble(sequences: Sequence[LayerKV], device, room: int = 0) -> tuple[object, torch.Tensor, torch.Tensor]:
     """A batch cache from per-sequence keys and values, left-padded with zeros (masked); (cache, mask, lengths).
 
     Per layer and part, one concatenation of all sequences and one indexed write into the padded batch. With
@@ -256,7 +256,7 @@ def encode_with_store(body, rows: Sequence[Sequence[int]], pad_token_id: int, de
         for position, index in enumerate(missing):
             found[index] = row_span(cache, position, width - int(lengths[position]), width)
             store.put(tuple(rows[index]), found[index])
-    return assemble([found[index] for index in order], body.config, device, room)
+    return assemble([found[index] for index in order], device, room)
 
 
 def _encoded_in_order(body, rows, pad_token_id: int, device, order: list[int]):
