@@ -1,4 +1,5 @@
-"""Regenerate the self-training vs control table from the eval.json files of finished runs.
+"""Regenerate the self-training tables (ReST-MCTS*, the seed-only control, ReST-EM) from the eval.json files of
+finished runs, and the method comparisons of every `evaluate_round_NN/summary.json` under them.
 
 Usage: python experiments/summarize.py RUN_DIR  (experiment folders named <arm>-seed<N>)
 """
@@ -16,6 +17,8 @@ import numpy as np
 FIGURES = [
     ("test/greedy/accuracy", "test greedy"),
     ("test/mcts/accuracy", "test MCTS*"),
+    ("test/mcts/tokens_per_problem", "MCTS* tok"),
+    ("test/pass_at_16/accuracy", "test pass@16"),
     ("ood/greedy/accuracy", "ood greedy"),
     ("ood/mcts/accuracy", "ood MCTS*"),
     ("test/prm/auroc", "PRM AUROC"),
@@ -24,10 +27,13 @@ FIGURES = [
     ("dev/mcts/accuracy_prm_choice", "dev PRM choice"),
     ("dev/mcts/accuracy_first_path", "dev first path"),
     ("value/auroc", "value AUROC"),
+    ("value/auroc_all_nodes", "value AUROC all nodes"),
     ("filter/sound_trace_rate", "sound traces"),
     ("examples/policy", "policy ex"),
     ("search/tokens", "search tokens"),
+    ("sample/tokens", "ReST-EM tokens"),
 ]
+COUNTS = ("examples/policy", "search/tokens", "sample/tokens", "test/mcts/tokens_per_problem")
 
 
 def load(run_dir: Path) -> dict[str, dict[int, dict[int, dict]]]:
@@ -60,26 +66,49 @@ def table(results) -> str:
             cells = []
             for key, _ in FIGURES:
                 values = [row[key] for row in rows if key in row]
-                cells.append(cell(values, "{:.0f}" if key in ("examples/policy", "search/tokens") else "{:.3f}"))
+                cells.append(cell(values, "{:.0f}" if key in COUNTS else "{:.3f}"))
             lines.append(f"| {arm} | {round_index} | {len(rows)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def per_seed_gains(results) -> str:
-    lines = []
+    """Per seed and in the mean over seeds: round-3 test greedy accuracy of ReST-MCTS* and its gains over its round
+    0, the control and ReST-EM; and whether MCTS* beat greedy decoding by 10 points in every round."""
+    lines, gains = [], defaultdict(list)
+    key = "test/greedy/accuracy"
     for seed in sorted(results.get("selftrain", {})):
         main = results["selftrain"][seed]
-        control = results.get("control", {}).get(seed, {})
         last = max(main)
-        gain0 = main[last]["test/greedy/accuracy"] - main[0]["test/greedy/accuracy"]
-        text = f"seed {seed}: round {last} test greedy {main[last]['test/greedy/accuracy']:.3f}, " \
-               f"gain over round 0 {100 * gain0:+.1f} points"
-        if last in control:
-            gain_c = main[last]["test/greedy/accuracy"] - control[last]["test/greedy/accuracy"]
-            text += f", over control {100 * gain_c:+.1f} points"
-        mcts_ok = all(r["test/mcts/accuracy"] >= r["test/greedy/accuracy"] for r in main.values())
-        text += f"; MCTS* >= greedy on test in every round: {mcts_ok}"
+        text = f"seed {seed}: round {last} test greedy {main[last][key]:.3f}"
+        for name, rounds in (("round 0", main), *((arm, results.get(arm, {}).get(seed, {}))
+                                                  for arm in ("control", "restem"))):
+            reference = rounds.get(0 if name == "round 0" else last)
+            if reference is not None:
+                gain = 100 * (main[last][key] - reference[key])
+                gains[name].append(gain)
+                text += f", over {name} {gain:+.1f} points"
+        margins = [100 * (r["test/mcts/accuracy"] - r[key]) for _, r in sorted(main.items())]
+        text += "; MCTS* - greedy on test per round: " + " ".join(f"{m:+.1f}" for m in margins)
         lines.append(text)
+    if gains:
+        lines.append("mean over seeds: " + ", ".join(f"over {name} {np.mean(values):+.1f} points"
+                                                     for name, values in gains.items()))
+    return "\n".join(lines)
+
+
+def comparisons(run_dir: Path) -> str:
+    """MCTS* against the best other method at each budget, from every evaluation under `run_dir`."""
+    lines = []
+    for summary in sorted(run_dir.glob("*/evaluate_round_*/summary.json")):
+        rows = json.loads(summary.read_text()).get("mcts_vs_best_other", [])
+        if not rows:
+            continue
+        lines += [f"\n{summary.parent.parent.name} {summary.parent.name}:",
+                  "| split | budget | MCTS* | best other | its accuracy | difference | 95% paired interval |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['split']} | {r['budget']} | {r['mcts_accuracy']:.3f} | {r['method']} | "
+                  f"{r['other_accuracy']:.3f} | {100 * r['difference']:+.1f} | "
+                  f"{100 * r['ci_low']:+.1f} to {100 * r['ci_high']:+.1f} |" for r in rows]
     return "\n".join(lines)
 
 
@@ -91,6 +120,7 @@ def main() -> int:
     print(table(results))
     print()
     print(per_seed_gains(results))
+    print(comparisons(Path(sys.argv[1])))
     return 0
 
 

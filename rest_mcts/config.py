@@ -8,6 +8,7 @@ embedded default) and a one-line docstring, which is also its `--help` text.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from search.mcts import MCTSParams
@@ -82,6 +83,10 @@ class ValuesConfig:
     target: str = "hard"
     """PRM training target from each searched tree: 'hard' (Math-Shepherd's hard estimate: 1 if a correct answer
     lies below the step, else 0) or 'quality' (ReST-MCTS*'s quality value v_k, rising along a correct path)."""
+    nodes: str = "finished"
+    """Which nodes of a tree get value examples: 'finished' (the official code: only nodes with a finished
+    solution below them) or 'all' (also nodes below which nothing was finished, labelled as having no correct
+    answer below)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,18 @@ class TracesConfig:
     seed_replay_ratio: float = -1.0
     """Seed solutions mixed into each round's policy data per verified trace found so far (a replay buffer
     against forgetting; a fixed draw per round); negative: all seed solutions."""
+
+
+@dataclass(frozen=True)
+class RestEMConfig:
+    """ReST-EM (`--method rest_em`): sampled solutions per training problem, the oracle-correct ones kept."""
+
+    match_tokens_of: str = ""
+    """A ReST-MCTS* run folder: each round samples waves of solutions until it has generated as many tokens as
+    that run's search of the same round did (counted, `search/tokens`), so both methods spend equal tokens.
+    Empty: `samples_per_problem` solutions per problem."""
+    samples_per_problem: int = 8
+    """Solutions sampled per training problem when `match_tokens_of` is empty."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +149,12 @@ class EvalConfig:
     first and picks its answer margin from `evaluation.ANSWER_MARGINS`: the first-path margin unless a smaller
     one beats it by a sign test with family-wise error 0.01 (`evaluation.pick_answer_margin`). 0: no dev
     split; `answer_margin` is used as given."""
+    pass_at_k: int = 16
+    """k of round 0's pass@k (and self-consistency@k): k solutions sampled per problem at the evaluation
+    temperature, right when any is: the oracle ceiling of every method that reads k samples, the headroom search
+    has over greedy decoding; 0: off."""
+    pass_at_k_every_round: bool = False
+    """Measure pass@k in every round's evaluation, not only in round 0's."""
     answer_margin: float = 0.1
     """MCTS*'s answer is its best-valued terminal; terminals within this margin of the best count as tied, and
     ties go to the path of first candidates (with greedy_first, the greedy path), so the PRM overrules greedy
@@ -195,12 +218,14 @@ class RunConfig:
     control: bool = False
     """Control run: train the policy on the seed solutions only, with the same optimizer steps."""
     method: str = "rest_mcts"
-    """Self-training method: the list of stages each round runs (`rest_mcts.stages.ROUND_STAGES`)."""
+    """Self-training method: rest_mcts (MCTS* search, process rewards, policy and PRM training) or rest_em (sampled
+    solutions, the oracle-correct ones kept, policy training only); the stages: `rest_mcts.stages.ROUND_STAGES`."""
     task: TaskConfig = field(default_factory=TaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     values: ValuesConfig = field(default_factory=ValuesConfig)
     traces: TracesConfig = field(default_factory=TracesConfig)
+    rest_em: RestEMConfig = field(default_factory=RestEMConfig)
     policy_train: TrainConfig = field(default_factory=TrainConfig)
     prm_train: TrainConfig = field(
         default_factory=lambda: TrainConfig(micro_batch_size=32, learning_rate=1e-3, max_steps=30,
@@ -237,6 +262,7 @@ def validate(config: RunConfig) -> None:
         "cluster.trainer_ranks": config.cluster.trainer_ranks,
         "cluster.problems_per_task": config.cluster.problems_per_task,
         "policy_train.micro_batch_size": config.policy_train.micro_batch_size,
+        "rest_em.samples_per_problem": config.rest_em.samples_per_problem,
         "prm_train.micro_batch_size": config.prm_train.micro_batch_size,
     }
     for name, value in positive.items():
@@ -249,12 +275,17 @@ def validate(config: RunConfig) -> None:
                           f"--task.train_problems ({config.task.train_problems}), from whose end they are held out")
     if config.traces.oracle_step_filter and not TASKS[config.task.name].synthetic:
         raise ConfigError("--traces.oracle_step_filter: needs a synthetic task (true step labels)")
-    from search.value_inference import VALUE_TARGETS
+    from search.value_inference import VALUE_NODES, VALUE_TARGETS
 
     if config.values.target not in VALUE_TARGETS:
         raise ConfigError(f"--values.target {config.values.target!r}: expected one of {VALUE_TARGETS}")
+    if config.values.nodes not in VALUE_NODES:
+        raise ConfigError(f"--values.nodes {config.values.nodes!r}: expected one of {VALUE_NODES}")
     if config.search.decode not in ("cached", "generate"):
         raise ConfigError(f"--search.decode {config.search.decode!r}: expected 'cached' or 'generate'")
+    match = config.rest_em.match_tokens_of
+    if match and not (Path(match) / "config.yaml").exists():
+        raise ConfigError(f"--rest_em.match_tokens_of {match}: not an iterate run folder (no config.yaml)")
     for name in ("policy_train", "prm_train"):
         if getattr(config, name).zero_stage not in (0, 1, 2, 3):
             raise ConfigError(f"--{name}.zero_stage: expected 0, 1, 2 or 3")

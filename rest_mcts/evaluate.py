@@ -21,7 +21,17 @@ from pathlib import Path
 
 from rest_mcts.config import ConfigError, RunConfig
 from rest_mcts.data import atomic_write_bytes, atomic_write_text, write_jsonl
-from rest_mcts.evaluation import METHODS, SAMPLING_METHODS, MethodCall, MethodRecord, SummaryRow, plan_budget, summarize
+from rest_mcts.evaluation import (
+    METHODS,
+    SAMPLING_METHODS,
+    Comparison,
+    MethodCall,
+    MethodRecord,
+    SummaryRow,
+    compare_mcts,
+    plan_budget,
+    summarize,
+)
 from rest_mcts.flags import add_config_arguments, apply_overrides, config_from_args, load_yaml
 from rest_mcts.rounds import Round, finished_rounds
 from rest_mcts.search_models import SamplerSettings
@@ -49,8 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     what = parser.add_argument_group("what to run")
     what.add_argument("--methods", nargs="+", default=list(METHODS), metavar="METHOD",
                       help=f"Methods to run (default: all): {', '.join(METHODS)}.")
-    what.add_argument("--budgets", nargs="+", type=int, default=[50, 100, 200, 400], metavar="TOKENS",
-                      help="Generated tokens per problem, one point of each method per budget.")
+    what.add_argument("--budget-multiples", nargs="+", type=float, default=[1.0, 2.0, 4.0, 8.0], metavar="M",
+                      help="Budgets as multiples of L, greedy decoding's mean tokens per solution on each split, so "
+                           "every method gets at least one full attempt (default: 1 2 4 8).")
+    what.add_argument("--budgets", nargs="+", type=int, default=None, metavar="TOKENS",
+                      help="Budgets in generated tokens per problem instead (the same on every split).")
     what.add_argument("--splits", nargs="+", default=["test", "ood"], choices=["test", "ood"],
                       help="Held-out splits to evaluate on.")
     what.add_argument("--seeds", nargs="+", type=int, default=None,
@@ -95,9 +108,12 @@ def resolve(args: argparse.Namespace) -> Plan:
     unknown = [method for method in args.methods if method not in METHODS]
     if unknown:
         raise ConfigError(f"--methods {' '.join(unknown)}: unknown method; expected some of {', '.join(METHODS)}")
-    bad = [str(budget) for budget in args.budgets if budget < 1]
+    bad = [str(budget) for budget in args.budgets or [] if budget < 1]
     if bad:
         raise ConfigError(f"--budgets {' '.join(bad)}: expected positive numbers of tokens per problem")
+    bad = [f"{multiple:g}" for multiple in args.budget_multiples if multiple <= 0]
+    if bad:
+        raise ConfigError(f"--budget-multiples {' '.join(bad)}: expected positive multiples of L")
     if args.problems < 0:
         raise ConfigError(f"--problems {args.problems}: expected a positive number (0: the run's split sizes)")
     for flag, value in {"--beam-branch": args.beam_branch, "--tot-branch": args.tot_branch}.items():
@@ -148,8 +164,16 @@ def resolve(args: argparse.Namespace) -> Plan:
     return Plan(config, policy, prm, out, seeds, 0.0 if args.plain_mcts else margin, problems)
 
 
-def evaluate(args: argparse.Namespace, plan: Plan) -> list[MethodRecord]:
-    """Every chosen method on every split, budget and seed; the raw records.
+def split_budgets(args: argparse.Namespace, greedy_tokens: float) -> list[int]:
+    """The budgets of one split in tokens per problem: --budgets as given, else each multiple of L."""
+    if args.budgets:
+        return list(args.budgets)
+    return sorted({max(1, round(multiple * greedy_tokens)) for multiple in args.budget_multiples})
+
+
+def evaluate(args: argparse.Namespace, plan: Plan, budgets: dict | None = None) -> list[MethodRecord]:
+    """Every chosen method on every split, budget and seed; the raw records. `budgets` (if given) receives each
+    split's budgets in tokens and L.
 
     Every method samples at `eval.temperature`; MCTS* is the round evaluation's (`EvalConfig.mcts_params`, greedy
     first, the round's answer margin) unless --plain-mcts. Problems are sharded as the round evaluation shards
@@ -188,8 +212,11 @@ def evaluate(args: argparse.Namespace, plan: Plan) -> list[MethodRecord]:
             logger.info("%s: greedy accuracy %.3f, L = %.1f tokens per solution", split,
                         sum(record.correct for record in greedy) / len(greedy), greedy_tokens)
             records += [record for record in greedy if "greedy" in args.methods]
+            split_tokens = split_budgets(args, greedy_tokens)
+            if budgets is not None:
+                budgets[split] = {"greedy_tokens_per_solution": greedy_tokens, "budgets": split_tokens}
             for seed in plan.seeds:
-                for budget in args.budgets:
+                for budget in split_tokens:
                     budget_plan = plan_budget(budget, greedy_tokens, args.beam_branch, args.tot_branch)
                     for group in groups:
                         call = replace(base, group=group, split=split, seed=seed, plan=budget_plan)
@@ -197,6 +224,15 @@ def evaluate(args: argparse.Namespace, plan: Plan) -> list[MethodRecord]:
     finally:
         actors.release()
     return records
+
+
+def format_comparisons(comparisons: list[Comparison]) -> str:
+    lines = ["| split | budget | MCTS* | best other method | its accuracy | difference | 95% paired interval |",
+             "|---|---|---|---|---|---|---|"]
+    for c in comparisons:
+        lines.append(f"| {c.split} | {c.budget} | {c.mcts_accuracy:.3f} | {c.method} | {c.other_accuracy:.3f} | "
+                     f"{c.difference:+.3f} | {c.ci_low:+.3f} to {c.ci_high:+.3f} |")
+    return "\n".join(lines) + "\n"
 
 
 def format_markdown(rows: list[SummaryRow]) -> str:
@@ -245,12 +281,17 @@ def plot(rows: list[SummaryRow], split: str, path: Path, title: str) -> None:
     atomic_write_bytes(path, image.getvalue())
 
 
-def write_outputs(out: Path, records: list[MethodRecord], rows: list[SummaryRow], meta: dict) -> None:
+def write_outputs(out: Path, records: list[MethodRecord], rows: list[SummaryRow], meta: dict,
+                  comparisons: list[Comparison] = ()) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "records.jsonl", records)
-    atomic_write_text(out / "summary.json", json.dumps({"meta": meta, "rows": [asdict(row) for row in rows]},
-                                                       indent=2))
-    atomic_write_text(out / "table.md", format_markdown(rows))
+    atomic_write_text(out / "summary.json", json.dumps(
+        {"meta": meta, "rows": [asdict(row) for row in rows], "mcts_vs_best_other": [asdict(c) for c in comparisons]},
+        indent=2))
+    table = format_markdown(rows)
+    if comparisons:
+        table += "\nMCTS* against the most accurate other method at each budget:\n\n" + format_comparisons(comparisons)
+    atomic_write_text(out / "table.md", table)
     for split in sorted({row.split for row in rows}):
         plot(rows, split, out / f"accuracy_vs_tokens_{split}.png", f"{meta['task']} {split}: {meta['checkpoints']}")
 
@@ -270,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
 
     config = plan.config
     meta = {"task": config.task.name, "checkpoints": args.run or plan.policy, "policy": plan.policy, "prm": plan.prm,
-            "methods": args.methods, "budgets": args.budgets, "splits": args.splits, "seeds": plan.seeds,
+            "methods": args.methods, "budget_multiples":
+            None if args.budgets else args.budget_multiples, "splits": args.splits, "seeds": plan.seeds,
             "problems": plan.problems, "temperature": config.eval.temperature, "beam_branch": args.beam_branch,
             "tot_branch": args.tot_branch, "plain_mcts": args.plain_mcts, "answer_margin": plan.answer_margin,
             "search": asdict(config.search), "eval": asdict(config.eval)}
@@ -282,16 +324,21 @@ def main(argv: list[str] | None = None) -> int:
         tracker = Tracker(config.logging.wandb_project, "evaluate", config.logging.wandb_mode, str(plan.out.parent),
                           meta, name=args.name)
         started = time.time()
-        records = evaluate(args, plan)
+        budgets: dict = {}
+        records = evaluate(args, plan, budgets)
+        meta["budgets"] = budgets
         rows = summarize(records)
+        comparisons = compare_mcts(records)
         if plan.out.exists() and args.overwrite:
             import shutil
 
             shutil.rmtree(plan.out)
         meta["seconds"] = time.time() - started
-        write_outputs(plan.out, records, rows, meta)
+        write_outputs(plan.out, records, rows, meta, comparisons)
         tracker.log_rows(rows)
         print("\n" + format_markdown(rows), flush=True)
+        if comparisons:
+            print(format_comparisons(comparisons), flush=True)
         print(f"results: {plan.out}   total {meta['seconds']:.0f} s", flush=True)
     finally:
         if tracker is not None:

@@ -217,7 +217,7 @@ def run_call(call: MethodCall, task: Task, problems: Sequence[Problem], propose:
     import time
 
     from search import baselines
-    from search.mcts import run_mcts
+    from search.mcts import complete_best_paths, run_mcts
 
     prompts = [(problem.id, task.format_prompt(problem)) for problem in problems]
     started = time.time()
@@ -241,6 +241,7 @@ def run_call(call: MethodCall, task: Task, problems: Sequence[Problem], propose:
     elif call.group == "mcts":
         params = replace(call.mcts, max_tokens=budget, stop_at_end_gate=True)
         trees = run_mcts(prompts, propose, score, params)
+        complete_best_paths(trees, greedy, score, params.max_depth)
         results["mcts"] = []
         for tree in trees:
             best = best_answer_node(tree, call.answer_margin)
@@ -309,3 +310,63 @@ def summarize(records: Sequence[MethodRecord]) -> list[SummaryRow]:
                                float(np.mean([record.tokens for record in group])),
                                float(np.mean([record.seconds for record in group]))))
     return rows
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """MCTS* against the most accurate other method at one budget (pass@N, an oracle, excluded; greedy, which
+    spends less than any budget, included)."""
+
+    split: str
+    budget: int
+    method: str
+    """The most accurate other method at this budget."""
+    mcts_accuracy: float
+    other_accuracy: float
+    difference: float
+    """MCTS*'s accuracy minus the other's."""
+    ci_low: float
+    ci_high: float
+    """95% paired bootstrap interval of the difference (problems resampled, each with its outcomes on every seed
+    under both methods)."""
+
+
+def paired_interval(mine: np.ndarray, theirs: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% paired bootstrap interval of mean(mine) - mean(theirs); both are [seeds, problems] in the same order."""
+    per_problem = mine.mean(axis=0) - theirs.mean(axis=0)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(per_problem), size=(resamples, len(per_problem)))
+    low, high = np.percentile(per_problem[draws].mean(axis=1), [2.5, 97.5])
+    return float(low), float(high)
+
+
+def compare_mcts(records: Sequence[MethodRecord], method: str = "mcts") -> list[Comparison]:
+    """Per split and budget where `method` ran: its accuracy difference to the best other method, paired."""
+    outcome: dict[tuple[str, str, int], dict[tuple[int, str], bool]] = {}
+    for record in records:
+        outcome.setdefault((record.split, record.method, record.budget), {})[(record.seed, record.problem_id)] = (
+            record.correct)
+
+    def matrix(key, seeds, problem_ids) -> np.ndarray:
+        table = outcome[key]
+        # greedy is deterministic and runs once: its outcome stands for every seed
+        return np.array([[table.get((seed, pid), table.get((next(iter(table))[0], pid), False))
+                          for pid in problem_ids] for seed in seeds], dtype=float)
+
+    comparisons = []
+    for (split, name, budget), table in sorted(outcome.items()):
+        if name != method:
+            continue
+        seeds = sorted({seed for seed, _ in table})
+        problem_ids = sorted({pid for _, pid in table})
+        mine = matrix((split, name, budget), seeds, problem_ids)
+        others = [key for key in outcome if key[0] == split and key[1] not in (method, "pass_at_n")
+                  and (key[2] == budget or key[1] == "greedy")]
+        if not others:
+            continue
+        scored = [(matrix(key, seeds, problem_ids), key[1]) for key in others]
+        theirs, other = max(scored, key=lambda item: item[0].mean())
+        low, high = paired_interval(mine, theirs)
+        comparisons.append(Comparison(split, budget, other, float(mine.mean()), float(theirs.mean()),
+                                      float(mine.mean() - theirs.mean()), low, high))
+    return comparisons

@@ -39,3 +39,8 @@ def train_seed(run_seed: int, round_index: int, offset: int = 0) -> int:
 def replay_seed(run_seed: int, round_index: int) -> int:
     """Which seed solutions a round replays beside its verified traces (`traces.seed_replay_ratio`)."""
     return run_seed * 1000 + round_index
+
+
+def wave_seed(sampling_seed: int, wave: int) -> int:
+    """The sampling seed of one wave of ReST-EM sampling: each wave draws new solutions."""
+    return sampling_seed * 1000 + 500 + wave

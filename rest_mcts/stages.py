@@ -7,6 +7,7 @@ rerun or resumed alone.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -167,23 +168,32 @@ def _searched_trees(ctx: Context, round_: Round):
 
 def infer_values(ctx: Context, round_: Round) -> dict[str, float]:
     """Process rewards from each tree and the oracle (ReST-MCTS* reasoning distance, hard estimate and quality
-    value): the PRM's training examples, value_examples.jsonl."""
+    value) for the nodes `values.nodes` names: the PRM's training examples, value_examples.jsonl. On synthetic
+    tasks the AUROC of the targets against the true step labels is reported for the emitted examples and for
+    every node (the unexplored ones included)."""
     from rest_mcts.evaluation import auroc
     from search.value_inference import infer_process_rewards, value_targets
 
-    task, examples = ctx.task, []
+    task, values, examples = ctx.task, ctx.config.values, []
+    all_targets, all_labels = [], []
     for problem, tree in _searched_trees(ctx, round_):
         rewards = infer_process_rewards(tree, lambda steps, p=problem: task.is_correct(p, steps))
         prompt = task.format_prompt(problem)
-        for steps, target in value_targets(tree, rewards, ctx.config.values.target):
+        for steps, target in value_targets(tree, rewards, values.target, values.nodes):
             label = task.step_labels(problem, steps)[-1] if task.synthetic else None
             examples.append(ValueExample(problem.id, prompt, steps, target, label))
+        if task.synthetic:
+            for steps, target in value_targets(tree, rewards, values.target, "all"):
+                all_targets.append(target)
+                all_labels.append(task.step_labels(problem, steps)[-1])
     write_jsonl(round_.path / "value_examples.jsonl", examples)
-    metrics = {"examples/value": float(len(examples))}
+    metrics = {"examples/value": float(len(examples)), "examples/value_all_nodes": float(len(all_targets))}
     labelled = [example for example in examples if example.step_correct is not None]
-    value_auroc = auroc([e.target for e in labelled], [bool(e.step_correct) for e in labelled])
-    if value_auroc is not None:
-        metrics["value/auroc"] = value_auroc
+    for name, value_auroc in (("value/auroc", auroc([e.target for e in labelled],
+                                                    [bool(e.step_correct) for e in labelled])),
+                              ("value/auroc_all_nodes", auroc(all_targets, all_labels))):
+        if value_auroc is not None:
+            metrics[name] = value_auroc
     return metrics
 
 
@@ -207,6 +217,93 @@ def filter_traces(ctx: Context, round_: Round) -> dict[str, float]:
     if examples and task.synthetic:
         metrics["filter/sound_trace_rate"] = sound_traces / len(examples)
     return metrics
+
+
+def rest_em_target_tokens(ctx: Context, round_: Round) -> int | None:
+    """The tokens this round's ReST-EM sampling must generate: the matched run's search of the same round."""
+    match = ctx.config.rest_em.match_tokens_of
+    if not match:
+        return None
+    matched = Round.of(Path(match), round_.index)
+    tokens = matched.stages().get("search", {}).get("metrics", {}).get("search/tokens")
+    if tokens is None:
+        raise ValueError(f"--rest_em.match_tokens_of {match}: round {round_.index} has no finished search stage "
+                         f"({matched.path / 'stages.json'})")
+    return int(tokens)
+
+
+def sample(ctx: Context, round_: Round) -> dict[str, float]:
+    """ReST-EM's data: solutions sampled with the previous round's policy at the search temperature, in waves of
+    solutions per problem, until the round has generated the matched run's search tokens (or
+    `rest_em.samples_per_problem` per problem); samples.jsonl, one line per problem and wave."""
+    from rest_mcts.workers import shard
+
+    problems = ctx.problems.for_round(round_.index, ctx.config.task.problems_per_round)
+    pool = ctx.search_pool(round_, round_.previous.policy, None, ctx.config.search.temperature, "sample")
+    target = rest_em_target_tokens(ctx, round_)
+    per_problem = ctx.config.rest_em.samples_per_problem
+    shards = shard(problems, ctx.config.cluster.problems_per_task, len(pool.workers))
+    path = round_.path / "samples.jsonl"
+    path.unlink(missing_ok=True)
+    spent, waves, samples, tokens_per_sample = 0, 0, 0, None
+    base = pool.settings
+    while True:
+        if target is None:
+            count = per_problem - samples
+        else:
+            remaining = target - spent
+            if tokens_per_sample is not None and remaining < 0.5 * tokens_per_sample * len(problems):
+                break
+            count = 1 if tokens_per_sample is None else max(1, round(remaining / (tokens_per_sample * len(problems))))
+        if count < 1:
+            break
+        pool.settings = replace(base, seed=seeds.wave_seed(base.seed, waves))
+        rows = [row for batch in pool.map("sample", shards, count, ctx.config.search.max_depth,
+                                          label=f"round {round_.index} sample wave {waves}") for row in batch]
+        wave_tokens = sum(row["tokens"] for row in rows)
+        spent, samples, waves = spent + wave_tokens, samples + count, waves + 1
+        tokens_per_sample = spent / (samples * len(problems))
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write("".join(json.dumps({**row, "wave": waves - 1}) + "\n" for row in rows))
+    solved = {row["problem_id"] for row in read_jsonl(path) if any(s["correct"] for s in row["solutions"])}
+    metrics = {"sample/tokens": float(spent), "sample/per_problem": float(samples), "sample/waves": float(waves),
+               "sample/solved_rate": len(solved) / len(problems)}
+    if target is not None:
+        metrics["sample/target_tokens"] = float(target)
+    return metrics
+
+
+def filter_samples(ctx: Context, round_: Round) -> dict[str, float]:
+    """ReST-EM's traces: per problem the oracle-correct sampled solutions, de-duplicated, at most
+    `traces.max_per_problem` (in sampling order), as policy_examples.jsonl."""
+    task, traces = ctx.task, ctx.config.traces
+    problems = {problem.id: problem for problem in ctx.problems.train}
+    kept: dict[str, list[tuple[str, ...]]] = {}
+    for row in read_jsonl(round_.path / "samples.jsonl"):
+        chosen = kept.setdefault(row["problem_id"], [])
+        for solution in row["solutions"]:
+            steps = tuple(solution["steps"])
+            if solution["correct"] and steps not in chosen and len(chosen) < traces.max_per_problem:
+                if traces.oracle_step_filter and not all(task.step_labels(problems[row["problem_id"]], steps)):
+                    continue
+                chosen.append(steps)
+    order = {problem_id: index for index, problem_id in enumerate(problems)}
+    examples = [PolicyExample(problem_id, task.format_prompt(problems[problem_id]), steps)
+                for problem_id in sorted(kept, key=order.__getitem__) for steps in kept[problem_id]]
+    write_jsonl(round_.path / "policy_examples.jsonl", examples)
+    metrics = {"examples/policy": float(len(examples))}
+    if examples and task.synthetic:
+        metrics["filter/sound_trace_rate"] = sum(
+            all(task.step_labels(problems[e.problem_id], e.steps)) for e in examples) / len(examples)
+    return metrics
+
+
+def keep_prm(ctx: Context, round_: Round) -> dict[str, float]:
+    """ReST-EM trains no PRM: the previous round's is carried forward (the round evaluation's MCTS* uses it)."""
+    from rest_mcts.checkpoints import copy_checkpoint
+
+    copy_checkpoint(round_.previous.prm, round_.prm)
+    return {}
 
 
 # -- training ---------------------------------------------------------------------------------------
@@ -313,9 +410,35 @@ def evaluate(ctx: Context, round_: Round) -> dict[str, float]:
                                 f"round {round_.index} {split} greedy")
         write_jsonl(round_.path / f"eval_{split}_greedy.jsonl", greedy)
         metrics.update(greedy_metrics(greedy, split))
+        if config.eval.pass_at_k and (round_.index == 0 or config.eval.pass_at_k_every_round):
+            metrics.update(pass_at_k_metrics(pool, problems, config, split))
         trees = search_to_file(pool, problems, params, round_.path / f"eval_{split}_trees.jsonl", per_task,
                                f"round {round_.index} {split} MCTS*")
         metrics.update(mcts_metrics(ctx.task, problems, trees, split, margin))
+    return metrics
+
+
+def pass_at_k_metrics(pool, problems: list[Problem], config: RunConfig, split: str) -> dict[str, float]:
+    """pass@k and self-consistency over k sampled solutions per problem (`eval.pass_at_k`)."""
+    from rest_mcts.evaluation import BudgetPlan, MethodCall
+    from rest_mcts.workers import shard
+
+    k = config.eval.pass_at_k
+    call = MethodCall("sampling", split, pool.settings.seed, BudgetPlan(0, k, k, k), config.search.mcts_params(),
+                      max_depth=config.search.max_depth)
+    shards = shard(problems, config.cluster.problems_per_task, len(pool.workers))
+    settings, pool.settings = pool.settings, replace(pool.settings, greedy_first=False)  # all k sampled
+    try:
+        records = [record for batch in pool.map("run_call", shards, call, label=f"{split} pass@{k}")
+                   for record in batch]
+    finally:
+        pool.settings = settings
+    metrics = {}
+    for method, name in (("pass_at_n", f"pass_at_{k}"), ("self_consistency", f"self_consistency_{k}")):
+        chosen = [record for record in records if record.method == method]
+        metrics[f"{split}/{name}/accuracy"] = sum(record.correct for record in chosen) / len(chosen)
+    metrics[f"{split}/pass_at_{k}/tokens_per_problem"] = sum(
+        record.tokens for record in records if record.method == "pass_at_n") / len(problems)
     return metrics
 
 
@@ -340,6 +463,15 @@ ROUND_STAGES: dict[str, tuple[Stage, ...]] = {
         ("train_prm", train_prm),
         ("evaluate", evaluate),
     ),
+    "rest_em": (
+        ("sample", sample),
+        ("filter_traces", filter_samples),
+        ("train_policy", train_policy),
+        ("train_prm", keep_prm),
+        ("evaluate", evaluate),
+    ),
 }
 """The stages of rounds >= 1 per self-training method (`--method`). ReST-MCTS*: search with the last round's
-models, infer process rewards, keep the verified traces, train the policy on them and the PRM on the values."""
+models, infer process rewards, keep the verified traces, train the policy on them and the PRM on the values.
+ReST-EM: sample solutions with the last round's policy (as many tokens as the matched ReST-MCTS* run's search),
+keep the oracle-correct ones, train the policy on them with the same steps; the PRM is carried forward."""

@@ -20,7 +20,7 @@ import ray
 from rest_mcts.data import Problem
 from rest_mcts.search_models import NEUTRAL_SCORE, SamplerSettings, build_search_models
 from rest_mcts.seeds import shard_seed, worker_seed
-from search.mcts import MCTSParams, run_mcts
+from search.mcts import MCTSParams, complete_best_paths, run_mcts
 from search.tree import Tree
 from search.types import Prefix
 from search.value_inference import grade_terminal_nodes
@@ -86,6 +86,8 @@ class SearchWorker:
         self._reseed_for(problems, settings.seed)
         prompts = [(problem.id, self.task.format_prompt(problem)) for problem in problems]
         trees = run_mcts(prompts, self.sampler.propose, self._score, params)
+        if params.stop_at_end_gate:  # solving: every tree answers, even one whose budget ran out first
+            complete_best_paths(trees, self.sampler.greedy, self._score, params.max_depth)
         by_id = {problem.id: problem for problem in problems}
         for tree in trees:
             problem = by_id[tree.problem_id]
@@ -104,6 +106,21 @@ class SearchWorker:
                          self.task.check_answer(result.answer, problem.answer))
             for problem, result in zip(problems, results)
         ]
+
+    def sample(self, settings: SamplerSettings, problems: list[Problem], num_samples: int,
+               max_depth: int) -> list[dict]:
+        """`num_samples` solutions per problem sampled step by step (ReST-EM's data): per problem its finished
+        solutions (steps and whether the oracle accepts them) and the tokens generated for it."""
+        self._use(settings)
+        from search.baselines import sample_solutions
+
+        self._reseed_for(problems, settings.seed)
+        prompts = [self.task.format_prompt(problem) for problem in problems]
+        samples = sample_solutions(prompts, self.sampler.propose, num_samples, max_depth)
+        return [{"problem_id": problem.id, "tokens": tokens,
+                 "solutions": [{"steps": list(c.steps), "correct": self.task.is_correct(problem, c.steps)}
+                               for c in finished]}
+                for problem, (finished, tokens) in zip(problems, samples, strict=True)]
 
     def run_call(self, settings: SamplerSettings, problems: list[Problem], call) -> list:
         """One `evaluation.MethodCall` on `problems`: a method group at one budget and seed; its records."""

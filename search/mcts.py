@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from search.tree import Node, Tree
-from search.types import Prefix, ProposedStep, ProposeFn, ScoreFn, checked_propose, checked_score
+from search.types import GreedyFn, Prefix, ProposedStep, ProposeFn, ScoreFn, checked_propose, checked_score
 
 
 @dataclass(frozen=True)
@@ -328,6 +328,44 @@ def run_mcts(
     while any(not tree.stop_reason for tree in trees):
         simulate(trees, propose, score, params)
     return trees
+
+
+def best_leaf(tree: Tree) -> int:
+    """The leaf reached from the root by always taking the child of highest V (ties: the earlier child)."""
+    node = tree.root
+    while node.children:
+        children = [tree.nodes[child_id] for child_id in node.children]
+        node = max(children, key=lambda child: (child.value, -child.node_id))
+    return node.node_id
+
+
+def complete_best_paths(trees: Sequence[Tree], greedy: GreedyFn, score: ScoreFn, max_depth: int) -> None:
+    """Give every tree without a terminal node one: its best path (`best_leaf`) continued by the policy's argmax
+    steps until a final step or max_depth, each new step added as a scored node (its tokens count in
+    `tokens_used`). So a search stopped by its budget before any solution finished still answers, as anytime
+    search should; trees that hold a terminal node are left alone. One `greedy` and one `score` call per level."""
+    open_leaves = {index: best_leaf(tree) for index, tree in enumerate(trees) if not tree.terminal_nodes()}
+    while open_leaves:
+        indices = list(open_leaves)
+        steps = greedy([trees[index].prefix_of(open_leaves[index]) for index in indices])
+        added = []
+        for index, step in zip(indices, steps, strict=True):
+            tree, leaf = trees[index], open_leaves[index]
+            if not step.text.strip():  # the policy ends the solution here: the leaf is as finished as it gets
+                tree.dropped_tokens += step.num_tokens
+                tree.nodes[leaf].is_terminal = True
+                del open_leaves[index]
+                continue
+            terminal = step.is_final or tree.nodes[leaf].depth + 1 >= max_depth
+            child = tree.add_child(leaf, step.text, step.num_tokens, is_terminal=terminal)
+            added.append((tree, child))
+            if terminal:
+                del open_leaves[index]
+            else:
+                open_leaves[index] = child
+        if added:
+            for (tree, child), value in zip(added, checked_score(score, [t.prefix_of(c) for t, c in added])):
+                tree.nodes[child].prm_score = tree.nodes[child].value = value
 
 
 # Reading the answer ---------------------------------------------------------------------------

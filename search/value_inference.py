@@ -71,10 +71,26 @@ VALUE_TARGETS = ("quality", "hard")
 node's subtree holds a correct answer, else 0)."""
 
 
+VALUE_NODES = ("finished", "all")
+"""Which nodes of a tree get value examples: `finished` (the official ReST-MCTS* code) only nodes with a
+terminal node in their subtree, whose label rests on at least one finished solution below them; `all` also
+the nodes below which nothing was finished (sampled children never expanded, unfinished leaves), labelled
+"no correct answer below" though none was looked for."""
+
+
+def finished_below(tree: Tree) -> list[bool]:
+    """Per node id: True when the node's subtree (the node included) holds a terminal node."""
+    finished = [False] * len(tree.nodes)
+    for node in reversed(tree.nodes):  # children have larger ids than their parents
+        finished[node.node_id] = node.is_terminal or any(finished[child] for child in node.children)
+    return finished
+
+
 def value_targets(
-    tree: Tree, rewards: dict[int, NodeReward], target: str = "quality"
+    tree: Tree, rewards: dict[int, NodeReward], target: str = "quality", nodes: str = "all"
 ) -> list[tuple[tuple[str, ...], float]]:
-    """(steps, target) of every non-root node that has a reward, in node id order.
+    """(steps, target) of every non-root node that has a reward (with `nodes="finished"`, only those with a
+    terminal node below them), in node id order.
 
     `quality` gives v_k, which grows along a correct path (1/d, 2/d, ..., 1), so most of its spread
     is depth; `hard` gives r_k mapped to {0, 1}, the same at every depth, so siblings differ only
@@ -82,9 +98,12 @@ def value_targets(
     """
     if target not in VALUE_TARGETS:
         raise ValueError(f"unknown value target {target!r}; expected one of {VALUE_TARGETS}")
+    if nodes not in VALUE_NODES:
+        raise ValueError(f"unknown value node rule {nodes!r}; expected one of {VALUE_NODES}")
+    keep = finished_below(tree) if nodes == "finished" else [True] * len(tree.nodes)
     return [
         (tree.steps_of(node.node_id),
          rewards[node.node_id].quality_value if target == "quality" else float(rewards[node.node_id].hard_estimate > 0))
         for node in tree.nodes[1:]
-        if node.node_id in rewards
+        if node.node_id in rewards and keep[node.node_id]
     ]

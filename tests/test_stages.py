@@ -95,5 +95,47 @@ def test_every_method_round_searches_infers_filters_trains_both_models_and_evalu
 def test_an_unknown_method_is_rejected_naming_the_flag():
     from rest_mcts.config import ConfigError, RunConfig, validate
 
-    with pytest.raises(ConfigError, match="--method 'rest_em'"):
-        validate(RunConfig(method="rest_em"))
+    with pytest.raises(ConfigError, match="--method 'rest_xyz'.*rest_em"):
+        validate(RunConfig(method="rest_xyz"))
+
+
+def test_rest_em_keeps_correct_distinct_samples_per_problem_and_reads_the_matched_search_tokens(tmp_path):
+    from rest_mcts.config import ConfigError, EvalConfig, RestEMConfig, RunConfig, TaskConfig, TracesConfig, validate
+    from rest_mcts.data import PolicyExample, read_jsonl
+    from rest_mcts.rounds import Round
+    from rest_mcts.stages import ROUND_STAGES, Context, filter_samples, rest_em_target_tokens
+
+    assert [name for name, _ in ROUND_STAGES["rest_em"]] == [
+        "sample", "filter_traces", "train_policy", "train_prm", "evaluate"]
+    matched = tmp_path / "matched"
+    Round.of(matched, 1).path.mkdir(parents=True)
+    (matched / "config.yaml").write_text("rounds: 1\n")
+    Round.of(matched, 1).record("search", 1.0, {"search/tokens": 1234.0})
+    config = RunConfig(method="rest_em", rest_em=RestEMConfig(match_tokens_of=str(matched)),
+                       task=TaskConfig(seed_problems=10, train_problems=8, test_problems=5, ood_problems=5),
+                       traces=TracesConfig(max_per_problem=2), eval=EvalConfig(dev_problems=2))
+    context = Context.of(config, tmp_path / "run")
+    assert rest_em_target_tokens(context, Round.of(tmp_path / "run", 1)) == 1234
+    with pytest.raises(ValueError, match="round 2 has no finished search"):
+        rest_em_target_tokens(context, Round.of(tmp_path / "run", 2))
+    with pytest.raises(ConfigError, match="--rest_em.match_tokens_of"):
+        validate(RunConfig(rest_em=RestEMConfig(match_tokens_of=str(tmp_path / "nothing"))))
+
+    task, (first, second) = context.task, context.problems.train[:2]
+    right = list(task.reference_steps(first))
+    wrong = right[:-1] + ["9\n"]
+    round_ = Round.of(tmp_path / "run", 1)
+    round_.path.mkdir(parents=True)
+    rows = [{"problem_id": first.id, "tokens": 10, "wave": 0,
+             "solutions": [{"steps": wrong, "correct": False}, {"steps": right, "correct": True},
+                           {"steps": right, "correct": True}]},
+            {"problem_id": second.id, "tokens": 10, "wave": 0, "solutions": [{"steps": wrong, "correct": False}]},
+            {"problem_id": first.id, "tokens": 10, "wave": 1,
+             "solutions": [{"steps": right[:-1] + ["other\n"], "correct": True},
+                           {"steps": right[:-1] + ["third\n"], "correct": True}]}]
+    (round_.path / "samples.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    metrics = filter_samples(context, round_)
+    kept = list(read_jsonl(round_.path / "policy_examples.jsonl", PolicyExample))
+    # duplicates dropped, wrong ones dropped, at most max_per_problem (2), in sampling order
+    assert [example.steps for example in kept] == [tuple(right), tuple(right[:-1] + ["other\n"])]
+    assert metrics["examples/policy"] == 2

@@ -311,7 +311,7 @@ def test_get_task_returns_the_registered_task():
 
 
 def test_get_task_rejects_an_unknown_name_listing_the_known_tasks():
-    with pytest.raises(ValueError, match=r"'gsm8k'.*\['last_letter', 'modchain'\]"):
+    with pytest.raises(ValueError, match=r"'gsm8k'.*\['last_letter', 'modchain', 'modtarget'\]"):
         get_task("gsm8k")
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from rest_mcts.tasks.base import SPLITS, Task
 from rest_mcts.tasks.last_letter import LastLetterTask
 from rest_mcts.tasks.modchain import ModChainTask
+from rest_mcts.tasks.modtarget import ModTargetTask
 
-TASKS = {"modchain": ModChainTask, "last_letter": LastLetterTask}
+TASKS = {"modtarget": ModTargetTask, "modchain": ModChainTask, "last_letter": LastLetterTask}
 
 
 def get_task(name: str) -> Task:
