@@ -5,6 +5,7 @@
 # The control and ReST-EM start from the ReST-MCTS* run's own round 0 (warm start and first PRM are the same by
 # definition), so only rounds 1-3 differ: each resumes a copy of that round with its own settings.
 # Usage: bash experiments/self_training.sh [RUN_DIR] [SEEDS...]
+# A run whose folder exists is resumed (finished rounds are kept), so an interrupted script can be started again.
 # EVALUATE_SEEDS (default: the first two seeds) chooses the runs whose last round `rest_mcts.evaluate` compares.
 set -euo pipefail
 run_dir=${1:-runs/self_training}
@@ -15,7 +16,11 @@ evaluate_seeds=${EVALUATE_SEEDS:-$(echo $seeds | cut -d' ' -f1-2)}
 arm_from_round_0() {  # arm_from_round_0 SEED ARM KEY=VALUE...: a copy of the ReST-MCTS* run's round 0, resumed
   local seed=$1 arm=$2; shift 2
   local folder="$run_dir/$arm-seed$seed"
-  rm -rf "$folder" && mkdir -p "$folder"
+  if [[ -f "$folder/config.yaml" ]]; then
+    python -m rest_mcts.iterate --run-dir "$run_dir" --experiment "$arm-seed$seed" --resume
+    return
+  fi
+  mkdir -p "$folder"
   cp -r "$run_dir/selftrain-seed$seed/round_00" "$folder/"
   python - "$run_dir/selftrain-seed$seed/config.yaml" "$folder/config.yaml" "$arm-seed$seed" "$@" <<'PY'
 import sys
@@ -37,11 +42,17 @@ PY
 }
 
 for seed in $seeds; do
-  python -m rest_mcts.iterate --rounds 3 --seed "$seed" --run-dir "$run_dir" --experiment "selftrain-seed$seed" --overwrite
+  if [[ -f "$run_dir/selftrain-seed$seed/config.yaml" ]]; then
+    python -m rest_mcts.iterate --run-dir "$run_dir" --experiment "selftrain-seed$seed" --resume
+  else
+    python -m rest_mcts.iterate --rounds 3 --seed "$seed" --run-dir "$run_dir" --experiment "selftrain-seed$seed"
+  fi
   arm_from_round_0 "$seed" control control=true
   arm_from_round_0 "$seed" restem method=rest_em "rest_em.match_tokens_of=$run_dir/selftrain-seed$seed"
 done
 for seed in $evaluate_seeds; do
-  python -m rest_mcts.evaluate --run "$run_dir/selftrain-seed$seed" --overwrite
+  if [[ ! -f "$run_dir/selftrain-seed$seed/evaluate_round_03/summary.json" ]]; then
+    python -m rest_mcts.evaluate --run "$run_dir/selftrain-seed$seed" --seeds 0 1 --overwrite
+  fi
 done
 python experiments/summarize.py "$run_dir"

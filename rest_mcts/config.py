@@ -17,8 +17,9 @@ from trainers.engine import TrainSpec
 
 @dataclass(frozen=True)
 class TaskConfig:
-    name: str = "modchain"
-    """Task to train on: modchain (mod-10 chains) or last_letter (last-letter concatenation)."""
+    name: str = "modtarget"
+    """Task to train on: modtarget (reach a target digit; the default), modchain (mod-10 chains) or last_letter
+    (last-letter concatenation); docs/tasks.md."""
     seed_problems: int = 1000
     """Problems with worked solutions used for the round-0 warm start (SFT seed set)."""
     train_problems: int = 3000
@@ -87,6 +88,10 @@ class ValuesConfig:
     """Which nodes of a tree get value examples: 'finished' (the official code: only nodes with a finished
     solution below them) or 'all' (also nodes below which nothing was finished, labelled as having no correct
     answer below)."""
+    unsolved_trees: str = "terminals"
+    """What trees with no correct answer give: 'terminals' (their finished wrong solutions, target 0: the surest
+    negatives a search produces), 'all' (every node the `nodes` rule keeps, target 0, though the right steps
+    among them were only not followed far enough) or 'none' (the official code: nothing)."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,7 @@ class TrainConfig(TrainSpec):
     """Optimizer steps per round (0: use epochs); equal steps make the seed-only control fair."""
     seed: int = 0
     """Offset of the training seed: a round trains with run seed + round + this offset."""
-    warm_start_steps: int = 800
+    warm_start_steps: int = 1000
     """Optimizer steps of the round-0 warm start."""
 
 
@@ -226,10 +231,10 @@ class RunConfig:
     values: ValuesConfig = field(default_factory=ValuesConfig)
     traces: TracesConfig = field(default_factory=TracesConfig)
     rest_em: RestEMConfig = field(default_factory=RestEMConfig)
-    policy_train: TrainConfig = field(default_factory=TrainConfig)
+    policy_train: TrainConfig = field(default_factory=lambda: TrainConfig(learning_rate=2e-3, warmup_steps=60))
     prm_train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(micro_batch_size=32, learning_rate=1e-3, max_steps=30,
-                                            warm_start_steps=40)
+        default_factory=lambda: TrainConfig(micro_batch_size=32, learning_rate=1e-3, max_steps=100,
+                                            warm_start_steps=200)
     )
     eval: EvalConfig = field(default_factory=EvalConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
@@ -279,6 +284,8 @@ def validate(config: RunConfig) -> None:
 
     if config.values.target not in VALUE_TARGETS:
         raise ConfigError(f"--values.target {config.values.target!r}: expected one of {VALUE_TARGETS}")
+    if config.values.unsolved_trees not in ("terminals", "all", "none"):
+        raise ConfigError(f"--values.unsolved_trees {config.values.unsolved_trees!r}: expected terminals, all or none")
     if config.values.nodes not in VALUE_NODES:
         raise ConfigError(f"--values.nodes {config.values.nodes!r}: expected one of {VALUE_NODES}")
     if config.search.decode not in ("cached", "generate"):

@@ -172,12 +172,14 @@ def infer_values(ctx: Context, round_: Round) -> dict[str, float]:
     tasks the AUROC of the targets against the true step labels is reported for the emitted examples and for
     every node (the unexplored ones included)."""
     from rest_mcts.evaluation import auroc
-    from search.value_inference import infer_process_rewards, value_targets
+    from search.value_inference import infer_process_rewards, unsolved_rewards, value_targets
 
     task, values, examples = ctx.task, ctx.config.values, []
     all_targets, all_labels = [], []
     for problem, tree in _searched_trees(ctx, round_):
         rewards = infer_process_rewards(tree, lambda steps, p=problem: task.is_correct(p, steps))
+        if not rewards and values.unsolved_trees != "none":
+            rewards = unsolved_rewards(tree, terminals_only=values.unsolved_trees == "terminals")
         prompt = task.format_prompt(problem)
         for steps, target in value_targets(tree, rewards, values.target, values.nodes):
             label = task.step_labels(problem, steps)[-1] if task.synthetic else None

@@ -66,6 +66,14 @@ def infer_process_rewards(
     return rewards
 
 
+def unsolved_rewards(tree: Tree, terminals_only: bool = False) -> dict[int, NodeReward]:
+    """Rewards of a tree with no correct terminal node: every node (with `terminals_only`, every terminal node)
+    has no correct answer below it (r = −1, quality value 0, reasoning distance 0 for "none found"). The official
+    code takes no examples from such a tree; its graded terminals are nonetheless the surest negatives a search
+    produces, while its other nodes may be right steps that were not followed far enough."""
+    return {node.node_id: NodeReward(0, -1, 0.0) for node in tree.nodes if node.is_terminal or not terminals_only}
+
+
 VALUE_TARGETS = ("quality", "hard")
 """PRM regression targets: `quality` (ReST-MCTS* v_k) or `hard` (Math-Shepherd's hard estimate, 1 when the
 node's subtree holds a correct answer, else 0)."""

@@ -129,3 +129,26 @@ def test_interrupted_run_resumes_and_leaves_loadable_checkpoints_and_logged_metr
         assert logged[index]["test/greedy/accuracy"] == pytest.approx(metrics["test/greedy/accuracy"])
     assert "test greedy" in output and "Ray dashboard: http://127.0.0.1" in output
     assert "train policy: step 4/4" in output  # training progress reaches the console
+
+
+@pytest.mark.slow
+def test_rest_em_samples_as_many_tokens_as_the_matched_rest_mcts_search_and_trains_the_policy_only(tmp_path):
+    base = ["--rounds", "1", "--run-dir", "runs", *TINY, "--eval.pass_at_k", "2"]
+    code, output = finish(iterate([*base, "--experiment", "mcts"], tmp_path))
+    assert code == 0, output
+    code, output = finish(iterate([*base, "--experiment", "em", "--method", "rest_em",
+                                   "--rest_em.match_tokens_of", "runs/mcts"], tmp_path))
+    assert code == 0, output
+    mcts, em = (tmp_path / "runs" / name / "round_01" for name in ("mcts", "em"))
+    target = json.loads((mcts / "eval.json").read_text())["search/tokens"]
+    metrics = json.loads((em / "eval.json").read_text())
+    assert metrics["sample/target_tokens"] == target
+    samples = [json.loads(line) for line in (em / "samples.jsonl").read_text().splitlines()]
+    spent = sum(row["tokens"] for row in samples)
+    assert spent == metrics["sample/tokens"]
+    per_sample = spent / (metrics["sample/per_problem"] * 12)  # 12 problems a round
+    assert abs(spent - target) <= per_sample * 12  # within one wave of one sample per problem
+    assert not (em / "value_examples.jsonl").exists() and not (em / "trees.jsonl").exists()
+    assert (em / "policy_examples.jsonl").exists() and (em / "prm").is_dir()
+    assert "test/greedy/accuracy" in metrics and "test/pass_at_2/accuracy" not in metrics  # pass@k: round 0
+    assert "test/pass_at_2/accuracy" in json.loads((tmp_path / "runs" / "em" / "round_00" / "eval.json").read_text())

@@ -11,9 +11,9 @@ import signal
 import pytest
 
 from rest_mcts.data import Problem
-from rest_mcts.tasks import get_task
+from rest_mcts.tasks import get_task, modtarget
 from rest_mcts.tasks.base import HELD_OUT_POOL
-from rest_mcts.tasks.modtarget import ModTargetTask, apply_operations, parse_question, solutions
+from rest_mcts.tasks.modtarget import ModTargetTask, apply_operations, derivation_checks, parse_question, solutions
 
 # Independent arithmetic: left to right, each result reduced mod 10.
 OPS = {"+": lambda a, b: (a + b) % 10, "-": lambda a, b: (a - b) % 10, "*": lambda a, b: (a * b) % 10}
@@ -37,14 +37,16 @@ def still_reachable(digits, target: int, chosen: str) -> bool:
 
 
 def write_steps(digits, target: int, operations: str) -> list[str]:
-    """The documented step form, written here from the module docstring rather than by the task."""
+    """The documented step form, written here from the module docstring rather than by the task: value '?' digit
+    '=', the three values of +, -, * (in that order), the chosen operation, ';', the chain left (the new value
+    first; alone after the last digit), '=', target. Nothing records the operations chosen before."""
     steps, value = [], digits[0]
     for index, operation in enumerate(operations):
-        new_value = OPS[operation](value, digits[index + 1])
-        rest = digits[index + 2:]
-        record = operations[:index + 1]
-        tail = "?".join(map(str, [new_value, *rest])) + f"={target}:{record}" if rest else record
-        steps.append(f"{value}{operation}{digits[index + 1]}={new_value};{tail}\n")
+        digit = digits[index + 1]
+        values = "".join(str(OPS[op](value, digit)) for op in "+-*")
+        new_value = OPS[operation](value, digit)
+        chain = "?".join(map(str, [new_value, *digits[index + 2:]]))
+        steps.append(f"{value}?{digit}={values}{operation};{chain}={target}\n")
         value = new_value
     return steps
 
@@ -77,12 +79,11 @@ def test_parse_question_rejects_another_form_naming_the_question(question):
         parse_question(question)
 
 
-def test_parse_question_rejects_a_non_ascii_digit_naming_the_question():
-    # BUG (rest_mcts/tasks/modtarget.py, parse_question): the form check uses str.isdigit, which accepts "²";
-    # int("²") then raises a ValueError that does not name the question. (And "٣", also isdigit, is silently read
-    # as 3.) Expected to fail until the check accepts ASCII digits only.
-    with pytest.raises(ValueError, match=re.escape(repr("3?²=7"))):
-        parse_question("3?²=7")
+@pytest.mark.parametrize("question", ["3?²=7", "3?٣=7", "٣?4=7", "3?4=٣"])
+def test_parse_question_rejects_a_non_ascii_digit_naming_the_question(question):
+    # "²" and "٣" pass str.isdigit; only ASCII digits are digits of a question.
+    with pytest.raises(ValueError, match=re.escape(repr(question))):
+        parse_question(question)
 
 
 def test_apply_operations_evaluates_left_to_right_mod_10():
@@ -178,10 +179,8 @@ def test_default_problems_are_rare_targets():
 
 
 def test_an_unsatisfiable_solution_share_is_an_error_not_a_hang():
-    # BUG (rest_mcts/tasks/modtarget.py, ModTargetTask._make_one): with one operation, no target is reached by at
-    # most 0.15 of the 3 strings (0.45 < 1), so `make` redraws forever and problems() hangs; nothing checks that
-    # the share admits any problem of the split's lengths. Expected to fail (stopped after 0.5 s) until the task
-    # raises a ValueError for such a configuration.
+    # With one operation no target is reached by at most 0.15 of the 3 strings (0.45 < 1): drawing would redraw
+    # forever, so the task must refuse the configuration (stopped after 0.5 s if it hangs instead).
     def give_up(signum, frame):
         raise TimeoutError("problems() still drawing after 0.5 s")
 
@@ -205,16 +204,43 @@ def test_held_out_questions_never_appear_in_seed_or_train(small_splits):
 
 # Reference solutions and the step format.
 
+# The documented example: 3?4?2?5=5 with "+-*" (3+4=7, 3-4=9, 3*4=2; 7+2=9, 7-2=5, 7*2=4; 5+5=0, 5-5=0, 5*5=5).
+Q5 = "3?4?2?5=5"
+S1, S2, S3 = "3?4=792+;7?2?5=5\n", "7?2=954-;5?5=5\n", "5?5=005*;5=5\n"
+
 
 def test_steps_for_writes_the_documented_steps():
-    assert ModTargetTask().steps_for("3?4?2?5=7", "+-*") == ["3+4=7;7?2?5=7:+\n", "7-2=5;5?5=7:+-\n", "5*5=5;+-*\n"]
-    assert ModTargetTask().steps_for("2?5=7", "-") == ["2-5=7;-\n"]
-    assert ModTargetTask().steps_for("9?9?3=4", "*") == ["9*9=1;1?3=4:*\n"]  # a prefix of a solution
+    assert ModTargetTask().steps_for(Q5, "+-*") == [S1, S2, S3]
+    assert ModTargetTask().steps_for("2?5=7", "-") == ["2?5=770-;7=7\n"]  # one step: the final one at once
+    assert ModTargetTask().steps_for("9?9?3=4", "*") == ["9?9=801*;1?3=4\n"]  # a prefix of a solution
+    assert ModTargetTask().steps_for(Q5, "") == []
+
+
+def test_the_documented_example_is_the_independent_writer_s():
+    assert write_steps([3, 4, 2, 5], 5, "+-*") == [S1, S2, S3]
+
+
+def test_the_module_docstring_shows_the_steps_the_task_writes():
+    # The docstring's example steps (as written there, without the delimiter) are the task's and the writer's.
+    doc = modtarget.__doc__
+    assert "`3?4?2?5=5`" in doc
+    for step in (S1, S2, S3):
+        assert f"`{step.strip()}`" in doc, step
+    assert "(3+4=7, 3-4=9, 3*4=2; + chosen)" in doc  # the three values in the order +, -, *
+    # The answer is the operations chosen, and the right answers it names are right.
+    assert "(`+-*`)" in doc and "six here: `+-*`, `*--`" in doc
+    assert ":+" not in doc  # no record of the operations chosen any more
+
+
+def test_the_documented_question_has_six_right_answers():
+    right = solutions([3, 4, 2, 5], 5)
+    assert len(right) == 6 and "+-*" in right and "*--" in right
+    assert right == [ops for ops in every_operation_string(3) if chain_value([3, 4, 2, 5], ops) == 5]
 
 
 def test_steps_for_agrees_with_the_documented_form_on_random_chains():
     task, rng = ModTargetTask(), random.Random(3)
-    for _ in range(100):
+    for _ in range(200):
         digits = [rng.randint(1, 9) for _ in range(rng.randint(2, 7))]
         target = rng.randint(0, 9)
         question = "?".join(map(str, digits)) + f"={target}"
@@ -222,13 +248,22 @@ def test_steps_for_agrees_with_the_documented_form_on_random_chains():
         assert task.steps_for(question, operations) == write_steps(digits, target, operations)
 
 
+def test_steps_for_agrees_with_the_documented_form_for_every_operation_string():
+    task = ModTargetTask()
+    for digits, target in (([3, 4, 2, 5], 5), ([5, 5, 9], 0), ([9, 8, 7, 6, 1], 3)):
+        question = "?".join(map(str, digits)) + f"={target}"
+        for operations in every_operation_string(len(digits) - 1):
+            assert task.steps_for(question, operations) == write_steps(digits, target, operations)
+
+
 def test_reference_steps_are_a_correct_solution_with_all_labels_true(small_splits):
     task, splits = small_splits
     for problems in splits.values():
         for problem in problems:
             steps = task.reference_steps(problem)
-            digits, _ = parse_question(problem.question)
+            digits, target = parse_question(problem.question)
             assert len(steps) == len(digits) - 1, problem
+            assert steps == write_steps(digits, target, task.extract_answer(steps)), problem
             assert task.is_correct(problem, steps), problem
             assert task.step_labels(problem, steps) == [True] * len(steps), problem
 
@@ -252,8 +287,19 @@ def test_reference_steps_are_fixed_per_question_and_drawn_among_all_solutions(sm
 def test_reference_steps_do_not_depend_on_the_process():
     # Drawn from a generator seeded by the question text, so every process (any PYTHONHASHSEED) gets these steps.
     task = ModTargetTask()
-    assert task.reference_steps(problem_of("3?4?2?5=9")) == ["3+4=7;7?2?5=9:+\n", "7*2=4;4?5=9:+*\n", "4+5=9;+*+\n"]
-    assert task.reference_steps(problem_of("3?4?2?5=0")) == ["3+4=7;7?2?5=0:+\n", "7-2=5;5?5=0:+-\n", "5-5=0;+--\n"]
+    assert task.reference_steps(problem_of("3?4?2?5=9")) == [
+        "3?4=792+;7?2?5=9\n", "7?2=954*;4?5=9\n", "4?5=990+;9=9\n"]
+    assert task.reference_steps(problem_of("3?4?2?5=0")) == [
+        "3?4=792+;7?2?5=0\n", "7?2=954-;5?5=0\n", "5?5=005-;0=0\n"]
+
+
+def test_a_reference_solution_ends_with_the_target_beside_itself():
+    # Every right solution's final step shows the last value, the target, beside the target, after the operation
+    # it chose; a wrong one's shows another value.
+    task = ModTargetTask()
+    for operations in every_operation_string(3):
+        final = task.steps_for(Q5, operations)[-1].strip()
+        assert final.endswith(f"{operations[-1]};5=5") == (operations in solutions([3, 4, 2, 5], 5)), operations
 
 
 # Final steps and answers.
@@ -261,35 +307,224 @@ def test_reference_steps_do_not_depend_on_the_process():
 
 @pytest.mark.parametrize(
     "step_text, final",
-    [("5*5=5;+-*\n", True), ("5*5=5;+-*", True), (" 2-5=7;- \n", True), ("+-\n", True),
-     ("3+4=7;7?2?5=7:+\n", False), ("7-2=5;5?5=7:+-\n", False), ("3+4=7;\n", False), ("5*5=5;+-x\n", False),
-     ("5*5=5;+ -\n", False), ("\n", False), ("", False)],
+    [(S3, True), (S3.strip(), True), (" 2?5=770-;7=7 \n", True), ("2?5=770-;7=7", True),
+     ("5?5=123*;5=5\n", True),  # the form only: wrong values are derivation_checks' business
+     ("5?5=005*;5=7\n", True), ("5?5=005*;7=5\n", True), ("0?0=000+;0=0\n", True),
+     (S1, False), (S2, False), ("7?2=954-;5?5?5?5=5\n", False),  # a chain of several digits
+     ("5?5=005*;=5\n", False), ("5?5=005*;5=\n", False), ("5?5=005*;55=5\n", False),
+     ("5?5=005*;5?=5\n", False), ("5?5=005*;?5=5\n", False), ("5?5=005*;5=55\n", False),
+     ("5?5=05*;5=5\n", False), ("5?5=0055*;5=5\n", False), ("5?5=005;5=5\n", False),
+     ("5?5=005**;5=5\n", False), ("5?5=005x;5=5\n", False), ("5?5=*005;5=5\n", False),
+     ("5?5=005 *;5=5\n", False), ("5?5=005*; 5=5\n", False),
+     ("5?55=005*;5=5\n", False), ("55?5=005*;5=5\n", False), ("5*5=005*;5=5\n", False),
+     ("5?5=005*5=5\n", False), ("5?5=005*;5=5;\n", False), ("5?5=005*;5=5=5\n", False),
+     ("5?5=005*;5=5\n5?5=005*;5=5\n", False),
+     ("5?5=005*;5=٥\n", False), ("5?5=00٥*;5=5\n", False), ("5?5=005*;²=5\n", False),  # ASCII digits only
+     ("5?5=005*;5=5:+-*\n", False), ("5?5=005*;5=5:\n", False),  # the record form
+     ("5*5=5;+-*\n", False), ("+-*\n", False), ("+-\n", False),  # the older final form
+     ("\n", False), ("", False)],
 )
-def test_final_step_is_the_operation_record_alone_after_the_last_semicolon(step_text, final):
+def test_final_step_is_a_step_whose_chain_is_a_lone_value(step_text, final):
     assert ModTargetTask().is_final_step(step_text) is final
+
+
+def test_only_the_last_step_of_a_written_solution_is_final():
+    task, rng = ModTargetTask(), random.Random(5)
+    for _ in range(100):
+        digits = [rng.randint(1, 9) for _ in range(rng.randint(2, 7))]
+        operations = "".join(rng.choice("+-*") for _ in digits[1:])
+        steps = write_steps(digits, rng.randint(0, 9), operations)
+        assert [task.is_final_step(step) for step in steps] == [False] * (len(steps) - 1) + [True]
 
 
 def test_extract_answer_reads_the_operations_of_the_final_step():
     task = ModTargetTask()
-    steps = task.steps_for("3?4?2?5=7", "+-*")
+    steps = task.steps_for(Q5, "+-*")
     assert task.extract_answer(steps) == "+-*"
     assert task.extract_answer(steps[:2]) is None
     assert task.extract_answer([]) is None
-    ended_at_eos = task.steps_for("3?4?2?5=7", "++-")
+    ended_at_eos = task.steps_for(Q5, "++-")
     ended_at_eos[-1] = ended_at_eos[-1].rstrip("\n")
     assert task.extract_answer(ended_at_eos) == "++-"  # no delimiter after the final step
+    assert task.extract_answer([step.strip() for step in steps]) == "+-*"
+    assert task.extract_answer([" " + step for step in steps]) == "+-*"
+    assert task.extract_answer(["2?5=770-;7=7"]) == "-"  # a one-step derivation
+    assert task.extract_answer(["2?5=770+;7=7"]) == "+"  # + and - give 7: the answer is the operation chosen
+
+
+def test_extract_answer_reads_every_honest_derivation_wrong_answers_included():
+    # The derivation is checked, not the answer: a wrong operation string, honestly derived, is still read.
+    task, rng = ModTargetTask(), random.Random(6)
+    for _ in range(100):
+        digits = [rng.randint(1, 9) for _ in range(rng.randint(2, 7))]
+        target = rng.randint(0, 9)
+        operations = "".join(rng.choice("+-*") for _ in digits[1:])
+        steps = write_steps(digits, target, operations)
+        assert task.extract_answer(steps) == operations, steps
+        assert derivation_checks(steps)
+        steps[-1] = steps[-1].rstrip("\n")
+        assert task.extract_answer(steps) == operations, steps
+        for end in range(len(steps)):
+            assert task.extract_answer(steps[:end]) is None and not derivation_checks(steps[:end])
 
 
 @pytest.mark.parametrize("broken", [
-    ["3+4=7;7?2?5=7:+\n", "9+5=4;++-"],  # skips a step: the chain 7?2?5 is not carried on
-    ["3+4=8;8?2?5=7:+\n", "8-2=6;6?5=7:+-\n", "6*5=0;+-*\n"],  # 3+4 is not 8
-    ["3+4=7;7?2?5=7:+\n", "7-2=5;5?5=7:+-\n", "5*5=7;+-*\n"],  # the target written as the last value
-    ["3+4=7;7?2?5=7:+\n", "7-2=5;5?5=7:-+\n", "5*5=5;-+*\n"],  # the record rewritten
-    ["3+4=7;7?2?5=7:+\n", "7-2=5;5?6=7:+-\n", "5*6=0;+-*\n"],  # a digit of the chain miscopied
-    ["3+4=7;7?2?5=7:+\n", "7-2=5;5?5=7:+-\n", "5*5=5;+-*\n", "5+1=6;+-*+\n"],  # goes on after the answer
+    # A wrong one of the three values (not the chosen one, so nothing else gives it away).
+    ["3?4=782+;7?2?5=5\n", S2, S3],  # 3-4 is 9
+    ["3?4=793+;7?2?5=5\n", S2, S3],  # 3*4 is 2
+    [S1, "7?2=054-;5?5=5\n", S3],  # 7+2 is 9
+    [S1, S2, "5?5=105*;5=5\n"],  # 5+5 is 0
+    [S1, S2, "5?5=015*;5=5\n"],  # 5-5 is 0
+    [S1, S2, "5?5=006*;6=5\n"],  # 5*5 is 5 (and the lie carried on)
+    # The values out of order, one missing or one added.
+    ["3?4=729+;7?2?5=5\n", S2, S3],  # the + value right, - and * swapped
+    ["3?4=79+;7?2?5=5\n", S2, S3],
+    ["3?4=7922+;7?2?5=5\n", S2, S3],
+    # A wrong chosen value, carried on consistently.
+    ["3?4=892+;8?2?5=5\n", "8?2=066-;6?5=5\n", "6?5=110*;0=5\n"],  # 3+4 is not 8
+    [S1, S2, "5?5=555*;5=5\n"],  # the target written as every value
+    [S1, S2, "5?5=505+;5=5\n"],  # the target written as the chosen value (5+5 is 0)
+    # The chain not starting with the chosen value.
+    ["3?4=792+;9?2?5=5\n", "9?2=178-;7?5=5\n", "7?5=225*;5=5\n"],  # + chosen, the - value carried
+    ["3?4=792-;7?2?5=5\n", S2, S3],  # - chosen, the + value carried
+    [S1, S2, "5?5=005+;5=5\n"],  # the target copied instead of 5+5=0
+    [S1, S2, "5?5=005-;5=5\n"],  # the target copied instead of 5-5=0
+    [S1, "7?2=954-;9?5=5\n", "9?5=445-;4=5\n"],
+    [S1, "7?2=954+;5?5=5\n", S3],  # the operation changed alone: the chain still takes the - value
+    [S1, "7?2=954*;5?5=5\n", S3],
+    # A miscopied digit of the chain (or a step that does not take the chain's next digit).
+    ["3?4=792+;7?3?5=5\n", S2, S3],
+    [S1, "7?2=954-;5?6=5\n", "5?6=190*;0=5\n"],  # carried on: the next step still sees it
+    [S1, "7?3=041-;4?5=5\n", "4?5=990*;0=5\n"],  # the step reads 3 where the chain says 2
+    [S1, "6?2=842-;4?5=5\n", "4?5=990*;0=5\n"],  # the step reads 6 where the chain says 7
+    ["3?4=792+;7?5=5\n", S2, S3],  # a digit dropped from the chain
+    [S1, "7?2=954-;5=5\n"],  # the last digit dropped: a final step too early
+    [S1, "7?2=954-;5=5\n", S3],  # a lone value before the last digit, and the last digit taken anyway
+    ["3?4=792+;7?2?5?1=5\n", S2, S3],  # a digit added to the chain
+    ["3?4=792+;7?5?2=5\n", S2, S3],  # digits reordered
+    # A changed target.
+    [S1, "7?2=954-;5?5=4\n", "5?5=005*;5=4\n"],
+    [S1, S2, "5?5=005*;5=7\n"],
+    ["3?4=792+;7?2?5=7\n", S2, S3],
+    # The former record of the operations chosen: no longer part of a step.
+    ["3?4=792+;7?2?5=5:+\n", "7?2=954-;5?5=5:+-\n", "5?5=005*;5=5:+-*\n"],
+    [S1, "7?2=954-;5?5=5:+-\n", S3],
+    [S1, S2, "5?5=005*;5=5:+-*\n"],  # on the final step only
+    # A step after the final one.
+    [S1, S2, S3, "5?1=645+;6=5\n"],
+    [S1, S2, S3, S3],
+    [S1, S2, S3, "\n"],
+    ["2?5=770-;7=7\n", "7?5=225*;5=7\n"],  # a lone value is the last step, even of a one-step derivation
+    # A skipped step.
+    [S1, S3],
+    [S1, "9?5=445-;4=5\n"],
+    # A missing final step.
+    [S1, S2],
+    [S1],
+    [S1, S2, "5?5=005*;5?0=5\n"],  # a chain left after the last digit
+    # Another form.
+    [S1, "garbage\n", S3],
+    ["3+4=7;7?2?5=5:+\n", "7-2=5;5?5=5:+-\n", "5*5=5;+-*\n"],  # the first step form
+    [S1, S2, "+-*\n"],
+    ["٣?4=792+;7?2?5=5\n", S2, S3],  # a non-ASCII digit (int("٣") is 3, but only ASCII digits are digits)
+    [S1, "7?2=954-;5?5=5\n;\n", S3],  # two lines in one step
 ])
 def test_extract_answer_refuses_a_derivation_that_does_not_check(broken):
     assert ModTargetTask().extract_answer(broken) is None
+    assert not derivation_checks(broken)
+
+
+def test_the_steps_alone_cannot_see_a_miscopied_or_shortened_question_but_the_outcome_check_does():
+    # Checked from the steps alone, a derivation whose first step miscopies the question and then carries the
+    # miscopy on faithfully is an honest derivation of another question: its answer is read, and judged on the
+    # question's own digits. Here 3?4?3?5 (the 2 miscopied as 3) reaches 5 with "+++"; 3?4?2?5 does not.
+    task = ModTargetTask()
+    steps = ["3?4=792+;7?3?5=5\n", "7?3=041+;0?5=5\n", "0?5=550+;5=5\n"]
+    assert steps == write_steps([3, 4, 3, 5], 5, "+++")
+    assert task.extract_answer(steps) == "+++"
+    assert not task.is_correct(problem_of(Q5), steps)
+    assert task.step_labels(problem_of(Q5), steps) == [False, False, False]
+    # So is a derivation whose first steps are missing (nothing records the operations chosen before): [S2, S3]
+    # is the honest derivation of 7?2?5=5. Its answer is read, and refused by the outcome check (one operation
+    # short for 3?4?2?5), with every label false.
+    assert derivation_checks([S2, S3]) and [S2, S3] == write_steps([7, 2, 5], 5, "-*")
+    assert task.extract_answer([S2, S3]) == "-*"
+    assert not task.check_answer("-*", Q5) and not task.is_correct(problem_of(Q5), [S2, S3])
+    assert task.step_labels(problem_of(Q5), [S2, S3]) == [False, False]
+    assert task.extract_answer([S3]) == "*" and not task.is_correct(problem_of(Q5), [S3])
+
+
+def test_extract_answer_refuses_every_single_miswritten_step_of_a_derivation():
+    # Each miswrite breaks one consistency the steps carry among themselves, so it is caught without the question
+    # (with two steps or more: a lone step's target has nothing to agree with).
+    task, rng = ModTargetTask(), random.Random(7)
+    for _ in range(300):
+        digits = [rng.randint(1, 9) for _ in range(rng.randint(3, 7))]
+        operations = "".join(rng.choice("+-*") for _ in digits[1:])
+        steps = write_steps(digits, rng.randint(0, 9), operations)
+        at = rng.randrange(len(steps))
+        steps[at] = _miswrite(steps[at], rng)
+        assert task.extract_answer(steps) is None, steps
+
+
+def _honest(steps) -> bool:
+    """The steps are, up to surrounding whitespace, the writer's steps of the question and operations they imply
+    (the question read from the first step, the operations from each step's choice) and end with the last digit."""
+    texts = [step.strip() for step in steps]
+    if not texts or any(len(text) < 8 for text in texts):
+        return False
+    first = texts[0]
+    chain, _, target = first[9:].partition("=")
+    digits = [first[0], first[2], *chain.split("?")[1:]]
+    operations = "".join(text[7] for text in texts)
+    if not all(len(d) == 1 and d in "0123456789" for d in digits + [target]) or first[8] != ";":
+        return False
+    if len(operations) != len(digits) - 1 or not all(op in "+-*" for op in operations):
+        return False
+    return texts == [step.strip() for step in write_steps([int(d) for d in digits], int(target), operations)]
+
+
+def test_derivation_checks_accepts_exactly_the_written_derivations_under_random_edits():
+    # One character substituted, inserted or deleted in one step, or a step dropped, repeated or swapped with the
+    # next: derivation_checks passes exactly when the result is still the writer's derivation of some question
+    # (an edit can make another honest derivation, e.g. + for - where both give the same value).
+    rng = random.Random(10)
+    alphabet = "0123456789?=;+-*:x "
+    accepted = refused = 0
+    for _ in range(3000):
+        digits = [rng.randint(1, 9) for _ in range(rng.randint(2, 6))]
+        operations = "".join(rng.choice("+-*") for _ in digits[1:])
+        steps = write_steps(digits, rng.randint(0, 9), operations)
+        at = rng.randrange(len(steps))
+        text = steps[at].rstrip("\n")
+        kind = rng.choice(["substitute", "insert", "delete", "drop", "repeat", "swap"])
+        position = rng.randrange(len(text))
+        if kind == "substitute":
+            steps[at] = text[:position] + rng.choice(alphabet) + text[position + 1:] + "\n"
+        elif kind == "insert":
+            steps[at] = text[:position] + rng.choice(alphabet) + text[position:] + "\n"
+        elif kind == "delete":
+            steps[at] = text[:position] + text[position + 1:] + "\n"
+        elif kind == "drop":
+            del steps[at]
+        elif kind == "repeat":
+            steps.insert(at, steps[at])
+        elif at + 1 < len(steps):
+            steps[at], steps[at + 1] = steps[at + 1], steps[at]
+        honest = _honest(steps)
+        assert derivation_checks(steps) == honest, steps
+        expected = "".join(step.strip()[7] for step in steps) if honest else None
+        assert ModTargetTask().extract_answer(steps) == expected, steps
+        accepted += honest
+        refused += not honest
+    assert accepted > 300 and refused > 1500
+
+
+def test_step_writes_one_step_from_the_value_operation_digits_left_and_target():
+    task = ModTargetTask()
+    assert task._step(3, "+", [4, 2, 5], 5) == (S1, 7)
+    assert task._step(7, "-", [2, 5], 5) == (S2, 5)
+    assert task._step(5, "*", [5], 5) == (S3, 5)
 
 
 def test_check_answer_accepts_every_operation_string_that_reaches_the_target():
@@ -300,6 +535,16 @@ def test_check_answer_accepts_every_operation_string_that_reaches_the_target():
     accepted = [ops for ops in every_operation_string(3) if task.check_answer(ops, nine)]
     assert accepted == [ops for ops in every_operation_string(3) if chain_value([3, 4, 2, 5], ops) == 9]
     assert len(accepted) == 6  # +*+ +*- *++ *+- **+ **-
+
+
+def test_check_answer_agrees_with_brute_force_on_random_questions():
+    task, rng = ModTargetTask(), random.Random(8)
+    for _ in range(60):
+        digits = [rng.randint(1, 9) for _ in range(rng.randint(2, 5))]
+        target = rng.randint(0, 9)
+        question = "?".join(map(str, digits)) + f"={target}"
+        for ops in every_operation_string(len(digits) - 1):
+            assert task.check_answer(ops, question) == (chain_value(digits, ops) == target), (question, ops)
 
 
 @pytest.mark.parametrize("answer", ["++*", "*++", "++", "++++", "", "+x+", "+ +", "1+1", None])
@@ -314,13 +559,29 @@ def test_is_correct_takes_any_right_answer_by_outcome():
     assert task.is_correct(problem, task.steps_for(Q4, "++-"))
     assert not task.is_correct(problem, task.steps_for(Q4, "++*"))
     assert not task.is_correct(problem, task.steps_for(Q4, "++"))
+    # The target written as the last value without the arithmetic: refused, though it stands beside the target.
+    lie = task.steps_for(Q4, "+++")
+    lie[-1] = "9?5=444+;4=4\n"  # 9*5 is 5
+    assert not task.is_correct(problem, lie)
+    lie[-1] = "9?5=444*;4=4\n"
+    assert not task.is_correct(problem, lie)
+    lie[-1] = "9?5=445*;4=4\n"  # * chosen, the + value shown
+    assert not task.is_correct(problem, lie)
+    # 9+5 and 9-5 are both 4: either choice, honestly written, is a right answer of its own.
+    for operation in "+-":
+        steps = task.steps_for(Q4, "+++")[:2] + [f"9?5=445{operation};4=4\n"]
+        assert task.extract_answer(steps) == "++" + operation and task.is_correct(problem, steps)
 
 
 # Step labels.
 
+# 3?4?2?5=4 with "+++": 3+4=7 (3-4=9, 3*4=2), 7+2=9 (7-2=5, 7*2=4), 9+5=4 (9-5=4, 9*5=5).
+R1, R2, R3 = "3?4=792+;7?2?5=4\n", "7?2=954+;9?5=4\n", "9?5=445+;4=4\n"
+
 
 def test_step_labels_of_both_right_solutions_are_all_true():
     task = ModTargetTask()
+    assert task.steps_for(Q4, "+++") == [R1, R2, R3]
     for operations in ("+++", "++-"):
         assert task.step_labels(problem_of(Q4), task.steps_for(Q4, operations)) == [True, True, True]
 
@@ -337,39 +598,55 @@ def test_a_correctly_written_step_that_loses_the_target_is_false_and_so_is_every
 
 @pytest.mark.parametrize(
     "wrong_step",
-    ["3+4=8;8?2?5=4:+\n",  # wrong arithmetic
-     "3+4=7;8?2?5=4:+\n",  # the result shown again differs
-     "3+4=7;7?2?6=4:+\n",  # a digit copied wrong
-     "3+4=7;7?5?2=4:+\n",  # digits copied out of order
-     "3+4=7;7?2?5=5:+\n",  # the target copied wrong
-     "3+4=7;7?2?5=4:-\n",  # the record does not show the operation
-     "3+4=7;7?2?5=4:\n",  # no record
-     "3+4=7;7?2?5=4\n",  # no record at all
-     "4+3=7;7?2?5=4:+\n",  # the digits swapped
-     "3+4=7;+\n",  # a final step too early
-     "3+4=7;7?2?5=4:+;+\n"],
+    ["3?4=892+;8?2?5=4\n",  # wrong arithmetic, carried on
+     "3?4=782+;7?2?5=4\n",  # a wrong value that was not chosen
+     "3?4=793+;7?2?5=4\n",
+     "3?4=729+;7?2?5=4\n",  # the values out of order
+     "3?4=79+;7?2?5=4\n",  # a value missing
+     "3?4=7922+;7?2?5=4\n",  # a value added
+     "3?4=792;7?2?5=4\n",  # no operation chosen
+     "3?4=792+-;7?2?5=4\n",  # two chosen
+     "3?4=792+;8?2?5=4\n",  # the chain starts with no value written
+     "3?4=792+;9?2?5=4\n",  # the chain starts with another operation's value
+     "3?4=792-;7?2?5=4\n",  # - chosen, the + value carried
+     "3?4=792*;7?2?5=4\n",  # * chosen, the + value carried
+     "3?4=792+;7?2?6=4\n",  # a digit copied wrong
+     "3?4=792+;7?5?2=4\n",  # digits copied out of order
+     "3?4=792+;7?2?5?1=4\n",  # a digit added
+     "3?4=792+;7?5=4\n",  # a digit dropped
+     "3?4=792+;7?2?5=5\n",  # the target copied wrong
+     "3?4=792+;7?2?5=\n",  # no target
+     "4?3=712+;7?2?5=4\n",  # the digits swapped
+     "3?4=792+;7=4\n",  # a final step too early
+     "3?4=792+;7?2?5=4;\n",
+     "3?4=792+;7?2?5=4:+\n",  # the former record
+     "٣?4=792+;7?2?5=4\n",  # a non-ASCII digit
+     "3+4=7;7?2?5=4:+\n"],  # the first step form
 )
 def test_a_miswritten_step_is_false_and_so_is_everything_after(wrong_step):
     task = ModTargetTask()
-    later = task.steps_for(Q4, "+++")[1:]
-    assert task.step_labels(problem_of(Q4), [wrong_step, *later]) == [False, False, False]
+    assert task.step_labels(problem_of(Q4), [wrong_step, R2, R3]) == [False, False, False]
 
 
 def test_a_miswritten_later_step_keeps_the_earlier_labels():
     task = ModTargetTask()
-    steps = task.steps_for(Q4, "+++")
-    assert task.step_labels(problem_of(Q4), [steps[0], "7+2=9;9?5=4:+\n", steps[2]]) == [True, False, False]
-    assert task.step_labels(problem_of(Q4), [steps[0], steps[1], "9+5=3;+++\n"]) == [True, True, False]
-    # The right step text of another prefix: "7+2=9;..." after the first step went another way.
-    assert task.step_labels(problem_of(Q4), [task.steps_for(Q4, "*")[0], steps[1]]) == [False, False]
+    problem = problem_of(Q4)
+    assert task.step_labels(problem, [R1, "7?2=954+;9?5=5\n", R3]) == [True, False, False]
+    assert task.step_labels(problem, [R1, "7?2=954+;5?5=4\n", R3]) == [True, False, False]  # the - value taken
+    assert task.step_labels(problem, [R1, R2, "9?5=444+;4=4\n"]) == [True, True, False]
+    # The target copied as the new value though * (9*5=5) was chosen: the exploit the three values are for.
+    assert task.step_labels(problem, [R1, R2, "9?5=445*;4=4\n"]) == [True, True, False]
+    assert task.step_labels(problem, [R1, R2, "9?5=444*;4=4\n"]) == [True, True, False]
+    # The right step text of another prefix: "7?2=954+;..." after the first step went another way.
+    assert task.step_labels(problem, [task.steps_for(Q4, "*")[0], R2]) == [False, False]
 
 
 def test_labels_never_recover_after_a_false_step():
-    # After the miswritten first step, "3+2=5;..." is what the first step would be if the 4 were skipped; it must
+    # After the miswritten first step, "3?2=516+;..." is what the first step would be if the 4 were skipped; it must
     # not count as right whatever state the labeller kept.
     # (With target 0 it would even leave the target reachable: 5-5=0.)
     task = ModTargetTask()
-    steps = ["3+4=8;8?2?5=0:+\n", "3+2=5;5?5=0:+\n", "5-5=0;+-\n"]
+    steps = ["3?4=892+;8?2?5=0\n", "3?2=516+;5?5=0\n", "5?5=005-;0=0\n"]
     assert task.step_labels(problem_of("3?4?2?5=0"), steps) == [False, False, False]
 
 
@@ -377,27 +654,50 @@ def test_step_labels_compare_without_surrounding_whitespace_and_reject_extra_ste
     task = ModTargetTask()
     steps = task.steps_for(Q4, "++-")
     assert task.step_labels(problem_of(Q4), [" " + steps[0], steps[1], steps[2].strip()]) == [True, True, True]
-    assert task.step_labels(problem_of(Q4), steps + ["4+1=5;++-+\n"]) == [True, True, True, False]
+    assert task.step_labels(problem_of(Q4), steps + ["4?1=534+;5=4\n"]) == [True, True, True, False]
+    assert task.step_labels(problem_of(Q4), steps + [steps[-1]]) == [True, True, True, False]
     assert task.step_labels(problem_of(Q4), []) == []
 
 
 def _miswrite(step: str, rng: random.Random) -> str:
     """A variant of a correctly written step that no operation writes (each change breaks one consistency)."""
-    head, tail = step.rstrip("\n").split(";")
-    kinds = ["value", "result", "record"] + (["copy"] if "?" in tail else [])
-    kind = rng.choice(kinds)
-    if kind == "value":  # the running value on the left
-        head = str((int(head[0]) + rng.randint(1, 9)) % 10) + head[1:]
-    elif kind == "result":  # the value after '='
-        head = head[:-1] + str((int(head[-1]) + rng.randint(1, 9)) % 10)
-    elif kind == "record":  # the last operation recorded
-        tail = tail[:-1] + rng.choice([op for op in "+-*" if op != tail[-1]])
+    match = re.fullmatch(r"(\d)\?(\d)=(\d{3})([-+*]);([\d?]+)=(\d)", step.rstrip("\n"))
+    value, digit, values, operation, chain, target = match.groups()
+
+    def other(character: str) -> str:
+        return str((int(character) + rng.randint(1, 9)) % 10)
+
+    kind = rng.choice(["value", "digit", "values", "operation", "start", "copy"])
+    if kind == "value":  # the running value on the left: the three values are no longer its
+        value = other(value)
+    elif kind == "digit":  # the digit on the left
+        digit = other(digit)
+    elif kind == "values":  # one of the three values
+        position = rng.randrange(3)
+        values = values[:position] + other(values[position]) + values[position + 1:]
+    elif kind == "operation":  # the chosen operation alone, to one whose value is not the one the chain took
+        # (with digit 5, + and - give the same value: switching between them writes another honest step; no value
+        # is given by all three operations, so there is always another to switch to)
+        operation = rng.choice([op for op in "+-*" if values["+-*".index(op)] != chain[0]])
+    elif kind == "start":  # the chain's first value, the one chosen
+        chain = other(chain[0]) + chain[1:]
     else:  # one of the digits copied after the new value, or the target
-        chain, record = tail.split(":")
-        position = rng.choice([i for i, c in enumerate(chain) if c.isdigit() and i > 0])
-        chain = chain[:position] + str((int(chain[position]) + rng.randint(1, 9)) % 10) + chain[position + 1:]
-        tail = f"{chain}:{record}"
-    return f"{head};{tail}\n"
+        positions = [i for i, c in enumerate(chain) if c.isdigit() and i > 0] + ["target"]
+        position = rng.choice(positions)
+        if position == "target":
+            target = other(target)
+        else:
+            chain = chain[:position] + other(chain[position]) + chain[position + 1:]
+    return f"{value}?{digit}={values}{operation};{chain}={target}\n"
+
+
+def test_miswrite_always_changes_the_step():
+    rng = random.Random(9)
+    for _ in range(300):
+        digits = [rng.randint(1, 9) for _ in range(rng.randint(2, 6))]
+        steps = write_steps(digits, rng.randint(0, 9), "".join(rng.choice("+-*") for _ in digits[1:]))
+        step = rng.choice(steps)
+        assert _miswrite(step, rng) != step
 
 
 def test_step_labels_agree_with_brute_force_on_random_prefixes():
@@ -421,3 +721,15 @@ def test_step_labels_agree_with_brute_force_on_random_prefixes():
         false_seen += labels.count(False)
         true_seen += labels.count(True)
     assert false_seen > 100 and true_seen > 100
+
+
+def test_step_labels_agree_with_brute_force_on_every_prefix_of_small_questions():
+    task = ModTargetTask()
+    for digits, target in (([3, 4, 2, 5], 4), ([3, 4, 2, 5], 5), ([5, 5, 9, 2], 0), ([7, 1, 3], 1)):
+        question = "?".join(map(str, digits)) + f"={target}"
+        for operations in every_operation_string(len(digits) - 1):
+            expected, right = [], True
+            for index in range(len(operations)):
+                right = right and still_reachable(digits, target, operations[:index + 1])
+                expected.append(right)
+            assert task.step_labels(problem_of(question), write_steps(digits, target, operations)) == expected

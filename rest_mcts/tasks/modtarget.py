@@ -2,19 +2,25 @@
 to right mod 10, ends at the target. A Countdown with one-digit lookups: writing a step is easy, choosing it
 needs lookahead.
 
-Question `3?4?2?5=5`. A step applies one chosen operation to the running value and the next digit, then shows
-what is left and the operations chosen so far: `3+4=7;7?2?5=5:+`, `7-2=5;5?5=5:+-`. The final step shows the last
-value and the answer, the operation string: `5*5=5;+-*`. The answer stands only on a derivation whose every
-written operation is right and whose steps carry the chain and the record on faithfully (checked from the steps
-alone); it is right when its operations, applied to the question's digits, reach the target. Most problems have
-several right answers (`+-*` and `---` here), and a step can be written correctly yet leave a chain from which no
-choice reaches the target. Without the derivation check a policy that writes the target as its last value
-whatever the arithmetic gives would be right by luck one time in ten and teach the PRM nothing at the last step.
+Question `3?4?2?5=5`. A step takes the running value and the next digit, writes the three values they give
+(+, -, * in that order), chooses one operation, then shows the chain left with the chosen value in front and
+the target: `3?4=792+;7?2?5=5` (3+4=7, 3-4=9, 3*4=2; + chosen), `7?2=954-;5?5=5`. The final step leaves the
+last value beside the target: `5?5=005*;5=5`. The answer is the operations chosen, in order (`+-*`); it stands
+only on a derivation whose every written value is right and whose steps carry the chain and the target on
+faithfully (checked from the steps alone), and it is right when its operations, applied to the question's
+digits, reach the target. Most problems have several right answers (six here: `+-*`, `*--`, ...), and a
+step can be written correctly yet leave a chain from which no choice reaches the target.
+
+Why the three values: every value is written before the choice, so it is arithmetic only, never the target
+copied; and the last choice (take the value that equals the target) and its check (the last value beside the
+target) read digits, which tiny models learn in minutes. With one value written after the chosen operation,
+a policy trained on right solutions, whose last value is always the target, learned to write the target as its
+last value whatever the arithmetic gave, and neither it nor a PRM learned to tell (docs/tasks.md).
 
 The true label of a prefix is exact: every step so far is written correctly and the target is still reachable
 from its value with the remaining digits (brute force over the 3^k choices left). Problems are drawn so that few
-of the operation strings reach the target (at most `max_solution_share` of them), so guessing rarely works and a
-search that looks ahead finds what the policy's first guess misses.
+of the operation strings reach the target (at most `max_solution_share` of them), so the first guess rarely
+works and a search that looks ahead finds what it misses.
 """
 
 from __future__ import annotations
@@ -63,34 +69,33 @@ def solutions(digits: Sequence[int], target: int) -> list[str]:
             if apply_operations(digits, "".join(ops)) == target]
 
 
-STEP = re.compile(r"^(\d)([-+*])(\d)=(\d);(?:((?:\d\?)+\d)=(\d):([-+*]+)|([-+*]+))$")
-"""A step: value, operation, digit, '=', result, ';', then the chain left, '=', target, ':', record (or, on the
-final step, the record alone)."""
+STEP = re.compile(r"(?a)^(\d)\?(\d)=(\d)(\d)(\d)([-+*]);((?:\d\?)*\d)=(\d)$")
+"""A step: value '?' digit '=', the three values (+, -, *), the chosen operation, ';', the chain left (the new
+value first; the new value alone after the last digit), '=', target."""
 
 
 def derivation_checks(steps: Sequence[str]) -> bool:
-    """True when every step's operation is computed right and each step carries on the chain, target and record
-    the step before it left: checked from the steps alone, so an answer is read only from an honest derivation."""
+    """True when every step's three values are computed right, the chain starts with the chosen one and carries
+    on the digits and target the step before left, and the last step uses the last digit: checked from the steps
+    alone, so an answer is read only from an honest derivation."""
     chain: list[str] | None = None
-    target = record = None
+    target = None
     for index, text in enumerate(steps):
         match = STEP.match(text.strip())
         if match is None:
             return False
-        value, operation, digit, result, rest, new_target, new_record, final_record = match.groups()
-        if OPERATIONS[operation](int(value), int(digit)) != int(result):
+        value, digit, plus, minus, times, operation, rest, new_target = match.groups()
+        written = {"+": plus, "-": minus, "*": times}
+        if any(str(OPERATIONS[op](int(value), int(digit))) != written[op] for op in OPERATIONS):
             return False
-        if chain is not None and (chain[:2] != [value, digit]):
-            return False
-        if (new_record or final_record) != (record or "") + operation:
-            return False
-        last = index == len(steps) - 1
-        if final_record is not None:
-            return last and (chain is None or len(chain) == 2)
         new_chain = rest.split("?")
-        if new_chain[0] != result or (chain is not None and (new_chain[1:] != chain[2:] or new_target != target)):
+        if new_chain[0] != written[operation]:
             return False
-        chain, target, record = new_chain, new_target, new_record
+        if chain is not None and (chain[:2] != [value, digit] or new_chain[1:] != chain[2:] or new_target != target):
+            return False
+        if len(new_chain) == 1:
+            return index == len(steps) - 1
+        chain, target = new_chain, new_target
     return False
 
 
@@ -98,7 +103,7 @@ class ModTargetTask(Task):
     name = "modtarget"
     synthetic = True
 
-    def __init__(self, seed_ops=(2, 5), train_ops=(3, 5), ood_ops=(6, 7), seed_length_decay=0.8,
+    def __init__(self, seed_ops=(2, 5), train_ops=(3, 5), ood_ops=(6, 7), seed_length_decay=0.9,
                  max_solution_share=0.15):
         self.operation_counts = {"seed": seed_ops, "train": train_ops, "test": train_ops, "ood": ood_ops}
         for split, (low, high) in self.operation_counts.items():
@@ -134,20 +139,19 @@ class ModTargetTask(Task):
 
     # -- writing and reading steps --------------------------------------------------------------------
 
-    def _step(self, value: int, operation: str, digits: Sequence[int], target: int, record: str) -> tuple[str, int]:
+    def _step(self, value: int, operation: str, digits: Sequence[int], target: int) -> tuple[str, int]:
         """The step that applies `operation` to `value` and digits[0]; returns (text, new value)."""
+        values = "".join(str(apply(value, digits[0])) for apply in OPERATIONS.values())
         new_value = OPERATIONS[operation](value, digits[0])
-        record += operation
-        rest = digits[1:]
-        tail = ("?".join(map(str, (new_value, *rest))) + f"={target}:{record}") if rest else record
-        return f"{value}{operation}{digits[0]}={new_value};{tail}{self.step_delimiter}", new_value
+        chain = "?".join(map(str, (new_value, *digits[1:])))
+        return f"{value}?{digits[0]}={values}{operation};{chain}={target}{self.step_delimiter}", new_value
 
     def steps_for(self, question: str, operations: str) -> list[str]:
         """The correctly written steps that choose `operations` (which need not reach the target)."""
         digits, target = parse_question(question)
         steps, value = [], digits[0]
         for index, operation in enumerate(operations):
-            text, value = self._step(value, operation, digits[index + 1:], target, operations[:index])
+            text, value = self._step(value, operation, digits[index + 1:], target)
             steps.append(text)
         return steps
 
@@ -161,18 +165,16 @@ class ModTargetTask(Task):
         choice = random.Random(f"modtarget/{problem.question}").choice(right)
         return self.steps_for(problem.question, choice)
 
-    def _result(self, step_text: str) -> str:
-        return step_text.strip().rsplit(";", 1)[-1]
-
     def is_final_step(self, step_text: str) -> bool:
-        result = self._result(step_text)
-        return bool(result) and all(character in OPERATIONS for character in result)
+        """The step leaves a lone value: `v?d=abc<op>;<value>=<target>`."""
+        match = STEP.match(step_text.strip())
+        return match is not None and "?" not in match.group(7)
 
     def extract_answer(self, steps: Sequence[str]) -> str | None:
         """The operation string of a finished derivation that checks (`derivation_checks`), else None."""
         if not steps or not self.is_final_step(steps[-1]) or not derivation_checks(steps):
             return None
-        return self._result(steps[-1])
+        return "".join(STEP.match(step.strip()).group(6) for step in steps)
 
     def check_answer(self, answer: str | None, oracle: str) -> bool:
         """Right when the operations, applied to the oracle question's digits, reach its target."""
@@ -186,16 +188,15 @@ class ModTargetTask(Task):
         """Per prefix: every step so far is the correctly written step of some operation, and the target is still
         reachable from the prefix's value with the digits left (exact, by enumeration)."""
         digits, target = parse_question(problem.question)
-        labels, still_right, value, record = [], True, digits[0], ""
+        labels, still_right, value = [], True, digits[0]
         for index, step_text in enumerate(steps):
             if still_right and index < len(digits) - 1:
                 written = step_text.strip()
-                matches = [(op, *self._step(value, op, digits[index + 1:], target, record)) for op in OPERATIONS]
+                matches = [(op, *self._step(value, op, digits[index + 1:], target)) for op in OPERATIONS]
                 chosen = [(op, new_value) for op, text, new_value in matches if text.strip() == written]
                 still_right = bool(chosen)
                 if still_right:
                     operation, value = chosen[0]
-                    record += operation
                     still_right = reachable(value, tuple(digits[index + 2:]), target)
             else:
                 still_right = False

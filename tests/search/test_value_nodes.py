@@ -150,3 +150,29 @@ def test_an_unknown_node_rule_is_rejected_naming_it():
         value_targets(tree, rewards, nodes="visited")
     with pytest.raises(ValueError, match="unknown value node rule"):
         value_targets(tree, {}, nodes="")
+
+
+def test_a_tree_without_a_right_answer_gives_its_wrong_solutions_or_every_node_as_negatives():
+    from search.value_inference import unsolved_rewards
+
+    tree = Tree.new("p", "Q: ")
+    a = tree.add_child(0, "A\n")
+    wrong = tree.add_child(a, "wrong B\n", is_terminal=True)
+    open_leaf = tree.add_child(0, "C\n")
+    assert infer_process_rewards(tree, ends_in_correct) == {}  # the official rule: nothing from this tree
+    only_terminals = unsolved_rewards(tree, terminals_only=True)
+    assert set(only_terminals) == {wrong} and only_terminals[wrong].hard_estimate == -1
+    assert value_targets(tree, only_terminals, "hard", "finished") == [(("A\n", "wrong B\n"), 0.0)]
+    every = unsolved_rewards(tree)
+    assert set(every) == {0, a, wrong, open_leaf}
+    assert value_targets(tree, every, "hard", "finished") == [(("A\n",), 0.0), (("A\n", "wrong B\n"), 0.0)]
+    assert [target for _, target in value_targets(tree, every, "quality", "all")] == [0.0, 0.0, 0.0]
+
+
+def test_the_value_rules_are_checked_naming_the_flag():
+    from rest_mcts.config import ConfigError, RunConfig, ValuesConfig, validate
+
+    with pytest.raises(ConfigError, match="--values.unsolved_trees 'some'"):
+        validate(RunConfig(values=ValuesConfig(unsolved_trees="some")))
+    with pytest.raises(ConfigError, match="--values.nodes 'leaves'"):
+        validate(RunConfig(values=ValuesConfig(nodes="leaves")))
