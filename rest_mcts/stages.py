@@ -412,7 +412,7 @@ def evaluate(ctx: Context, round_: Round) -> dict[str, float]:
                                 f"round {round_.index} {split} greedy")
         write_jsonl(round_.path / f"eval_{split}_greedy.jsonl", greedy)
         metrics.update(greedy_metrics(greedy, split))
-        if config.eval.pass_at_k and (round_.index == 0 or config.eval.pass_at_k_every_round):
+        if split == "test" and config.eval.pass_at_k and (round_.index == 0 or config.eval.pass_at_k_every_round):
             metrics.update(pass_at_k_metrics(pool, problems, config, split))
         trees = search_to_file(pool, problems, params, round_.path / f"eval_{split}_trees.jsonl", per_task,
                                f"round {round_.index} {split} MCTS*")

@@ -48,7 +48,8 @@ def test_no_flags_and_no_file_give_the_defaults():
 
 def test_prm_training_has_its_own_defaults():
     config = RunConfig()
-    assert config.prm_train.max_steps < config.policy_train.max_steps
+    assert config.prm_train.learning_rate != config.policy_train.learning_rate
+    assert config.prm_train.micro_batch_size != config.policy_train.micro_batch_size
     assert config.prm_train.warm_start_steps < config.policy_train.warm_start_steps
     assert replace(config.policy_train, max_steps=0) != replace(config.prm_train, max_steps=0)
 
