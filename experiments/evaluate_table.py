@@ -1,5 +1,6 @@
 """A compact markdown table from one or more `python -m rest_mcts.evaluate` outputs: per split and method,
-accuracy and tokens per problem at each budget, read from their summary.json files.
+accuracy and tokens per problem at each budget, read from their summary.json files; then MCTS* against the
+best other method at equal tokens, recomputed from records.jsonl (`rest_mcts.evaluation.compare_mcts`).
 
 Usage: python experiments/evaluate_table.py experiments/results/search-methods-round3/<folder> [...]
 """
@@ -34,5 +35,14 @@ def table(folder: Path) -> str:
     return "\n".join(lines)
 
 
+def comparison(folder: Path) -> str:
+    from rest_mcts.data import read_jsonl
+    from rest_mcts.evaluate import format_comparisons
+    from rest_mcts.evaluation import MethodRecord, compare_mcts
+
+    rows = compare_mcts(list(read_jsonl(folder / "records.jsonl", MethodRecord)))
+    return f"{folder.name}: MCTS* against the best other method at equal tokens\n\n" + format_comparisons(rows)
+
+
 if __name__ == "__main__":
-    print("\n\n".join(table(Path(folder)) for folder in sys.argv[1:]))
+    print("\n\n".join(table(Path(folder)) + "\n\n" + comparison(Path(folder)) for folder in sys.argv[1:]))

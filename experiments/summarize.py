@@ -99,8 +99,15 @@ def per_seed_gains(results) -> str:
 def comparisons(run_dir: Path) -> str:
     """MCTS* against the best other method at each budget, from every evaluation under `run_dir`."""
     lines = []
+    from dataclasses import asdict
+
+    from rest_mcts.data import read_jsonl
+    from rest_mcts.evaluation import MethodRecord, compare_mcts
+
     for summary in sorted(run_dir.glob("*/evaluate_round_*/summary.json")):
-        rows = json.loads(summary.read_text()).get("mcts_vs_best_other", [])
+        records = summary.parent / "records.jsonl"
+        rows = ([asdict(row) for row in compare_mcts(list(read_jsonl(records, MethodRecord)))] if records.exists()
+                else json.loads(summary.read_text()).get("mcts_vs_best_other", []))
         if not rows:
             continue
         lines += [f"\n{summary.parent.parent.name} {summary.parent.name}:",

@@ -155,9 +155,9 @@ class EvalConfig:
     one beats it by a sign test with family-wise error 0.01 (`evaluation.pick_answer_margin`). 0: no dev
     split; `answer_margin` is used as given."""
     pass_at_k: int = 16
-    """k of round 0's pass@k (and self-consistency@k) on the test split: k solutions sampled per problem at the
-    evaluation temperature, right when any is: the oracle ceiling of every method that reads k samples, the headroom search
-    has over greedy decoding; 0: off."""
+    """k of round 0's pass@k (and self-consistency@k) on the test split: k solutions sampled per problem at
+    the evaluation temperature, right when any is: the oracle ceiling of every method that reads k samples,
+    the headroom search has over greedy decoding; 0: off."""
     pass_at_k_every_round: bool = False
     """Measure pass@k in every round's evaluation, not only in round 0's."""
     answer_margin: float = 0.1

@@ -314,8 +314,10 @@ def summarize(records: Sequence[MethodRecord]) -> list[SummaryRow]:
 
 @dataclass(frozen=True)
 class Comparison:
-    """MCTS* against the most accurate other method at one budget (pass@N, an oracle, excluded; greedy, which
-    spends less than any budget, included)."""
+    """MCTS* against the most accurate other method at one budget that spent no more tokens per problem than
+    MCTS* did or the budget allows, whichever is larger, within 10% (pass@N, an oracle, excluded; greedy
+    included). Methods sized by the budget can overshoot it (ToT-BFS spends at least k solutions' worth); they
+    join the comparison at the budgets where their spending matches."""
 
     split: str
     budget: int
@@ -340,10 +342,14 @@ def paired_interval(mine: np.ndarray, theirs: np.ndarray, resamples: int = 2000,
     return float(low), float(high)
 
 
-def compare_mcts(records: Sequence[MethodRecord], method: str = "mcts") -> list[Comparison]:
-    """Per split and budget where `method` ran: its accuracy difference to the best other method, paired."""
+def compare_mcts(records: Sequence[MethodRecord], method: str = "mcts",
+                 tolerance: float = 0.1) -> list[Comparison]:
+    """Per split and budget where `method` ran: its accuracy difference to the best other method that spent at
+    most (1 + tolerance) times max(budget, `method`'s mean tokens) per problem, paired over problems."""
     outcome: dict[tuple[str, str, int], dict[tuple[int, str], bool]] = {}
+    spent: dict[tuple[str, str, int], list[int]] = {}
     for record in records:
+        spent.setdefault((record.split, record.method, record.budget), []).append(record.tokens)
         outcome.setdefault((record.split, record.method, record.budget), {})[(record.seed, record.problem_id)] = (
             record.correct)
 
@@ -360,8 +366,9 @@ def compare_mcts(records: Sequence[MethodRecord], method: str = "mcts") -> list[
         seeds = sorted({seed for seed, _ in table})
         problem_ids = sorted({pid for _, pid in table})
         mine = matrix((split, name, budget), seeds, problem_ids)
+        allowance = (1 + tolerance) * max(budget, float(np.mean(spent[(split, name, budget)])))
         others = [key for key in outcome if key[0] == split and key[1] not in (method, "pass_at_n")
-                  and (key[2] == budget or key[1] == "greedy")]
+                  and (key[2] == budget or key[1] == "greedy") and float(np.mean(spent[key])) <= allowance]
         if not others:
             continue
         scored = [(matrix(key, seeds, problem_ids), key[1]) for key in others]

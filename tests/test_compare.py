@@ -193,3 +193,14 @@ def test_a_budget_multiple_that_is_not_a_number_is_a_usage_error(capsys):
         build_parser().parse_args(["--budget-multiples", "two"])
     assert exit_info.value.code == 2
     assert "--budget-multiples" in capsys.readouterr().err
+
+
+def test_a_method_that_spent_more_tokens_than_mcts_and_the_budget_is_left_out():
+    def spending(method: str, budget: int, correct: bool, tokens: int) -> list[MethodRecord]:
+        return [MethodRecord("test", method, budget, 0, f"p{i}", correct, tokens, 0.0) for i in range(4)]
+
+    records = (spending("mcts", 100, False, 90) + spending("tot_bfs", 100, True, 300)
+               + spending("best_of_n_last", 100, False, 105))
+    (only,) = compare_mcts(records)
+    assert only.method == "best_of_n_last"  # ToT's 300 tokens are not the budget's 100
+    assert compare_mcts(records, tolerance=3.0)[0].method == "tot_bfs"
