@@ -334,12 +334,9 @@ class Comparison:
 
 
 def paired_interval(mine: np.ndarray, theirs: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95% paired bootstrap interval of mean(mine) - mean(theirs); both are [seeds, problems] in the same order."""
-    per_problem = mine.mean(axis=0) - theirs.mean(axis=0)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(per_problem), size=(resamples, len(per_problem)))
-    low, high = np.percentile(per_problem[draws].mean(axis=1), [2.5, 97.5])
-    return float(low), float(high)
+    """95% paired bootstrap interval of mean(mine) - mean(theirs); both are [seeds, problems] in the same order:
+    `bootstrap_interval` of the per-outcome differences, so each resampled problem keeps both methods' outcomes."""
+    return bootstrap_interval(mine - theirs, resamples, seed)
 
 
 def compare_mcts(records: Sequence[MethodRecord], method: str = "mcts",

@@ -181,13 +181,14 @@ def infer_values(ctx: Context, round_: Round) -> dict[str, float]:
         if not rewards and values.unsolved_trees != "none":
             rewards = unsolved_rewards(tree, terminals_only=values.unsolved_trees == "terminals")
         prompt = task.format_prompt(problem)
-        for steps, target in value_targets(tree, rewards, values.target, values.nodes):
-            label = task.step_labels(problem, steps)[-1] if task.synthetic else None
-            examples.append(ValueExample(problem.id, prompt, steps, target, label))
-        if task.synthetic:
+        labels: dict[tuple[str, ...], bool] = {}
+        if task.synthetic:  # every node's true label, once; the emitted examples are among these nodes
             for steps, target in value_targets(tree, rewards, values.target, "all"):
+                labels[steps] = task.step_labels(problem, steps)[-1]
                 all_targets.append(target)
-                all_labels.append(task.step_labels(problem, steps)[-1])
+                all_labels.append(labels[steps])
+        for steps, target in value_targets(tree, rewards, values.target, values.nodes):
+            examples.append(ValueExample(problem.id, prompt, steps, target, labels.get(steps)))
     write_jsonl(round_.path / "value_examples.jsonl", examples)
     metrics = {"examples/value": float(len(examples)), "examples/value_all_nodes": float(len(all_targets))}
     labelled = [example for example in examples if example.step_correct is not None]
@@ -281,22 +282,25 @@ def filter_samples(ctx: Context, round_: Round) -> dict[str, float]:
     task, traces = ctx.task, ctx.config.traces
     problems = {problem.id: problem for problem in ctx.problems.train}
     kept: dict[str, list[tuple[str, ...]]] = {}
+    sound_traces = 0
     for row in read_jsonl(round_.path / "samples.jsonl"):
         chosen = kept.setdefault(row["problem_id"], [])
         for solution in row["solutions"]:
             steps = tuple(solution["steps"])
-            if solution["correct"] and steps not in chosen and len(chosen) < traces.max_per_problem:
-                if traces.oracle_step_filter and not all(task.step_labels(problems[row["problem_id"]], steps)):
-                    continue
-                chosen.append(steps)
+            if not solution["correct"] or steps in chosen or len(chosen) >= traces.max_per_problem:
+                continue
+            sound = task.synthetic and all(task.step_labels(problems[row["problem_id"]], steps))
+            if traces.oracle_step_filter and not sound:
+                continue
+            chosen.append(steps)
+            sound_traces += sound
     order = {problem_id: index for index, problem_id in enumerate(problems)}
     examples = [PolicyExample(problem_id, task.format_prompt(problems[problem_id]), steps)
                 for problem_id in sorted(kept, key=order.__getitem__) for steps in kept[problem_id]]
     write_jsonl(round_.path / "policy_examples.jsonl", examples)
     metrics = {"examples/policy": float(len(examples))}
     if examples and task.synthetic:
-        metrics["filter/sound_trace_rate"] = sum(
-            all(task.step_labels(problems[e.problem_id], e.steps)) for e in examples) / len(examples)
+        metrics["filter/sound_trace_rate"] = sound_traces / len(examples)
     return metrics
 
 

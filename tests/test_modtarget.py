@@ -26,6 +26,15 @@ def chain_value(digits, operations: str) -> int:
     return value
 
 
+def random_digits(rng: random.Random, low: int, high: int) -> list[int]:
+    """A chain of low to high digits 1-9."""
+    return [rng.randint(1, 9) for _ in range(rng.randint(low, high))]
+
+
+def question_of(digits, target: int) -> str:
+    return "?".join(map(str, digits)) + f"={target}"
+
+
 def every_operation_string(count: int) -> list[str]:
     return ["".join(ops) for ops in itertools.product("+-*", repeat=count)]
 
@@ -96,7 +105,7 @@ def test_apply_operations_evaluates_left_to_right_mod_10():
 def test_apply_operations_agrees_with_plain_arithmetic_on_random_chains():
     rng = random.Random(1)
     for _ in range(200):
-        digits = [rng.randint(1, 9) for _ in range(rng.randint(2, 7))]
+        digits = random_digits(rng, 2, 7)
         operations = "".join(rng.choice("+-*") for _ in digits[1:])
         assert apply_operations(digits, operations) == chain_value(digits, operations)
 
@@ -106,7 +115,7 @@ def test_solutions_are_exactly_the_operation_strings_that_reach_the_target():
     assert solutions([3, 4, 2, 5], 7) == []
     rng = random.Random(2)
     for _ in range(60):
-        digits = [rng.randint(1, 9) for _ in range(rng.randint(2, 6))]
+        digits = random_digits(rng, 2, 6)
         target = rng.randint(0, 9)
         found = solutions(digits, target)
         expected = {ops for ops in every_operation_string(len(digits) - 1) if chain_value(digits, ops) == target}
@@ -241,9 +250,9 @@ def test_the_documented_question_has_six_right_answers():
 def test_steps_for_agrees_with_the_documented_form_on_random_chains():
     task, rng = ModTargetTask(), random.Random(3)
     for _ in range(200):
-        digits = [rng.randint(1, 9) for _ in range(rng.randint(2, 7))]
+        digits = random_digits(rng, 2, 7)
         target = rng.randint(0, 9)
-        question = "?".join(map(str, digits)) + f"={target}"
+        question = question_of(digits, target)
         operations = "".join(rng.choice("+-*") for _ in range(rng.randint(0, len(digits) - 1)))
         assert task.steps_for(question, operations) == write_steps(digits, target, operations)
 
@@ -251,7 +260,7 @@ def test_steps_for_agrees_with_the_documented_form_on_random_chains():
 def test_steps_for_agrees_with_the_documented_form_for_every_operation_string():
     task = ModTargetTask()
     for digits, target in (([3, 4, 2, 5], 5), ([5, 5, 9], 0), ([9, 8, 7, 6, 1], 3)):
-        question = "?".join(map(str, digits)) + f"={target}"
+        question = question_of(digits, target)
         for operations in every_operation_string(len(digits) - 1):
             assert task.steps_for(question, operations) == write_steps(digits, target, operations)
 
@@ -331,7 +340,7 @@ def test_final_step_is_a_step_whose_chain_is_a_lone_value(step_text, final):
 def test_only_the_last_step_of_a_written_solution_is_final():
     task, rng = ModTargetTask(), random.Random(5)
     for _ in range(100):
-        digits = [rng.randint(1, 9) for _ in range(rng.randint(2, 7))]
+        digits = random_digits(rng, 2, 7)
         operations = "".join(rng.choice("+-*") for _ in digits[1:])
         steps = write_steps(digits, rng.randint(0, 9), operations)
         assert [task.is_final_step(step) for step in steps] == [False] * (len(steps) - 1) + [True]
@@ -356,7 +365,7 @@ def test_extract_answer_reads_every_honest_derivation_wrong_answers_included():
     # The derivation is checked, not the answer: a wrong operation string, honestly derived, is still read.
     task, rng = ModTargetTask(), random.Random(6)
     for _ in range(100):
-        digits = [rng.randint(1, 9) for _ in range(rng.randint(2, 7))]
+        digits = random_digits(rng, 2, 7)
         target = rng.randint(0, 9)
         operations = "".join(rng.choice("+-*") for _ in digits[1:])
         steps = write_steps(digits, target, operations)
@@ -459,7 +468,7 @@ def test_extract_answer_refuses_every_single_miswritten_step_of_a_derivation():
     # (with two steps or more: a lone step's target has nothing to agree with).
     task, rng = ModTargetTask(), random.Random(7)
     for _ in range(300):
-        digits = [rng.randint(1, 9) for _ in range(rng.randint(3, 7))]
+        digits = random_digits(rng, 3, 7)
         operations = "".join(rng.choice("+-*") for _ in digits[1:])
         steps = write_steps(digits, rng.randint(0, 9), operations)
         at = rng.randrange(len(steps))
@@ -492,7 +501,7 @@ def test_derivation_checks_accepts_exactly_the_written_derivations_under_random_
     alphabet = "0123456789?=;+-*:x "
     accepted = refused = 0
     for _ in range(3000):
-        digits = [rng.randint(1, 9) for _ in range(rng.randint(2, 6))]
+        digits = random_digits(rng, 2, 6)
         operations = "".join(rng.choice("+-*") for _ in digits[1:])
         steps = write_steps(digits, rng.randint(0, 9), operations)
         at = rng.randrange(len(steps))
@@ -540,9 +549,9 @@ def test_check_answer_accepts_every_operation_string_that_reaches_the_target():
 def test_check_answer_agrees_with_brute_force_on_random_questions():
     task, rng = ModTargetTask(), random.Random(8)
     for _ in range(60):
-        digits = [rng.randint(1, 9) for _ in range(rng.randint(2, 5))]
+        digits = random_digits(rng, 2, 5)
         target = rng.randint(0, 9)
-        question = "?".join(map(str, digits)) + f"={target}"
+        question = question_of(digits, target)
         for ops in every_operation_string(len(digits) - 1):
             assert task.check_answer(ops, question) == (chain_value(digits, ops) == target), (question, ops)
 
@@ -694,7 +703,7 @@ def _miswrite(step: str, rng: random.Random) -> str:
 def test_miswrite_always_changes_the_step():
     rng = random.Random(9)
     for _ in range(300):
-        digits = [rng.randint(1, 9) for _ in range(rng.randint(2, 6))]
+        digits = random_digits(rng, 2, 6)
         steps = write_steps(digits, rng.randint(0, 9), "".join(rng.choice("+-*") for _ in digits[1:]))
         step = rng.choice(steps)
         assert _miswrite(step, rng) != step
@@ -704,9 +713,9 @@ def test_step_labels_agree_with_brute_force_on_random_prefixes():
     task, rng = ModTargetTask(), random.Random(4)
     false_seen = true_seen = 0
     for _ in range(400):
-        digits = [rng.randint(1, 9) for _ in range(rng.randint(2, 6))]
+        digits = random_digits(rng, 2, 6)
         target = rng.randint(0, 9)
-        question = "?".join(map(str, digits)) + f"={target}"
+        question = question_of(digits, target)
         operations = "".join(rng.choice("+-*") for _ in range(rng.randint(1, len(digits) - 1)))
         steps = write_steps(digits, target, operations)
         wrong_at = rng.randrange(len(steps)) if rng.random() < 0.3 else None
@@ -726,7 +735,7 @@ def test_step_labels_agree_with_brute_force_on_random_prefixes():
 def test_step_labels_agree_with_brute_force_on_every_prefix_of_small_questions():
     task = ModTargetTask()
     for digits, target in (([3, 4, 2, 5], 4), ([3, 4, 2, 5], 5), ([5, 5, 9, 2], 0), ([7, 1, 3], 1)):
-        question = "?".join(map(str, digits)) + f"={target}"
+        question = question_of(digits, target)
         for operations in every_operation_string(len(digits) - 1):
             expected, right = [], True
             for index in range(len(operations)):
