@@ -20,7 +20,7 @@ class TaskConfig:
     name: str = "modtarget"
     """Task to train on: modtarget (reach a target digit; the default), modchain (mod-10 chains) or last_letter
     (last-letter concatenation); docs/tasks.md."""
-    seed_problems: int = 1000
+    seed_problems: int = 8000
     """Problems with worked solutions used for the round-0 warm start (SFT seed set)."""
     train_problems: int = 3000
     """Size of the pool of training problems searched by the rounds."""
@@ -127,7 +127,7 @@ class TrainConfig(TrainSpec):
     """Optimizer steps per round (0: use epochs); equal steps make the seed-only control fair."""
     seed: int = 0
     """Offset of the training seed: a round trains with run seed + round + this offset."""
-    warm_start_steps: int = 1000
+    warm_start_steps: int = 1400
     """Optimizer steps of the round-0 warm start."""
 
 

@@ -55,7 +55,7 @@ def mcts_metrics(task: Task, problems: Sequence[Problem], trees: Sequence[Tree],
     correct, scores, labels = [], [], []
     ranked_right, pairs = 0.0, 0
     for problem, tree in zip(problems, trees):
-        best = best_answer_node(tree, answer_margin)
+        best = best_answer_node(tree, answer_margin, task.extract_answer)
         correct.append(best is not None and task.is_correct(problem, tree.steps_of(best)))
         if task.synthetic:
             tree_labels = node_step_labels(task, problem, tree)
@@ -114,7 +114,7 @@ def pick_answer_margin(task: Task, problems: Sequence[Problem], trees: Sequence[
         raise ValueError("no answer margins to choose from")
     right: dict[float, list[bool]] = {}
     for margin in margins:
-        answers = [best_answer_node(tree, margin) for tree in trees]
+        answers = [best_answer_node(tree, margin, task.extract_answer) for tree in trees]
         right[margin] = [best is not None and task.is_correct(problem, tree.steps_of(best))
                          for problem, tree, best in zip(problems, trees, answers, strict=True)]
     default = max(margins)
@@ -244,7 +244,7 @@ def run_call(call: MethodCall, task: Task, problems: Sequence[Problem], propose:
         complete_best_paths(trees, greedy, score, params.max_depth)
         results["mcts"] = []
         for tree in trees:
-            best = best_answer_node(tree, call.answer_margin)
+            best = best_answer_node(tree, call.answer_margin, task.extract_answer)
             chosen = tree.steps_of(best) if best is not None else None
             answer = task.extract_answer(chosen) if chosen is not None else None
             results["mcts"].append(baselines.MethodResult(tree.problem_id, chosen, answer, tree.tokens_used))

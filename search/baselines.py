@@ -88,8 +88,19 @@ def weighted_vote(answers: Sequence[str | None], weights: Sequence[float]) -> st
     return min(totals, key=lambda answer: (-totals[answer], answer))
 
 
-def best_of_n(candidates: Sequence[Candidate], how: str) -> Candidate | None:
-    """The finished candidate with the highest aggregated PRM score; ties go to the earliest."""
+def with_answers(candidates: Sequence[Candidate], extract_answer: AnswerFn | None) -> Sequence[Candidate]:
+    """The candidates whose answer can be read, or all of them when none can (or no reader is given): a
+    solution with no answer is never picked over one that has an answer, as a vote never counts it."""
+    if extract_answer is None:
+        return candidates
+    readable = [candidate for candidate in candidates if extract_answer(candidate.steps) is not None]
+    return readable or candidates
+
+
+def best_of_n(candidates: Sequence[Candidate], how: str, extract_answer: AnswerFn | None = None) -> Candidate | None:
+    """The finished candidate with the highest aggregated PRM score among those with an answer
+    (`with_answers`); ties go to the earliest."""
+    candidates = with_answers(candidates, extract_answer)
     if not candidates:
         return None
     best_index = max(range(len(candidates)), key=lambda i: (aggregate(candidates[i].step_scores, how), -i))
@@ -205,7 +216,7 @@ def sampling_methods(
         if score is None:
             continue
         for how in aggregations:
-            best = best_of_n(finished, how)
+            best = best_of_n(finished, how, extract_answer)
             chosen = best.steps if best is not None else None
             answer = extract_answer(chosen) if chosen is not None else None
             results[f"best_of_n_{how}"].append(MethodResult(problem_id, chosen, answer, tokens_used, finished))
@@ -311,10 +322,11 @@ def _top(candidates: Sequence[Candidate], count: int) -> list[Candidate]:
 def _level_results(
     prompts: Sequence[tuple[str, str]], problems: list[_Problem], extract_answer: AnswerFn
 ) -> list[MethodResult]:
-    """Per problem: the finished candidate whose last step the PRM scored highest (ties: earliest)."""
+    """Per problem: the finished candidate whose last step the PRM scored highest among those with an answer
+    (`with_answers`; ties: earliest)."""
     results = []
     for (problem_id, _), problem in zip(prompts, problems):
-        best = _top(problem.finished, 1)
+        best = _top(list(with_answers(problem.finished, extract_answer)), 1)
         chosen = best[0].steps if best else None
         answer = extract_answer(chosen) if chosen is not None else None
         results.append(MethodResult(problem_id, chosen, answer, problem.tokens_used, problem.finished))

@@ -10,7 +10,7 @@ the answers for its own prefixes, a tree searched in a batch ends exactly as it 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -381,8 +381,11 @@ def sibling_ranks(tree: Tree, node_id: int) -> tuple[int, ...]:
     return tuple(tree.nodes[parent].children.index(child) for parent, child in pairwise(path))
 
 
-def best_answer_node(tree: Tree, margin: float = 0.0) -> int | None:
-    """The terminal node with the highest V; None if the tree has no terminal node.
+def best_answer_node(tree: Tree, margin: float = 0.0,
+                     extract_answer: Callable[[Sequence[str]], str | None] | None = None) -> int | None:
+    """The terminal node with the highest V; None if the tree has no terminal node. With `extract_answer`,
+    only terminals whose answer can be read compete, unless none can: a solution with no answer is never
+    picked over one that has an answer, as a vote never counts it.
 
     Terminals within `margin` of the highest V count as tied. Ties go to the terminal whose path takes
     the earlier-proposed child where the paths part (`sibling_ranks`, compared in order), so a search
@@ -390,6 +393,9 @@ def best_answer_node(tree: Tree, margin: float = 0.0) -> int | None:
     another terminal by more than `margin`.
     """
     terminal_ids = tree.terminal_nodes()
+    if extract_answer is not None:
+        terminal_ids = [node_id for node_id in terminal_ids
+                        if extract_answer(tree.steps_of(node_id)) is not None] or terminal_ids
     if not terminal_ids:
         return None
     best = max(tree.nodes[node_id].value for node_id in terminal_ids)

@@ -21,11 +21,15 @@ def test_sibling_ranking_counts_right_over_wrong_pairs_under_each_node():
 
 
 class _AnswerTask:
-    """Grades a terminal by its last step's text: 'right\n' is the oracle's answer."""
+    """Grades a terminal by its last step's text: 'right\n' is the oracle's answer; every terminal has an answer."""
 
     @staticmethod
     def is_correct(problem, steps):
         return steps[-1] == "right\n"
+
+    @staticmethod
+    def extract_answer(steps):
+        return steps[-1].strip()
 
 
 def _first_path_and_alternative(first: str, alternative: str, gap: float) -> Tree:

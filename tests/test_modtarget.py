@@ -47,17 +47,30 @@ def still_reachable(digits, target: int, chosen: str) -> bool:
 
 def write_steps(digits, target: int, operations: str) -> list[str]:
     """The documented step form, written here from the module docstring rather than by the task: value '?' digit
-    '=', the three values of +, -, * (in that order), the chosen operation, ';', the chain left (the new value
-    first; alone after the last digit), '=', target. Nothing records the operations chosen before."""
+    '=', the three values of +, -, * (in that order), then, on a step before the last, the chosen operation, ';',
+    the chain left (the new value first, then the digits still to use), '=', target; on the last step (the one
+    taking the last digit), '-', the target, '=', each of the three values minus the target mod 10 (in the same
+    order), then the chosen operation, and nothing after it. Nothing records the operations chosen before."""
     steps, value = [], digits[0]
     for index, operation in enumerate(operations):
         digit = digits[index + 1]
-        values = "".join(str(OPS[op](value, digit)) for op in "+-*")
-        new_value = OPS[operation](value, digit)
-        chain = "?".join(map(str, [new_value, *digits[index + 2:]]))
-        steps.append(f"{value}?{digit}={values}{operation};{chain}={target}\n")
-        value = new_value
+        values = [OPS[op](value, digit) for op in "+-*"]
+        written = "".join(map(str, values))
+        if index + 2 == len(digits):
+            differences = "".join(str((v - target) % 10) for v in values)
+            steps.append(f"{value}?{digit}={written}-{target}={differences}{operation}\n")
+        else:
+            new_value = OPS[operation](value, digit)
+            chain = "?".join(map(str, [new_value, *digits[index + 2:]]))
+            steps.append(f"{value}?{digit}={written}{operation};{chain}={target}\n")
+            value = new_value
     return steps
+
+
+def operations_of(texts) -> str:
+    """The operations a derivation's (stripped) step texts chose: the character after the three values of each
+    step before the last, and the last character of the last step."""
+    return "".join(text[7] for text in texts[:-1]) + (texts[-1][-1] if texts else "")
 
 
 def problem_of(question: str) -> Problem:
@@ -213,14 +226,17 @@ def test_held_out_questions_never_appear_in_seed_or_train(small_splits):
 
 # Reference solutions and the step format.
 
-# The documented example: 3?4?2?5=5 with "+-*" (3+4=7, 3-4=9, 3*4=2; 7+2=9, 7-2=5, 7*2=4; 5+5=0, 5-5=0, 5*5=5).
+# The documented example: 3?4?2?5=5 with "+-*" (3+4=7, 3-4=9, 3*4=2; 7+2=9, 7-2=5, 7*2=4; 5+5=0, 5-5=0, 5*5=5,
+# and minus the target 5: 0-5=5, 0-5=5, 5-5=0).
 Q5 = "3?4?2?5=5"
-S1, S2, S3 = "3?4=792+;7?2?5=5\n", "7?2=954-;5?5=5\n", "5?5=005*;5=5\n"
+S1, S2, S3 = "3?4=792+;7?2?5=5\n", "7?2=954-;5?5=5\n", "5?5=005-5=550*\n"
 
 
 def test_steps_for_writes_the_documented_steps():
     assert ModTargetTask().steps_for(Q5, "+-*") == [S1, S2, S3]
-    assert ModTargetTask().steps_for("2?5=7", "-") == ["2?5=770-;7=7\n"]  # one step: the final one at once
+    # One step: the final one at once (2+5=7, 2-5=7, 2*5=0; minus 7: 0, 0, 3).
+    assert ModTargetTask().steps_for("2?5=7", "-") == ["2?5=770-7=003-\n"]
+    assert ModTargetTask().steps_for("2?5=7", "*") == ["2?5=770-7=003*\n"]  # a wrong choice, honestly written
     assert ModTargetTask().steps_for("9?9?3=4", "*") == ["9?9=801*;1?3=4\n"]  # a prefix of a solution
     assert ModTargetTask().steps_for(Q5, "") == []
 
@@ -236,8 +252,11 @@ def test_the_module_docstring_shows_the_steps_the_task_writes():
     for step in (S1, S2, S3):
         assert f"`{step.strip()}`" in doc, step
     assert "(3+4=7, 3-4=9, 3*4=2; + chosen)" in doc  # the three values in the order +, -, *
+    flat = " ".join(doc.split())  # line breaks read as spaces
+    assert "(0-5=5, 0-5=5, 5-5=0; * chosen" in flat  # the differences to the target, in the same order
+    assert "`v?d=abc-t=xyz<op>`" in ModTargetTask.is_final_step.__doc__
     # The answer is the operations chosen, and the right answers it names are right.
-    assert "(`+-*`)" in doc and "six here: `+-*`, `*--`" in doc
+    assert "(`+-*`)" in flat and "six here: `+-*`, `*--`" in flat
     assert ":+" not in doc  # no record of the operations chosen any more
 
 
@@ -297,18 +316,23 @@ def test_reference_steps_do_not_depend_on_the_process():
     # Drawn from a generator seeded by the question text, so every process (any PYTHONHASHSEED) gets these steps.
     task = ModTargetTask()
     assert task.reference_steps(problem_of("3?4?2?5=9")) == [
-        "3?4=792+;7?2?5=9\n", "7?2=954*;4?5=9\n", "4?5=990+;9=9\n"]
+        "3?4=792+;7?2?5=9\n", "7?2=954*;4?5=9\n", "4?5=990-9=001+\n"]
     assert task.reference_steps(problem_of("3?4?2?5=0")) == [
-        "3?4=792+;7?2?5=0\n", "7?2=954-;5?5=0\n", "5?5=005-;0=0\n"]
+        "3?4=792+;7?2?5=0\n", "7?2=954-;5?5=0\n", "5?5=005-0=005-\n"]
 
 
-def test_a_reference_solution_ends_with_the_target_beside_itself():
-    # Every right solution's final step shows the last value, the target, beside the target, after the operation
-    # it chose; a wrong one's shows another value.
-    task = ModTargetTask()
-    for operations in every_operation_string(3):
-        final = task.steps_for(Q5, operations)[-1].strip()
-        assert final.endswith(f"{operations[-1]};5=5") == (operations in solutions([3, 4, 2, 5], 5)), operations
+def test_a_right_solution_chooses_the_operation_whose_difference_is_zero():
+    # The last step ends on the operation chosen, with nothing after it; the solution is right exactly when the
+    # difference written for that operation is 0. The target never stands after the choice.
+    task, rng = ModTargetTask(), random.Random(11)
+    cases = [([3, 4, 2, 5], 5), ([3, 4, 2, 5], 4)] + [(random_digits(rng, 2, 5), rng.randint(0, 9)) for _ in range(40)]
+    for digits, target in cases:
+        question = question_of(digits, target)
+        for operations in every_operation_string(len(digits) - 1):
+            final = task.steps_for(question, operations)[-1].strip()
+            assert final[-1] == operations[-1] and final[-5:-4] == "=", final
+            difference = final[-4:-1]["+-*".index(operations[-1])]
+            assert (difference == "0") == (operations in solutions(digits, target)), (question, operations)
 
 
 # Final steps and answers.
@@ -316,24 +340,37 @@ def test_a_reference_solution_ends_with_the_target_beside_itself():
 
 @pytest.mark.parametrize(
     "step_text, final",
-    [(S3, True), (S3.strip(), True), (" 2?5=770-;7=7 \n", True), ("2?5=770-;7=7", True),
-     ("5?5=123*;5=5\n", True),  # the form only: wrong values are derivation_checks' business
-     ("5?5=005*;5=7\n", True), ("5?5=005*;7=5\n", True), ("0?0=000+;0=0\n", True),
-     (S1, False), (S2, False), ("7?2=954-;5?5?5?5=5\n", False),  # a chain of several digits
-     ("5?5=005*;=5\n", False), ("5?5=005*;5=\n", False), ("5?5=005*;55=5\n", False),
-     ("5?5=005*;5?=5\n", False), ("5?5=005*;?5=5\n", False), ("5?5=005*;5=55\n", False),
-     ("5?5=05*;5=5\n", False), ("5?5=0055*;5=5\n", False), ("5?5=005;5=5\n", False),
-     ("5?5=005**;5=5\n", False), ("5?5=005x;5=5\n", False), ("5?5=*005;5=5\n", False),
-     ("5?5=005 *;5=5\n", False), ("5?5=005*; 5=5\n", False),
-     ("5?55=005*;5=5\n", False), ("55?5=005*;5=5\n", False), ("5*5=005*;5=5\n", False),
-     ("5?5=005*5=5\n", False), ("5?5=005*;5=5;\n", False), ("5?5=005*;5=5=5\n", False),
-     ("5?5=005*;5=5\n5?5=005*;5=5\n", False),
-     ("5?5=005*;5=٥\n", False), ("5?5=00٥*;5=5\n", False), ("5?5=005*;²=5\n", False),  # ASCII digits only
-     ("5?5=005*;5=5:+-*\n", False), ("5?5=005*;5=5:\n", False),  # the record form
-     ("5*5=5;+-*\n", False), ("+-*\n", False), ("+-\n", False),  # the older final form
+    [(S3, True), (S3.strip(), True), (" 2?5=770-7=003- \n", True), ("2?5=770-7=003-", True),
+     ("5?5=123-5=678*\n", True),  # the form only: wrong values are derivation_checks' business
+     ("5?5=005-5=999*\n", True), ("5?5=005-7=550*\n", True),  # and so are wrong differences or targets
+     ("0?0=000-0=000+\n", True), ("9?9=801-9=012-\n", True),
+     (S1, False), (S2, False), ("7?2=954-;5?5?5?5=5\n", False),  # a step before the last
+     # The former last form, a lone value after ';': no step of any kind any more.
+     ("5?5=005*;5=5\n", False), ("2?5=770-;7=7\n", False), ("0?0=000+;0=0\n", False),
+     # The '-t=' part missing or malformed.
+     ("5?5=005550*\n", False), ("5?5=005=550*\n", False), ("5?5=005-550*\n", False), ("5?5=005-=550*\n", False),
+     ("5?5=005-5550*\n", False), ("5?5=005-55=550*\n", False), ("5?5=005+5=550*\n", False),
+     ("5?5=005*5=550*\n", False), ("5?5=005-5-550*\n", False), ("5?5=005;5=550*\n", False),
+     # Something written after the chosen operation.
+     ("5?5=005-5=550*;5=5\n", False), ("5?5=005-5=550*5\n", False), ("5?5=005-5=550*;\n", False),
+     ("5?5=005-5=550*=5\n", False), ("5?5=005-5=550**\n", False), ("5?5=005-5=550*:+-*\n", False),
+     ("5?5=005-5=550*:\n", False), ("5?5=005-5=550* 5\n", False),
+     # No operation, or one in the wrong place or not an operation.
+     ("5?5=005-5=550\n", False), ("5?5=005*-5=550\n", False), ("5?5=005-5=550x\n", False),
+     ("5?5=005-5=550 *\n", False), ("5?5=005 -5=550*\n", False), ("5?5=005-5 =550*\n", False),
+     # Too few or too many values or differences.
+     ("5?5=05-5=550*\n", False), ("5?5=0055-5=550*\n", False), ("5?5=005-5=55*\n", False),
+     ("5?5=005-5=5500*\n", False),
+     # The left side.
+     ("5?55=005-5=550*\n", False), ("55?5=005-5=550*\n", False), ("5*5=005-5=550*\n", False),
+     ("?5=005-5=550*\n", False),
+     ("5?5=005-5=550*\n5?5=005-5=550*\n", False),  # two lines
+     ("5?5=005-٥=550*\n", False), ("5?5=00٥-5=550*\n", False), ("5?5=005-5=55٠*\n", False),  # ASCII digits only
+     ("²?5=005-5=550*\n", False),
+     ("5*5=5;+-*\n", False), ("+-*\n", False), ("+-\n", False),  # older final forms
      ("\n", False), ("", False)],
 )
-def test_final_step_is_a_step_whose_chain_is_a_lone_value(step_text, final):
+def test_final_step_is_a_step_with_the_differences_to_the_target(step_text, final):
     assert ModTargetTask().is_final_step(step_text) is final
 
 
@@ -357,8 +394,13 @@ def test_extract_answer_reads_the_operations_of_the_final_step():
     assert task.extract_answer(ended_at_eos) == "++-"  # no delimiter after the final step
     assert task.extract_answer([step.strip() for step in steps]) == "+-*"
     assert task.extract_answer([" " + step for step in steps]) == "+-*"
-    assert task.extract_answer(["2?5=770-;7=7"]) == "-"  # a one-step derivation
-    assert task.extract_answer(["2?5=770+;7=7"]) == "+"  # + and - give 7: the answer is the operation chosen
+    assert task.extract_answer(["2?5=770-7=003-"]) == "-"  # a one-step derivation
+    assert task.extract_answer(["2?5=770-7=003+"]) == "+"  # + and - give 7: the answer is the operation chosen
+    assert task.extract_answer(["2?5=770-7=003*\n"]) == "*"  # a wrong choice, honestly written, is read
+    # A one-step derivation carries no target: the differences are checked against the one it writes.
+    assert task.extract_answer(["2?5=770-0=770+\n"]) == "+" and derivation_checks(["2?5=770-0=770+\n"])
+    assert task.extract_answer(["2?5=770-0=003+\n"]) is None  # differences to 7, target written 0
+    assert task.extract_answer(["2?5=770-;7=7"]) is None  # the former final form
 
 
 def test_extract_answer_reads_every_honest_derivation_wrong_answers_included():
@@ -382,51 +424,94 @@ def test_extract_answer_reads_every_honest_derivation_wrong_answers_included():
     ["3?4=782+;7?2?5=5\n", S2, S3],  # 3-4 is 9
     ["3?4=793+;7?2?5=5\n", S2, S3],  # 3*4 is 2
     [S1, "7?2=054-;5?5=5\n", S3],  # 7+2 is 9
-    [S1, S2, "5?5=105*;5=5\n"],  # 5+5 is 0
-    [S1, S2, "5?5=015*;5=5\n"],  # 5-5 is 0
-    [S1, S2, "5?5=006*;6=5\n"],  # 5*5 is 5 (and the lie carried on)
+    [S1, S2, "5?5=105-5=650*\n"],  # 5+5 is 0 (the differences those of the values written)
+    [S1, S2, "5?5=015-5=560*\n"],  # 5-5 is 0
+    [S1, S2, "5?5=006-5=551*\n"],  # 5*5 is 5
+    [S1, S2, "5?5=105-5=550*\n"],  # a wrong value, the differences those of the right values
     # The values out of order, one missing or one added.
     ["3?4=729+;7?2?5=5\n", S2, S3],  # the + value right, - and * swapped
     ["3?4=79+;7?2?5=5\n", S2, S3],
     ["3?4=7922+;7?2?5=5\n", S2, S3],
+    [S1, S2, "5?5=050-5=505*\n"],  # on the last step (differences following)
     # A wrong chosen value, carried on consistently.
-    ["3?4=892+;8?2?5=5\n", "8?2=066-;6?5=5\n", "6?5=110*;0=5\n"],  # 3+4 is not 8
-    [S1, S2, "5?5=555*;5=5\n"],  # the target written as every value
-    [S1, S2, "5?5=505+;5=5\n"],  # the target written as the chosen value (5+5 is 0)
+    ["3?4=892+;8?2?5=5\n", "8?2=066-;6?5=5\n", "6?5=110-5=665*\n"],  # 3+4 is not 8
+    [S1, S2, "5?5=555-5=000*\n"],  # the target written as every value
+    [S1, S2, "5?5=505-5=050+\n"],  # the target written as the chosen value (5+5 is 0)
+    # A wrong difference: one digit, the chosen one's made 0, every one 0, or the values copied.
+    [S1, S2, "5?5=005-5=551*\n"],  # 5-5 is 0
+    [S1, S2, "5?5=005-5=450*\n"],  # 0-5 is 5
+    [S1, S2, "5?5=005-5=540*\n"],
+    [S1, S2, "5?5=005-5=050-\n"],  # - chosen, its difference written 0
+    [S1, S2, "5?5=005-5=000+\n"],
+    [S1, S2, "5?5=005-5=005*\n"],  # the values copied (minus 0)
+    [S1, S2, "5?5=005-5=661*\n"],  # the values minus 4, not the 5 written
+    # The differences in another order.
+    [S1, S2, "5?5=005-5=055*\n"],  # reversed
+    [S1, S2, "5?5=005-5=505*\n"],  # - and * swapped
+    ["3?4=792-0=297+\n"],  # a one-step derivation: 7, 9, 2 reversed
+    ["3?4=792-0=972+\n"],  # rotated
+    # The last step's target not the one carried (differences to the target it writes, or to the carried one).
+    [S1, S2, "5?5=005-7=338*\n"],
+    [S1, S2, "5?5=005-4=661*\n"],
+    [S1, S2, "5?5=005-4=550*\n"],
+    [S1, S2, "5?5=005-0=005*\n"],  # 5*5 - 0 is 0: the choice would look right
+    # The '-t=' part missing or malformed on the last step.
+    [S1, S2, "5?5=005550*\n"],
+    [S1, S2, "5?5=005=550*\n"],
+    [S1, S2, "5?5=005-550*\n"],
+    [S1, S2, "5?5=005-5550*\n"],
+    [S1, S2, "5?5=005+5=550*\n"],
+    ["2?5=770=003-\n"],
+    # Something written after the chosen operation.
+    [S1, S2, "5?5=005-5=550*;5=5\n"],  # the former final chain after the choice
+    [S1, S2, "5?5=005-5=550*5\n"],
+    [S1, S2, "5?5=005-5=550*=5\n"],
+    [S1, S2, "5?5=005-5=550**\n"],
+    ["2?5=770-7=003-;7=7\n"],
+    # The former last step, a lone value after ';' (even honestly written): no step of any kind any more.
+    [S1, S2, "5?5=005*;5=5\n"],
+    [S1, S2, "5?5=005+;0=5\n"],
+    ["2?5=770-;7=7\n"],
+    ["2?5=770-;7=7\n", "7?5=225*;5=7\n"],
     # The chain not starting with the chosen value.
-    ["3?4=792+;9?2?5=5\n", "9?2=178-;7?5=5\n", "7?5=225*;5=5\n"],  # + chosen, the - value carried
+    ["3?4=792+;9?2?5=5\n", "9?2=178-;7?5=5\n", "7?5=225-5=770*\n"],  # + chosen, the - value carried
     ["3?4=792-;7?2?5=5\n", S2, S3],  # - chosen, the + value carried
-    [S1, S2, "5?5=005+;5=5\n"],  # the target copied instead of 5+5=0
-    [S1, S2, "5?5=005-;5=5\n"],  # the target copied instead of 5-5=0
-    [S1, "7?2=954-;9?5=5\n", "9?5=445-;4=5\n"],
+    [S1, "7?2=954-;9?5=5\n", "9?5=445-5=990-\n"],
     [S1, "7?2=954+;5?5=5\n", S3],  # the operation changed alone: the chain still takes the - value
     [S1, "7?2=954*;5?5=5\n", S3],
     # A miscopied digit of the chain (or a step that does not take the chain's next digit).
     ["3?4=792+;7?3?5=5\n", S2, S3],
-    [S1, "7?2=954-;5?6=5\n", "5?6=190*;0=5\n"],  # carried on: the next step still sees it
-    [S1, "7?3=041-;4?5=5\n", "4?5=990*;0=5\n"],  # the step reads 3 where the chain says 2
-    [S1, "6?2=842-;4?5=5\n", "4?5=990*;0=5\n"],  # the step reads 6 where the chain says 7
+    [S1, "7?2=954-;5?6=5\n", "5?6=190-5=645*\n"],  # carried on: the next step still sees it
+    [S1, "7?3=041-;4?5=5\n", "4?5=990-5=445*\n"],  # the step reads 3 where the chain says 2
+    [S1, "6?2=842-;4?5=5\n", "4?5=990-5=445*\n"],  # the step reads 6 where the chain says 7
+    [S1, S2, "5?6=190-5=645*\n"],  # the last step reads 6 where the chain says 5
+    [S1, S2, "4?5=990-5=445*\n"],  # the last step reads 4 where the chain says 5
     ["3?4=792+;7?5=5\n", S2, S3],  # a digit dropped from the chain
-    [S1, "7?2=954-;5=5\n"],  # the last digit dropped: a final step too early
+    [S1, "7?2=954-;5=5\n"],  # the last digit dropped: a lone value too early
     [S1, "7?2=954-;5=5\n", S3],  # a lone value before the last digit, and the last digit taken anyway
     ["3?4=792+;7?2?5?1=5\n", S2, S3],  # a digit added to the chain
     ["3?4=792+;7?5?2=5\n", S2, S3],  # digits reordered
+    # A final-form step before the last step.
+    [S1, "7?2=954-5=409-\n", S3],  # 7+2=9, 7-2=5, 7*2=4 and their differences to 5, honestly written
+    ["3?4=792-5=247+\n", S2, S3],
+    [S1, "7?2=954-5=409-\n"],  # and ending there: the 5 never taken
     # A changed target.
-    [S1, "7?2=954-;5?5=4\n", "5?5=005*;5=4\n"],
-    [S1, S2, "5?5=005*;5=7\n"],
+    [S1, "7?2=954-;5?5=4\n", "5?5=005-4=661*\n"],
     ["3?4=792+;7?2?5=7\n", S2, S3],
     # The former record of the operations chosen: no longer part of a step.
-    ["3?4=792+;7?2?5=5:+\n", "7?2=954-;5?5=5:+-\n", "5?5=005*;5=5:+-*\n"],
+    ["3?4=792+;7?2?5=5:+\n", "7?2=954-;5?5=5:+-\n", "5?5=005-5=550*:+-*\n"],
     [S1, "7?2=954-;5?5=5:+-\n", S3],
-    [S1, S2, "5?5=005*;5=5:+-*\n"],  # on the final step only
+    [S1, S2, "5?5=005-5=550*:+-*\n"],  # on the final step only
     # A step after the final one.
+    [S1, S2, S3, "5?1=645-5=190+\n"],
     [S1, S2, S3, "5?1=645+;6=5\n"],
     [S1, S2, S3, S3],
     [S1, S2, S3, "\n"],
-    ["2?5=770-;7=7\n", "7?5=225*;5=7\n"],  # a lone value is the last step, even of a one-step derivation
+    ["2?5=770-7=003-\n", "7?5=225-7=558*\n"],  # a final step is the last step, even of a one-step derivation
+    ["2?5=770-7=003-\n", "2?5=770-7=003-\n"],
     # A skipped step.
     [S1, S3],
-    [S1, "9?5=445-;4=5\n"],
+    [S1, "9?5=445-5=990-\n"],
     # A missing final step.
     [S1, S2],
     [S1],
@@ -436,7 +521,9 @@ def test_extract_answer_reads_every_honest_derivation_wrong_answers_included():
     ["3+4=7;7?2?5=5:+\n", "7-2=5;5?5=5:+-\n", "5*5=5;+-*\n"],  # the first step form
     [S1, S2, "+-*\n"],
     ["٣?4=792+;7?2?5=5\n", S2, S3],  # a non-ASCII digit (int("٣") is 3, but only ASCII digits are digits)
+    [S1, S2, "5?5=005-٥=550*\n"],
     [S1, "7?2=954-;5?5=5\n;\n", S3],  # two lines in one step
+    [S1, S2, "5?5=005-5=550*\n5?5=005-5=550*\n"],
 ])
 def test_extract_answer_refuses_a_derivation_that_does_not_check(broken):
     assert ModTargetTask().extract_answer(broken) is None
@@ -448,7 +535,7 @@ def test_the_steps_alone_cannot_see_a_miscopied_or_shortened_question_but_the_ou
     # miscopy on faithfully is an honest derivation of another question: its answer is read, and judged on the
     # question's own digits. Here 3?4?3?5 (the 2 miscopied as 3) reaches 5 with "+++"; 3?4?2?5 does not.
     task = ModTargetTask()
-    steps = ["3?4=792+;7?3?5=5\n", "7?3=041+;0?5=5\n", "0?5=550+;5=5\n"]
+    steps = ["3?4=792+;7?3?5=5\n", "7?3=041+;0?5=5\n", "0?5=550-5=005+\n"]
     assert steps == write_steps([3, 4, 3, 5], 5, "+++")
     assert task.extract_answer(steps) == "+++"
     assert not task.is_correct(problem_of(Q5), steps)
@@ -460,6 +547,9 @@ def test_the_steps_alone_cannot_see_a_miscopied_or_shortened_question_but_the_ou
     assert task.extract_answer([S2, S3]) == "-*"
     assert not task.check_answer("-*", Q5) and not task.is_correct(problem_of(Q5), [S2, S3])
     assert task.step_labels(problem_of(Q5), [S2, S3]) == [False, False]
+    assert [S3] == write_steps([5, 5], 5, "*")  # the last step alone: the honest derivation of 5?5=5
+    # A last step taken at once is the honest derivation of a one-operation question (here 3?4=5).
+    assert task.extract_answer(["3?4=792-5=247+\n"]) == "+" and not task.is_correct(problem_of(Q5), ["3?4=792-5=247+"])
     assert task.extract_answer([S3]) == "*" and not task.is_correct(problem_of(Q5), [S3])
 
 
@@ -478,15 +568,21 @@ def test_extract_answer_refuses_every_single_miswritten_step_of_a_derivation():
 
 def _honest(steps) -> bool:
     """The steps are, up to surrounding whitespace, the writer's steps of the question and operations they imply
-    (the question read from the first step, the operations from each step's choice) and end with the last digit."""
+    (the question read from the first step: its value and digit, then the digits of its chain and its target, or,
+    for a last step, the target it writes; the operations from each step's choice) and end with the last digit."""
     texts = [step.strip() for step in steps]
-    if not texts or any(len(text) < 8 for text in texts):
+    if not texts or any(len(text) < 10 for text in texts):
         return False
     first = texts[0]
-    chain, _, target = first[9:].partition("=")
-    digits = [first[0], first[2], *chain.split("?")[1:]]
-    operations = "".join(text[7] for text in texts)
-    if not all(len(d) == 1 and d in "0123456789" for d in digits + [target]) or first[8] != ";":
+    if first[8] == ";":  # a step before the last: the chain left and the target
+        chain, _, target = first[9:].partition("=")
+        digits = [first[0], first[2], *chain.split("?")[1:]]
+    elif first[7] == "-":  # a one-step derivation: the target it writes
+        digits, target = [first[0], first[2]], first[8]
+    else:
+        return False
+    operations = operations_of(texts)
+    if not all(len(d) == 1 and d in "0123456789" for d in digits + [target]):
         return False
     if len(operations) != len(digits) - 1 or not all(op in "+-*" for op in operations):
         return False
@@ -496,7 +592,8 @@ def _honest(steps) -> bool:
 def test_derivation_checks_accepts_exactly_the_written_derivations_under_random_edits():
     # One character substituted, inserted or deleted in one step, or a step dropped, repeated or swapped with the
     # next: derivation_checks passes exactly when the result is still the writer's derivation of some question
-    # (an edit can make another honest derivation, e.g. + for - where both give the same value).
+    # (an edit can make another honest derivation, e.g. + for - where both give the same value, or the last
+    # step's operation changed: nothing written after it depends on it).
     rng = random.Random(10)
     alphabet = "0123456789?=;+-*:x "
     accepted = refused = 0
@@ -522,7 +619,7 @@ def test_derivation_checks_accepts_exactly_the_written_derivations_under_random_
             steps[at], steps[at + 1] = steps[at + 1], steps[at]
         honest = _honest(steps)
         assert derivation_checks(steps) == honest, steps
-        expected = "".join(step.strip()[7] for step in steps) if honest else None
+        expected = operations_of([step.strip() for step in steps]) if honest else None
         assert ModTargetTask().extract_answer(steps) == expected, steps
         accepted += honest
         refused += not honest
@@ -534,6 +631,7 @@ def test_step_writes_one_step_from_the_value_operation_digits_left_and_target():
     assert task._step(3, "+", [4, 2, 5], 5) == (S1, 7)
     assert task._step(7, "-", [2, 5], 5) == (S2, 5)
     assert task._step(5, "*", [5], 5) == (S3, 5)
+    assert task._step(2, "-", [5], 7) == ("2?5=770-7=003-\n", 7)
 
 
 def test_check_answer_accepts_every_operation_string_that_reaches_the_target():
@@ -568,24 +666,30 @@ def test_is_correct_takes_any_right_answer_by_outcome():
     assert task.is_correct(problem, task.steps_for(Q4, "++-"))
     assert not task.is_correct(problem, task.steps_for(Q4, "++*"))
     assert not task.is_correct(problem, task.steps_for(Q4, "++"))
-    # The target written as the last value without the arithmetic: refused, though it stands beside the target.
+    # A wrong last choice made to look right: refused, whichever digit lies.
     lie = task.steps_for(Q4, "+++")
-    lie[-1] = "9?5=444+;4=4\n"  # 9*5 is 5
-    assert not task.is_correct(problem, lie)
-    lie[-1] = "9?5=444*;4=4\n"
-    assert not task.is_correct(problem, lie)
-    lie[-1] = "9?5=445*;4=4\n"  # * chosen, the + value shown
-    assert not task.is_correct(problem, lie)
+    assert lie[-1] == "9?5=445-4=001+\n"  # 9+5=4, 9-5=4, 9*5=5; minus 4: 0, 0, 1
+    for text in ("9?5=444-4=000*\n",  # the * value written as the target (9*5 is 5)
+                 "9?5=445-4=000*\n",  # the * difference written 0 (5-4 is 1)
+                 "9?5=445-5=990*\n",  # another target, so that 9*5 - it is 0
+                 "9?5=445*;4=4\n",  # the former last form: * chosen, the target shown as its value
+                 "9?5=444*;4=4\n",
+                 "9?5=445-4=001*;4=4\n"):  # the target shown after the choice
+        lie[-1] = text
+        assert task.extract_answer(lie) is None and not task.is_correct(problem, lie), text
+    # * honestly chosen: read, and wrong by outcome.
+    lie[-1] = "9?5=445-4=001*\n"
+    assert task.extract_answer(lie) == "++*" and not task.is_correct(problem, lie)
     # 9+5 and 9-5 are both 4: either choice, honestly written, is a right answer of its own.
     for operation in "+-":
-        steps = task.steps_for(Q4, "+++")[:2] + [f"9?5=445{operation};4=4\n"]
+        steps = task.steps_for(Q4, "+++")[:2] + [f"9?5=445-4=001{operation}\n"]
         assert task.extract_answer(steps) == "++" + operation and task.is_correct(problem, steps)
 
 
 # Step labels.
 
 # 3?4?2?5=4 with "+++": 3+4=7 (3-4=9, 3*4=2), 7+2=9 (7-2=5, 7*2=4), 9+5=4 (9-5=4, 9*5=5).
-R1, R2, R3 = "3?4=792+;7?2?5=4\n", "7?2=954+;9?5=4\n", "9?5=445+;4=4\n"
+R1, R2, R3 = "3?4=792+;7?2?5=4\n", "7?2=954+;9?5=4\n", "9?5=445-4=001+\n"
 
 
 def test_step_labels_of_both_right_solutions_are_all_true():
@@ -626,7 +730,8 @@ def test_a_correctly_written_step_that_loses_the_target_is_false_and_so_is_every
      "3?4=792+;7?2?5=5\n",  # the target copied wrong
      "3?4=792+;7?2?5=\n",  # no target
      "4?3=712+;7?2?5=4\n",  # the digits swapped
-     "3?4=792+;7=4\n",  # a final step too early
+     "3?4=792+;7=4\n",  # the former final form, too early
+     "3?4=792-4=358+\n",  # a final step too early (7-4=3, 9-4=5, 2-4=8)
      "3?4=792+;7?2?5=4;\n",
      "3?4=792+;7?2?5=4:+\n",  # the former record
      "٣?4=792+;7?2?5=4\n",  # a non-ASCII digit
@@ -642,10 +747,17 @@ def test_a_miswritten_later_step_keeps_the_earlier_labels():
     problem = problem_of(Q4)
     assert task.step_labels(problem, [R1, "7?2=954+;9?5=5\n", R3]) == [True, False, False]
     assert task.step_labels(problem, [R1, "7?2=954+;5?5=4\n", R3]) == [True, False, False]  # the - value taken
-    assert task.step_labels(problem, [R1, R2, "9?5=444+;4=4\n"]) == [True, True, False]
-    # The target copied as the new value though * (9*5=5) was chosen: the exploit the three values are for.
-    assert task.step_labels(problem, [R1, R2, "9?5=445*;4=4\n"]) == [True, True, False]
-    assert task.step_labels(problem, [R1, R2, "9?5=444*;4=4\n"]) == [True, True, False]
+    assert task.step_labels(problem, [R1, R2, "9?5=444-4=000+\n"]) == [True, True, False]  # 9*5 is 5
+    # * (9*5=5) chosen and made to look right: its value or its difference lied.
+    assert task.step_labels(problem, [R1, R2, "9?5=444-4=000*\n"]) == [True, True, False]
+    assert task.step_labels(problem, [R1, R2, "9?5=445-4=000*\n"]) == [True, True, False]
+    assert task.step_labels(problem, [R1, R2, "9?5=445-4=001*\n"]) == [True, True, False]  # honest, but wrong
+    assert task.step_labels(problem, [R1, R2, "9?5=445-4=100+\n"]) == [True, True, False]  # differences reversed
+    assert task.step_labels(problem, [R1, R2, "9?5=445-5=990+\n"]) == [True, True, False]  # another target
+    assert task.step_labels(problem, [R1, R2, "9?5=445-4=001+;4=4\n"]) == [True, True, False]  # more after it
+    assert task.step_labels(problem, [R1, R2, "9?5=445+;4=4\n"]) == [True, True, False]  # the former last form
+    assert task.step_labels(problem, [R1, "7?2=954+;9?5=4\n"]) == [True, True]  # an unfinished prefix
+    assert task.step_labels(problem, [R1, "7?2=954-4=510+\n"]) == [True, False]  # a last step too early
     # The right step text of another prefix: "7?2=954+;..." after the first step went another way.
     assert task.step_labels(problem, [task.steps_for(Q4, "*")[0], R2]) == [False, False]
 
@@ -655,7 +767,7 @@ def test_labels_never_recover_after_a_false_step():
     # not count as right whatever state the labeller kept.
     # (With target 0 it would even leave the target reachable: 5-5=0.)
     task = ModTargetTask()
-    steps = ["3?4=892+;8?2?5=0\n", "3?2=516+;5?5=0\n", "5?5=005-;0=0\n"]
+    steps = ["3?4=892+;8?2?5=0\n", "3?2=516+;5?5=0\n", "5?5=005-0=005-\n"]
     assert task.step_labels(problem_of("3?4?2?5=0"), steps) == [False, False, False]
 
 
@@ -663,6 +775,7 @@ def test_step_labels_compare_without_surrounding_whitespace_and_reject_extra_ste
     task = ModTargetTask()
     steps = task.steps_for(Q4, "++-")
     assert task.step_labels(problem_of(Q4), [" " + steps[0], steps[1], steps[2].strip()]) == [True, True, True]
+    assert task.step_labels(problem_of(Q4), steps + ["4?1=534-4=190+\n"]) == [True, True, True, False]
     assert task.step_labels(problem_of(Q4), steps + ["4?1=534+;5=4\n"]) == [True, True, True, False]
     assert task.step_labels(problem_of(Q4), steps + [steps[-1]]) == [True, True, True, False]
     assert task.step_labels(problem_of(Q4), []) == []
@@ -670,12 +783,37 @@ def test_step_labels_compare_without_surrounding_whitespace_and_reject_extra_ste
 
 def _miswrite(step: str, rng: random.Random) -> str:
     """A variant of a correctly written step that no operation writes (each change breaks one consistency)."""
-    match = re.fullmatch(r"(\d)\?(\d)=(\d{3})([-+*]);([\d?]+)=(\d)", step.rstrip("\n"))
-    value, digit, values, operation, chain, target = match.groups()
 
     def other(character: str) -> str:
         return str((int(character) + rng.randint(1, 9)) % 10)
 
+    final = re.fullmatch(r"(\d)\?(\d)=(\d{3})-(\d)=(\d{3})([-+*])", step.rstrip("\n"))
+    if final is not None:
+        value, digit, values, target, differences, operation = final.groups()
+        # (The chosen operation alone is no miswrite here: nothing after it depends on it.)
+        kind = rng.choice(["value", "digit", "values", "target", "difference", "order"])
+        if kind == "value":  # the running value: the three values are no longer its
+            value = other(value)
+        elif kind == "digit":
+            digit = other(digit)
+        elif kind == "values":  # one of the three values, the differences left those of the right one
+            position = rng.randrange(3)
+            values = values[:position] + other(values[position]) + values[position + 1:]
+        elif kind == "target":  # the target: the differences are no longer to it
+            target = other(target)
+        elif kind == "difference":
+            position = rng.randrange(3)
+            differences = differences[:position] + other(differences[position]) + differences[position + 1:]
+        else:  # two differences that differ swapped (no value is given by all three operations)
+            first, second = rng.choice([(i, j) for i, j in itertools.combinations(range(3), 2)
+                                        if differences[i] != differences[j]])
+            swapped = list(differences)
+            swapped[first], swapped[second] = swapped[second], swapped[first]
+            differences = "".join(swapped)
+        return f"{value}?{digit}={values}-{target}={differences}{operation}\n"
+
+    match = re.fullmatch(r"(\d)\?(\d)=(\d{3})([-+*]);([\d?]+)=(\d)", step.rstrip("\n"))
+    value, digit, values, operation, chain, target = match.groups()
     kind = rng.choice(["value", "digit", "values", "operation", "start", "copy"])
     if kind == "value":  # the running value on the left: the three values are no longer its
         value = other(value)

@@ -4,18 +4,21 @@ needs lookahead.
 
 Question `3?4?2?5=5`. A step takes the running value and the next digit, writes the three values they give
 (+, -, * in that order), chooses one operation, then shows the chain left with the chosen value in front and
-the target: `3?4=792+;7?2?5=5` (3+4=7, 3-4=9, 3*4=2; + chosen), `7?2=954-;5?5=5`. The final step leaves the
-last value beside the target: `5?5=005*;5=5`. The answer is the operations chosen, in order (`+-*`); it stands
-only on a derivation whose every written value is right and whose steps carry the chain and the target on
-faithfully (checked from the steps alone), and it is right when its operations, applied to the question's
-digits, reach the target. Most problems have several right answers (six here: `+-*`, `*--`, ...), and a
-step can be written correctly yet leave a chain from which no choice reaches the target.
+the target: `3?4=792+;7?2?5=5` (3+4=7, 3-4=9, 3*4=2; + chosen), `7?2=954-;5?5=5`. The last step writes the
+three values, then the target and each value minus the target (mod 10), then chooses: `5?5=005-5=550*` (0-5=5,
+0-5=5, 5-5=0; * chosen, whose difference is 0). Nothing follows the last choice. The answer is the operations
+chosen, in order (`+-*`); it stands only on a derivation whose every written value and difference is right and
+whose steps carry the chain and the target on faithfully (checked from the steps alone), and it is right when its
+operations, applied to the question's digits, reach the target. Most problems have several right answers (six
+here: `+-*`, `*--`, ...), and a step can be written correctly yet leave a chain from which no choice reaches
+the target.
 
-Why the three values: every value is written before the choice, so it is arithmetic only, never the target
-copied; and the last choice (take the value that equals the target) and its check (the last value beside the
-target) read digits, which tiny models learn in minutes. With one value written after the chosen operation,
-a policy trained on right solutions, whose last value is always the target, learned to write the target as its
-last value whatever the arithmetic gave, and neither it nor a PRM learned to tell (docs/tasks.md).
+Why every value is written before the choice: a value written before the choice is arithmetic only, never the
+target copied, and the last choice (take the operation whose difference is 0) and its check read single digits,
+which tiny models learn in minutes. With a value written after the last choice, every right solution of the
+seed set ends on the target, and a policy trained on them learned to write the target there whatever operation
+it had chosen (108 of 200 greedy solutions, 28 of them where a right operation was on offer); neither it nor a
+PRM learned to tell, and a PRM does not learn in minutes whether two written digits are equal (docs/tasks.md).
 
 The true label of a prefix is exact: every step so far is written correctly and the target is still reachable
 from its value with the remaining digits (brute force over the 3^k choices left). Problems are drawn so that few
@@ -70,31 +73,51 @@ def solutions(digits: Sequence[int], target: int) -> list[str]:
 
 
 STEP = re.compile(r"(?a)^(\d)\?(\d)=(\d)(\d)(\d)([-+*]);((?:\d\?)*\d)=(\d)$")
-"""A step: value '?' digit '=', the three values (+, -, *), the chosen operation, ';', the chain left (the new
-value first; the new value alone after the last digit), '=', target."""
+"""A step before the last: value '?' digit '=', the three values (+, -, *), the chosen operation, ';', the chain
+left (the new value first, then the digits still to use), '=', target."""
+
+FINAL_STEP = re.compile(r"(?a)^(\d)\?(\d)=(\d)(\d)(\d)-(\d)=(\d)(\d)(\d)([-+*])$")
+"""The last step: value '?' last digit '=', the three values (+, -, *), '-', target, '=', each value minus the
+target (mod 10), then the chosen operation. Nothing is written after the choice: the answer is right when the
+chosen value's difference is 0."""
+
+
+def _values(value: int, digit: int) -> str:
+    return "".join(str(apply(value, digit)) for apply in OPERATIONS.values())
+
+
+def _differences(values: str, target: int) -> str:
+    return "".join(str((int(v) - target) % 10) for v in values)
 
 
 def derivation_checks(steps: Sequence[str]) -> bool:
-    """True when every step's three values are computed right, the chain starts with the chosen one and carries
-    on the digits and target the step before left, and the last step uses the last digit: checked from the steps
-    alone, so an answer is read only from an honest derivation."""
+    """True when every step's three values (and the last step's differences to the target) are computed right,
+    each chain starts with the chosen value and carries on the digits and target the step before left, and only
+    the last step is a last step, taking the chain's last digit: checked from the steps alone, so an answer is read
+    only from an honest derivation."""
     chain: list[str] | None = None
     target = None
     for index, text in enumerate(steps):
+        last = index == len(steps) - 1
+        final = FINAL_STEP.match(text.strip())
+        if final is not None:
+            value, digit, plus, minus, times, written_target, *differences, _ = final.groups()
+            values = plus + minus + times
+            return (last and values == _values(int(value), int(digit))
+                    and "".join(differences) == _differences(values, int(written_target))
+                    and (chain is None or (chain == [value, digit] and written_target == target)))
         match = STEP.match(text.strip())
         if match is None:
             return False
         value, digit, plus, minus, times, operation, rest, new_target = match.groups()
         written = {"+": plus, "-": minus, "*": times}
-        if any(str(OPERATIONS[op](int(value), int(digit))) != written[op] for op in OPERATIONS):
+        if plus + minus + times != _values(int(value), int(digit)):
             return False
         new_chain = rest.split("?")
-        if new_chain[0] != written[operation]:
+        if new_chain[0] != written[operation] or len(new_chain) < 2:
             return False
         if chain is not None and (chain[:2] != [value, digit] or new_chain[1:] != chain[2:] or new_target != target):
             return False
-        if len(new_chain) == 1:
-            return index == len(steps) - 1
         chain, target = new_chain, new_target
     return False
 
@@ -140,11 +163,16 @@ class ModTargetTask(Task):
     # -- writing and reading steps --------------------------------------------------------------------
 
     def _step(self, value: int, operation: str, digits: Sequence[int], target: int) -> tuple[str, int]:
-        """The step that applies `operation` to `value` and digits[0]; returns (text, new value)."""
-        values = "".join(str(apply(value, digits[0])) for apply in OPERATIONS.values())
+        """The step that applies `operation` to `value` and digits[0] (the last step when no digit follows);
+        returns (text, new value)."""
+        values = _values(value, digits[0])
         new_value = OPERATIONS[operation](value, digits[0])
-        chain = "?".join(map(str, (new_value, *digits[1:])))
-        return f"{value}?{digits[0]}={values}{operation};{chain}={target}{self.step_delimiter}", new_value
+        if len(digits) == 1:
+            text = f"{value}?{digits[0]}={values}-{target}={_differences(values, target)}{operation}"
+        else:
+            chain = "?".join(map(str, (new_value, *digits[1:])))
+            text = f"{value}?{digits[0]}={values}{operation};{chain}={target}"
+        return text + self.step_delimiter, new_value
 
     def steps_for(self, question: str, operations: str) -> list[str]:
         """The correctly written steps that choose `operations` (which need not reach the target)."""
@@ -166,15 +194,14 @@ class ModTargetTask(Task):
         return self.steps_for(problem.question, choice)
 
     def is_final_step(self, step_text: str) -> bool:
-        """The step leaves a lone value: `v?d=abc<op>;<value>=<target>`."""
-        match = STEP.match(step_text.strip())
-        return match is not None and "?" not in match.group(7)
+        """The step takes the last digit: `v?d=abc-t=xyz<op>`."""
+        return FINAL_STEP.match(step_text.strip()) is not None
 
     def extract_answer(self, steps: Sequence[str]) -> str | None:
         """The operation string of a finished derivation that checks (`derivation_checks`), else None."""
         if not steps or not self.is_final_step(steps[-1]) or not derivation_checks(steps):
             return None
-        return "".join(STEP.match(step.strip()).group(6) for step in steps)
+        return "".join(STEP.match(step.strip()).group(6) for step in steps[:-1]) + steps[-1].strip()[-1]
 
     def check_answer(self, answer: str | None, oracle: str) -> bool:
         """Right when the operations, applied to the oracle question's digits, reach its target."""
