@@ -31,6 +31,11 @@ def random_digits(rng: random.Random, low: int, high: int) -> list[int]:
     return [rng.randint(1, 9) for _ in range(rng.randint(low, high))]
 
 
+def random_operations(rng: random.Random, digits) -> str:
+    """One operation drawn for each gap of the chain `digits`."""
+    return "".join(rng.choice("+-*") for _ in digits[1:])
+
+
 def question_of(digits, target: int) -> str:
     return "?".join(map(str, digits)) + f"={target}"
 
@@ -119,7 +124,7 @@ def test_apply_operations_agrees_with_plain_arithmetic_on_random_chains():
     rng = random.Random(1)
     for _ in range(200):
         digits = random_digits(rng, 2, 7)
-        operations = "".join(rng.choice("+-*") for _ in digits[1:])
+        operations = random_operations(rng, digits)
         assert apply_operations(digits, operations) == chain_value(digits, operations)
 
 
@@ -378,7 +383,7 @@ def test_only_the_last_step_of_a_written_solution_is_final():
     task, rng = ModTargetTask(), random.Random(5)
     for _ in range(100):
         digits = random_digits(rng, 2, 7)
-        operations = "".join(rng.choice("+-*") for _ in digits[1:])
+        operations = random_operations(rng, digits)
         steps = write_steps(digits, rng.randint(0, 9), operations)
         assert [task.is_final_step(step) for step in steps] == [False] * (len(steps) - 1) + [True]
 
@@ -409,7 +414,7 @@ def test_extract_answer_reads_every_honest_derivation_wrong_answers_included():
     for _ in range(100):
         digits = random_digits(rng, 2, 7)
         target = rng.randint(0, 9)
-        operations = "".join(rng.choice("+-*") for _ in digits[1:])
+        operations = random_operations(rng, digits)
         steps = write_steps(digits, target, operations)
         assert task.extract_answer(steps) == operations, steps
         assert derivation_checks(steps)
@@ -559,7 +564,7 @@ def test_extract_answer_refuses_every_single_miswritten_step_of_a_derivation():
     task, rng = ModTargetTask(), random.Random(7)
     for _ in range(300):
         digits = random_digits(rng, 3, 7)
-        operations = "".join(rng.choice("+-*") for _ in digits[1:])
+        operations = random_operations(rng, digits)
         steps = write_steps(digits, rng.randint(0, 9), operations)
         at = rng.randrange(len(steps))
         steps[at] = _miswrite(steps[at], rng)
@@ -599,7 +604,7 @@ def test_derivation_checks_accepts_exactly_the_written_derivations_under_random_
     accepted = refused = 0
     for _ in range(3000):
         digits = random_digits(rng, 2, 6)
-        operations = "".join(rng.choice("+-*") for _ in digits[1:])
+        operations = random_operations(rng, digits)
         steps = write_steps(digits, rng.randint(0, 9), operations)
         at = rng.randrange(len(steps))
         text = steps[at].rstrip("\n")
