@@ -15,7 +15,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from search.types import GreedyFn, Prefix, ProposedStep, ProposeFn, ScoreFn, checked_propose, checked_score
+from search.types import (
+    AnswerFn,
+    GreedyFn,
+    Prefix,
+    ProposedStep,
+    ProposeFn,
+    ScoreFn,
+    checked_propose,
+    checked_score,
+    readable_first,
+)
 
 AGGREGATIONS = ("min", "prod", "last", "mean")
 """How Best-of-N and the weighted vote turn a solution's step scores into one score."""
@@ -46,9 +56,6 @@ class MethodResult:
     finished: list[Candidate] = field(default_factory=list)
     """Every finished solution the method produced (pass@N reads them)."""
 
-
-AnswerFn = Callable[[Sequence[str]], "str | None"]
-"""extract_answer(steps) -> the final answer of a finished solution, or None."""
 
 
 # Reading answers from finished solutions --------------------------------------------------------
@@ -89,12 +96,8 @@ def weighted_vote(answers: Sequence[str | None], weights: Sequence[float]) -> st
 
 
 def with_answers(candidates: Sequence[Candidate], extract_answer: AnswerFn | None) -> Sequence[Candidate]:
-    """The candidates whose answer can be read, or all of them when none can (or no reader is given): a
-    solution with no answer is never picked over one that has an answer, as a vote never counts it."""
-    if extract_answer is None:
-        return candidates
-    readable = [candidate for candidate in candidates if extract_answer(candidate.steps) is not None]
-    return readable or candidates
+    """The candidates whose answer can be read, or all of them when none can (`search.types.readable_first`)."""
+    return readable_first(candidates, lambda candidate: candidate.steps, extract_answer)
 
 
 def best_of_n(candidates: Sequence[Candidate], how: str, extract_answer: AnswerFn | None = None) -> Candidate | None:

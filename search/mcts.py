@@ -10,12 +10,22 @@ the answers for its own prefixes, a tree searched in a batch ends exactly as it 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
 from search.tree import Node, Tree
-from search.types import GreedyFn, Prefix, ProposedStep, ProposeFn, ScoreFn, checked_propose, checked_score
+from search.types import (
+    AnswerFn,
+    GreedyFn,
+    Prefix,
+    ProposedStep,
+    ProposeFn,
+    ScoreFn,
+    checked_propose,
+    checked_score,
+    readable_first,
+)
 
 
 @dataclass(frozen=True)
@@ -381,8 +391,7 @@ def sibling_ranks(tree: Tree, node_id: int) -> tuple[int, ...]:
     return tuple(tree.nodes[parent].children.index(child) for parent, child in pairwise(path))
 
 
-def best_answer_node(tree: Tree, margin: float = 0.0,
-                     extract_answer: Callable[[Sequence[str]], str | None] | None = None) -> int | None:
+def best_answer_node(tree: Tree, margin: float = 0.0, extract_answer: AnswerFn | None = None) -> int | None:
     """The terminal node with the highest V; None if the tree has no terminal node. With `extract_answer`,
     only terminals whose answer can be read compete, unless none can: a solution with no answer is never
     picked over one that has an answer, as a vote never counts it.
@@ -392,10 +401,7 @@ def best_answer_node(tree: Tree, margin: float = 0.0,
     whose first proposal is the greedy step answers like greedy decoding unless its scorer prefers
     another terminal by more than `margin`.
     """
-    terminal_ids = tree.terminal_nodes()
-    if extract_answer is not None:
-        terminal_ids = [node_id for node_id in terminal_ids
-                        if extract_answer(tree.steps_of(node_id)) is not None] or terminal_ids
+    terminal_ids = readable_first(tree.terminal_nodes(), tree.steps_of, extract_answer)
     if not terminal_ids:
         return None
     best = max(tree.nodes[node_id].value for node_id in terminal_ids)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,21 @@ ScoreFn = Callable[[Sequence[Prefix]], list[float]]
 
 GreedyFn = Callable[[Sequence[Prefix]], list[ProposedStep]]
 """greedy(prefixes) -> the argmax next step of each prefix."""
+
+AnswerFn = Callable[[Sequence[str]], "str | None"]
+"""extract_answer(steps) -> the final answer of a finished solution, or None."""
+
+Solution = TypeVar("Solution")
+
+
+def readable_first(solutions: Sequence[Solution], steps_of: Callable[[Solution], Sequence[str]],
+                   extract_answer: AnswerFn | None) -> Sequence[Solution]:
+    """The solutions whose answer can be read, or all of them when none can (or no reader is given): a solution
+    with no answer is never picked over one that has an answer, as a vote never counts it."""
+    if extract_answer is None:
+        return solutions
+    readable = [solution for solution in solutions if extract_answer(steps_of(solution)) is not None]
+    return readable or solutions
 
 
 def checked_propose(propose: ProposeFn, prefixes: Sequence[Prefix], num_samples: int) -> list[list[ProposedStep]]:
