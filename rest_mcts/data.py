@@ -45,6 +45,30 @@ class ValueExample:
     """True correctness of the prefix (all steps right), known on synthetic tasks only."""
 
 
+@dataclass(frozen=True)
+class VerificationExample:
+    """A solution (finished, or a prefix for a step verifier) with its oracle label, to train a verifier on.
+
+    `rationale` is a written check of the solution (GenRM-CoT's "Let's verify step by step" text, made by a
+    synthetic task's own step checker); empty for a direct verifier, which answers yes/no at once."""
+
+    problem_id: str
+    prompt: str
+    steps: tuple[str, ...]
+    correct: bool
+    rationale: str = ""
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """A correct and an incorrect solution of one problem, for preference training (SimPO, DPO)."""
+
+    problem_id: str
+    prompt: str
+    chosen: tuple[str, ...]
+    rejected: tuple[str, ...]
+
+
 def to_record(item: Any) -> dict:
     record = asdict(item)
     for key, value in record.items():
