@@ -12,7 +12,7 @@ batched step of its open candidates) past its cap.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from search.types import (
@@ -22,8 +22,10 @@ from search.types import (
     ProposedStep,
     ProposeFn,
     ScoreFn,
+    VerifyFn,
     checked_propose,
     checked_score,
+    checked_verify,
     readable_first,
 )
 
@@ -40,6 +42,8 @@ class Candidate:
     """PRM score of each prefix steps[:i+1]; empty until scored."""
     finished: bool = False
     """The last step is final (holds an answer or ended the solution)."""
+    verifier_scores: dict[str, float] = field(default_factory=dict)
+    """Score of the whole solution by each verifier that read it, by the verifier's name."""
 
 
 @dataclass
@@ -79,17 +83,31 @@ def aggregate(step_scores: Sequence[float], how: str) -> float:
     raise ValueError(f"unknown aggregation {how!r}; expected one of {AGGREGATIONS}")
 
 
-def majority_vote(answers: Sequence[str | None]) -> str | None:
-    """The most frequent answer (None left out); ties go to the smallest answer string."""
-    return weighted_vote(answers, [1.0] * len(answers))
+def majority_vote(answers: Sequence[str | None], same: Callable[[str, str], bool] | None = None) -> str | None:
+    """The most frequent answer (None left out); ties go to the smallest answer string. `same` groups
+    equivalent answers as in `weighted_vote`."""
+    return weighted_vote(answers, [1.0] * len(answers), same)
 
 
-def weighted_vote(answers: Sequence[str | None], weights: Sequence[float]) -> str | None:
-    """The answer with the largest summed weight (None left out); ties go to the smallest answer string."""
+def weighted_vote(
+    answers: Sequence[str | None], weights: Sequence[float], same: Callable[[str, str], bool] | None = None
+) -> str | None:
+    """The answer with the largest summed weight (None left out); ties go to the smallest answer string.
+
+    Without `same`, answers count together when their strings are equal. With it, an answer string not seen
+    before joins the first earlier class whose first member `rep` has `same(rep, answer)`, else starts its own;
+    equal strings always share a class, so `same` is called once per new string and representative. A class
+    is returned (and its ties broken) as its first member.
+    """
     totals: dict[str, float] = {}
+    class_of: dict[str, str] = {}
     for answer, weight in zip(answers, weights, strict=True):
-        if answer is not None:
-            totals[answer] = totals.get(answer, 0.0) + weight
+        if answer is None:
+            continue
+        if answer not in class_of:
+            joined = None if same is None else next((rep for rep in totals if same(rep, answer)), None)
+            class_of[answer] = answer if joined is None else joined
+        totals[class_of[answer]] = totals.get(class_of[answer], 0.0) + weight
     if not totals:
         return None
     return min(totals, key=lambda answer: (-totals[answer], answer))
@@ -185,6 +203,28 @@ def score_solutions(candidates: Sequence[Candidate], score: ScoreFn, prompts: Se
         candidate.step_scores = tuple(next(values) for _ in candidate.steps)
 
 
+def verify_solutions(problems: Sequence[tuple[str, Sequence[Candidate]]], verify: VerifyFn, name: str) -> list[int]:
+    """Score every finished candidate of every (prompt, candidates) problem with `verify` in one call, storing
+    the score as `candidate.verifier_scores[name]`; returns the tokens the verifier generated per problem."""
+    flat = [(index, prompt, candidate) for index, (prompt, candidates) in enumerate(problems)
+            for candidate in candidates]
+    verdicts = checked_verify(verify, [Prefix(prompt, candidate.steps) for _, prompt, candidate in flat])
+    tokens = [0] * len(problems)
+    for (index, _, candidate), value, generated in zip(flat, verdicts.scores, verdicts.tokens_generated):
+        candidate.verifier_scores[name] = value
+        tokens[index] += generated
+    return tokens
+
+
+def best_verified(candidates: Sequence[Candidate], name: str, extract_answer: AnswerFn | None = None
+                  ) -> Candidate | None:
+    """The candidate with the highest score by verifier `name` among those with an answer; ties: earliest."""
+    candidates = with_answers(candidates, extract_answer)
+    if not candidates:
+        return None
+    return candidates[max(range(len(candidates)), key=lambda i: (candidates[i].verifier_scores[name], -i))]
+
+
 def sampling_methods(
     prompts: Sequence[tuple[str, str]],
     propose: ProposeFn,
@@ -195,13 +235,16 @@ def sampling_methods(
     max_tokens: int = 0,
     aggregations: Sequence[str] = AGGREGATIONS,
     weighted_vote_aggregation: str = "min",
+    verifiers: Mapping[str, VerifyFn] | None = None,
 ) -> dict[str, list[MethodResult]]:
     """Self-consistency, Best-of-N per aggregation and the weighted vote, all read from one set of samples.
 
     `prompts` are (problem_id, prompt). The methods share the same N solutions per problem (and
     so the same tokens), as they differ only in how they pick; returns method name ->
     results in prompt order: 'self_consistency', 'best_of_n_<aggregation>', 'weighted_vote'
-    (and nothing PRM-based when `score` is None). pass@N is read from any result's `finished`.
+    (and nothing PRM-based when `score` is None), and for each of `verifiers` (name -> verifier of finished
+    solutions) 'best_of_n_<name>' and 'weighted_vote_<name>', whose tokens include what the verifier generated.
+    pass@N is read from any result's `finished`.
     """
     sampled = sample_solutions([prompt for _, prompt in prompts], propose, num_samples, max_depth, max_tokens)
     if score is not None:
@@ -211,8 +254,23 @@ def sampling_methods(
     if score is not None:
         results.update({f"best_of_n_{how}": [] for how in aggregations})
         results["weighted_vote"] = []
-    for (problem_id, _), (finished, tokens_used) in zip(prompts, sampled):
+    verifier_tokens = {name: verify_solutions(
+        [(prompt, finished) for (_, prompt), (finished, _) in zip(prompts, sampled)], verify, name)
+        for name, verify in (verifiers or {}).items()}
+    for name in verifier_tokens:
+        results[f"best_of_n_{name}"] = []
+        results[f"weighted_vote_{name}"] = []
+    for index, ((problem_id, _), (finished, tokens_used)) in enumerate(zip(prompts, sampled)):
         answers = [extract_answer(candidate.steps) for candidate in finished]
+        for name, tokens in verifier_tokens.items():
+            used = tokens_used + tokens[index]
+            best = best_verified(finished, name, extract_answer)
+            chosen = best.steps if best is not None else None
+            answer = extract_answer(chosen) if chosen is not None else None
+            results[f"best_of_n_{name}"].append(MethodResult(problem_id, chosen, answer, used, finished))
+            weights = [candidate.verifier_scores[name] for candidate in finished]
+            results[f"weighted_vote_{name}"].append(
+                MethodResult(problem_id, None, weighted_vote(answers, weights), used, finished))
         results["self_consistency"].append(
             MethodResult(problem_id, None, majority_vote(answers), tokens_used, finished)
         )

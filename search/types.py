@@ -39,6 +39,25 @@ ScoreFn = Callable[[Sequence[Prefix]], list[float]]
 GreedyFn = Callable[[Sequence[Prefix]], list[ProposedStep]]
 """greedy(prefixes) -> the argmax next step of each prefix."""
 
+@dataclass(frozen=True)
+class VerifierScores:
+    """What a verifier returns for a batch of (finished or partial) solutions, one entry per solution in order."""
+
+    scores: list[float]
+    """In [0, 1]: higher means more likely correct."""
+    tokens_generated: list[int]
+    """Tokens the verifier generated for the solution (the checks it wrote, the verdicts it read)."""
+    tokens_read: list[int]
+    """Tokens of problem and solution it read (prompt processing), once per pass over them."""
+
+    def __post_init__(self) -> None:
+        if not len(self.scores) == len(self.tokens_generated) == len(self.tokens_read):
+            raise ValueError("a verifier must give one score and one token count per solution")
+
+
+VerifyFn = Callable[[Sequence[Prefix]], VerifierScores]
+"""verify(solutions) -> their scores and the verifier's token counts."""
+
 AnswerFn = Callable[[Sequence[str]], "str | None"]
 """extract_answer(steps) -> the final answer of a finished solution, or None."""
 
@@ -69,3 +88,13 @@ def checked_score(score: ScoreFn, prefixes: Sequence[Prefix]) -> list[float]:
     if len(scores) != len(prefixes):
         raise ValueError(f"score returned {len(scores)} values for {len(prefixes)} prefixes")
     return [float(value) for value in scores]
+
+
+def checked_verify(verify: VerifyFn, prefixes: Sequence[Prefix]) -> VerifierScores:
+    """`verify(prefixes)`, refusing an answer that does not give one score per prefix."""
+    if not prefixes:
+        return VerifierScores([], [], [])
+    verdicts = verify(prefixes)
+    if len(verdicts.scores) != len(prefixes):
+        raise ValueError(f"verify returned {len(verdicts.scores)} scores for {len(prefixes)} solutions")
+    return verdicts
