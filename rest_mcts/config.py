@@ -172,6 +172,52 @@ class EvalConfig:
                                      "first_path_first": self.first_path_first, **changes})
 
 
+VERIFIER_KINDS = ("genrm", "genrm_cot", "orm", "simpo", "dpo")
+"""Trainable verifiers (`trainers.verifier.VerifierObjective.kind`)."""
+
+
+@dataclass(frozen=True)
+class VerifierConfig:
+    """A verifier of solutions: a model role of its own, trained on the framework's samples (GenRM, GenRM-CoT,
+    an outcome reward model, SimPO or DPO) and read by Best-of-N and the weighted vote."""
+
+    model: str = ""
+    """Local Hugging Face checkpoint the verifier starts from (empty: a copy of the policy; for orm, a token
+    classifier with the policy's body and a new head)."""
+    kind: str = "genrm_cot"
+    """What to train: genrm (yes/no at once), genrm_cot (a written check, then yes/no), orm (a score at the last
+    token, BCE), simpo or dpo (preference pairs; scored by length-normalised log-likelihood)."""
+    solution_weight: float = 1.0
+    """lambda of GenRM's unified objective: loss = verification loss + lambda x SFT loss on correct solutions
+    (0: verification only)."""
+    simpo_beta: float = 2.0
+    """SimPO's beta (reward scale; Meng et al. 2024 use 2.0-2.5)."""
+    simpo_gamma: float = 1.0
+    """SimPO's target margin gamma (gamma/beta = 0.5, their usual ratio)."""
+    dpo_beta: float = 0.1
+    """DPO's beta (Rafailov et al. 2023)."""
+    rationales: int = 4
+    """K: checks GenRM-CoT writes per solution; its score is the mean p(yes) over them."""
+    max_rationale_tokens: int = 160
+    """Longest check GenRM-CoT writes (tokens)."""
+    temperature: float = 0.7
+    """Sampling temperature of GenRM-CoT's checks."""
+    check_cue: str = "check\n"
+    """Written after the solution before a check (GenRM's "Let's verify step by step.")."""
+    question: str = "correct?"
+    """Asked after the solution or the check (GenRM's "Is the answer correct (Yes/No)?")."""
+    yes: str = "yes"
+    """Verdict of a correct solution; its first token's probability is the score (leading-space variants too)."""
+    no: str = "no"
+    """Verdict of an incorrect solution."""
+
+    def text_format(self):
+        """The texts as a `rest_mcts.models.verifier_format.VerifierFormat`."""
+        from rest_mcts.models.verifier_format import VerifierFormat
+
+        return VerifierFormat(check_cue=self.check_cue, question=self.question, yes=self.yes, no=self.no)
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     ray_address: str = ""
@@ -237,6 +283,10 @@ class RunConfig:
                                             warm_start_steps=200)
     )
     eval: EvalConfig = field(default_factory=EvalConfig)
+    verifier: VerifierConfig = field(default_factory=VerifierConfig)
+    verifier_train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(learning_rate=5e-4, warmup_steps=30, max_steps=400, warm_start_steps=0)
+    )
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
@@ -293,6 +343,12 @@ def validate(config: RunConfig) -> None:
     match = config.rest_em.match_tokens_of
     if match and not (Path(match) / "config.yaml").exists():
         raise ConfigError(f"--rest_em.match_tokens_of {match}: not an iterate run folder (no config.yaml)")
-    for name in ("policy_train", "prm_train"):
+    if config.verifier.kind not in VERIFIER_KINDS:
+        raise ConfigError(f"--verifier.kind {config.verifier.kind!r}: expected one of {VERIFIER_KINDS}")
+    if config.verifier.rationales < 1 or config.verifier.max_rationale_tokens < 1:
+        raise ConfigError("--verifier.rationales and --verifier.max_rationale_tokens: expected positive integers")
+    if config.verifier.solution_weight < 0:
+        raise ConfigError(f"--verifier.solution_weight {config.verifier.solution_weight}: expected 0 or more")
+    for name in ("policy_train", "prm_train", "verifier_train"):
         if getattr(config, name).zero_stage not in (0, 1, 2, 3):
             raise ConfigError(f"--{name}.zero_stage: expected 0, 1, 2 or 3")

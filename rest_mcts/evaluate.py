@@ -121,19 +121,7 @@ def resolve(args: argparse.Namespace) -> Plan:
             raise ConfigError(f"{flag} {value}: expected a positive integer")
     base, round_ = RunConfig(), None
     if args.run:
-        run = Path(args.run)
-        if not (run / "config.yaml").exists():
-            raise ConfigError(f"--run {run}: not an iterate run folder (no config.yaml)")
-        base = apply_overrides(base, load_yaml(str(run / "config.yaml")), str(run / "config.yaml"))
-        # The run's own model paths were its starting points; its rounds' checkpoints are what is evaluated.
-        base = replace(base, model=replace(base.model, policy_model="", prm_model=""))
-        rounds = finished_rounds(run)
-        if args.round is None and not rounds:
-            raise ConfigError(f"--run {run}: no finished round")
-        index = rounds[-1] if args.round is None else args.round
-        if index not in rounds:
-            raise ConfigError(f"--round {index}: {run} has no finished round {index} (finished: {rounds})")
-        round_ = Round.of(run, index)
+        base, round_ = load_run(args.run, args.round)
     config = config_from_args(args, base)
     policy = config.model.policy_model or (str(round_.policy) if round_ else "")
     prm = config.model.prm_model or (str(round_.prm) if round_ else "")
@@ -162,6 +150,23 @@ def resolve(args: argparse.Namespace) -> Plan:
         # The margin the round's dev problems picked holds for the round's own checkpoints only.
         margin = round_.read_summary().get("dev/mcts/answer_margin", margin)
     return Plan(config, policy, prm, out, seeds, 0.0 if args.plain_mcts else margin, problems)
+
+
+def load_run(run_dir: str, round_index: int | None) -> tuple[RunConfig, Round]:
+    """An iterate run's configuration (its model paths cleared: they were its starting points, and its rounds'
+    checkpoints are what is read) and one finished round (default: the last); errors name --run and --round."""
+    run = Path(run_dir)
+    if not (run / "config.yaml").exists():
+        raise ConfigError(f"--run {run}: not an iterate run folder (no config.yaml)")
+    base = apply_overrides(RunConfig(), load_yaml(str(run / "config.yaml")), str(run / "config.yaml"))
+    base = replace(base, model=replace(base.model, policy_model="", prm_model=""))
+    rounds = finished_rounds(run)
+    if round_index is None and not rounds:
+        raise ConfigError(f"--run {run}: no finished round")
+    index = rounds[-1] if round_index is None else round_index
+    if index not in rounds:
+        raise ConfigError(f"--round {index}: {run} has no finished round {index} (finished: {rounds})")
+    return base, Round.of(run, index)
 
 
 def split_budgets(args: argparse.Namespace, greedy_tokens: float) -> list[int]:
