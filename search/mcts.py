@@ -22,8 +22,10 @@ from search.types import (
     ProposedStep,
     ProposeFn,
     ScoreFn,
+    VerifyFn,
     checked_propose,
     checked_score,
+    checked_verify,
     readable_first,
 )
 
@@ -180,13 +182,49 @@ def _usable_steps(steps: Sequence[ProposedStep], taken_texts: set[str]) -> tuple
     return kept, dropped_tokens
 
 
-def _expand(
-    requests: list[tuple[Tree, int]], propose: ProposeFn, score: ScoreFn, params: MCTSParams
-) -> list[list[int]]:
-    """Expand each (tree, leaf): one batched propose, one batched score; returns the new child ids per request.
+@dataclass(frozen=True)
+class Scorers:
+    """What values MCTS*'s nodes: the PRM (`score`), and optionally a verifier for terminal children in its place
+    (`leaf_verify`, e.g. GenRM-CoT) and a verifier for the other children (`step_verify`, a generative step
+    scorer). Verifiers' generated tokens are charged to the tree (`Tree.verifier_tokens`)."""
 
-    A new child's value is its PRM score. It is terminal when its step is final or it sits at
-    max_depth. A leaf whose proposals were all dropped (the sampler produced only empty steps,
+    score: ScoreFn
+    leaf_verify: VerifyFn | None = None
+    step_verify: VerifyFn | None = None
+
+
+def score_nodes(nodes: list[tuple[Tree, int]], scorers: Scorers | ScoreFn) -> list[float]:
+    """The value of each (tree, node): terminal nodes by `leaf_verify`, others by `step_verify`, each falling
+    back to the PRM; one call per scorer used, verifier tokens charged to each node's tree."""
+    if not isinstance(scorers, Scorers):
+        scorers = Scorers(scorers)
+    groups: dict[int, tuple[VerifyFn | ScoreFn, bool, list[int]]] = {}
+    for index, (tree, node_id) in enumerate(nodes):
+        verify = scorers.leaf_verify if tree.nodes[node_id].is_terminal else scorers.step_verify
+        scorer, is_verifier = (verify, True) if verify is not None else (scorers.score, False)
+        groups.setdefault(id(scorer), (scorer, is_verifier, []))[2].append(index)
+    values = [0.0] * len(nodes)
+    for scorer, is_verifier, indices in groups.values():
+        prefixes = [nodes[i][0].prefix_of(nodes[i][1]) for i in indices]
+        if is_verifier:
+            verdicts = checked_verify(scorer, prefixes)
+            for i, value, tokens in zip(indices, verdicts.scores, verdicts.tokens_generated):
+                values[i] = value
+                nodes[i][0].verifier_tokens += tokens
+        else:
+            for i, value in zip(indices, checked_score(scorer, prefixes)):
+                values[i] = value
+    return values
+
+
+def _expand(
+    requests: list[tuple[Tree, int]], propose: ProposeFn, score: Scorers | ScoreFn, params: MCTSParams
+) -> list[list[int]]:
+    """Expand each (tree, leaf): one batched propose, one batched scoring per scorer (`score_nodes`); returns the
+    new child ids per request.
+
+    A new child's value is its score (the PRM's, or a verifier's: see `Scorers`). It is terminal when its step is
+    final or it sits at max_depth. A leaf whose proposals were all dropped (the sampler produced only empty steps,
     i.e. it ended the solution there) becomes terminal itself, so it is never expanded again.
     """
     if not requests:
@@ -208,7 +246,7 @@ def _expand(
         new_children.append(child_ids)
     scored = [(tree, child_id) for (tree, _), child_ids in zip(requests, new_children) for child_id in child_ids]
     if scored:
-        scores = checked_score(score, [tree.prefix_of(child_id) for tree, child_id in scored])
+        scores = score_nodes(scored, score)
         for (tree, child_id), prm_score in zip(scored, scores):
             child = tree.nodes[child_id]
             child.prm_score = prm_score
@@ -278,7 +316,7 @@ def _budget_stop_reason(tree: Tree, params: MCTSParams) -> str:
     return ""
 
 
-def simulate(trees: Sequence[Tree], propose: ProposeFn, score: ScoreFn, params: MCTSParams) -> None:
+def simulate(trees: Sequence[Tree], propose: ProposeFn, score: Scorers | ScoreFn, params: MCTSParams) -> None:
     """Run one MCTS* simulation on every tree whose `stop_reason` is '' (trees are updated in place).
 
     Per tree: stop if a budget is spent; else select a leaf by UCT. A terminal leaf with
@@ -319,7 +357,7 @@ def simulate(trees: Sequence[Tree], propose: ProposeFn, score: ScoreFn, params: 
             best_child_id = max(child_ids, key=lambda child_id: (tree.nodes[child_id].prm_score, -child_id))
             if not tree.nodes[best_child_id].is_terminal:
                 rollout_starts.append((tree, best_child_id))
-        _roll_forward(rollout_starts, propose, score, params)
+        _roll_forward(rollout_starts, propose, score.score if isinstance(score, Scorers) else score, params)
     for tree, leaf_id in to_expand:
         backup(tree, leaf_id)
         tree.simulation_count += 1
@@ -327,7 +365,7 @@ def simulate(trees: Sequence[Tree], propose: ProposeFn, score: ScoreFn, params: 
 
 
 def run_mcts(
-    prompts: Sequence[tuple[str, str]], propose: ProposeFn, score: ScoreFn, params: MCTSParams
+    prompts: Sequence[tuple[str, str]], propose: ProposeFn, score: Scorers | ScoreFn, params: MCTSParams
 ) -> list[Tree]:
     """Search one tree per (problem_id, prompt), all batched together, until every tree stops.
 
@@ -349,11 +387,12 @@ def best_leaf(tree: Tree) -> int:
     return node.node_id
 
 
-def complete_best_paths(trees: Sequence[Tree], greedy: GreedyFn, score: ScoreFn, max_depth: int) -> None:
+def complete_best_paths(trees: Sequence[Tree], greedy: GreedyFn, score: Scorers | ScoreFn, max_depth: int) -> None:
     """Give every tree without a terminal node one: its best path (`best_leaf`) continued by the policy's argmax
     steps until a final step or max_depth, each new step added as a scored node (its tokens count in
     `tokens_used`). So a search stopped by its budget before any solution finished still answers, as anytime
-    search should; trees that hold a terminal node are left alone. One `greedy` and one `score` call per level."""
+    search should; trees that hold a terminal node are left alone. One `greedy` call and one scoring (`score_nodes`)
+    per level."""
     open_leaves = {index: best_leaf(tree) for index, tree in enumerate(trees) if not tree.terminal_nodes()}
     while open_leaves:
         indices = list(open_leaves)
@@ -374,7 +413,7 @@ def complete_best_paths(trees: Sequence[Tree], greedy: GreedyFn, score: ScoreFn,
             else:
                 open_leaves[index] = child
         if added:
-            for (tree, child), value in zip(added, checked_score(score, [t.prefix_of(c) for t, c in added])):
+            for (tree, child), value in zip(added, score_nodes(added, score)):
                 tree.nodes[child].prm_score = tree.nodes[child].value = value
 
 

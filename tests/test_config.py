@@ -204,7 +204,7 @@ def test_non_positive_rounds_from_yaml_are_rejected_too(write_yaml):
 
 
 def test_unknown_task_is_rejected_listing_the_known_tasks():
-    with pytest.raises(ConfigError, match=r"--task 'gsm8k'.*\['last_letter', 'modchain', 'modtarget'\]"):
+    with pytest.raises(ConfigError, match=r"--task 'gsm8k'.*\['last_letter', 'modchain', 'modtarget', 'word_sort'\]"):
         parse("--task", "gsm8k")
 
 
