@@ -24,6 +24,7 @@ from rest_mcts.data import atomic_write_bytes, atomic_write_text, write_jsonl
 from rest_mcts.evaluation import (
     METHODS,
     SAMPLING_METHODS,
+    VERIFIER_METHODS,
     Comparison,
     MethodCall,
     MethodRecord,
@@ -31,6 +32,7 @@ from rest_mcts.evaluation import (
     compare_mcts,
     plan_budget,
     summarize,
+    verifier_comparisons,
 )
 from rest_mcts.flags import add_config_arguments, apply_overrides, config_from_args, load_yaml
 from rest_mcts.rounds import Round, finished_rounds
@@ -41,7 +43,10 @@ from rest_mcts.tasks import get_task
 logger = logging.getLogger("rest_mcts")
 
 METHOD_GROUPS = {"greedy": "greedy", **{name: "sampling" for name in SAMPLING_METHODS},
-                 "beam_search": "beam_search", "tot_bfs": "tot_bfs", "mcts": "mcts"}
+                 "best_of_n_verifier": "sampling", "weighted_vote_verifier": "sampling",
+                 "beam_search": "beam_search", "tot_bfs": "tot_bfs", "mcts": "mcts",
+                 "mcts_leaf_verifier": "mcts_leaf_verifier", "mcts_step_verifier": "mcts_step_verifier"}
+MCTS_GROUPS = ("mcts", "mcts_leaf_verifier", "mcts_step_verifier")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,8 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--round", type=int, default=None,
                         help="Which round's checkpoints of --run (default: its last finished round).")
     what = parser.add_argument_group("what to run")
-    what.add_argument("--methods", nargs="+", default=list(METHODS), metavar="METHOD",
-                      help=f"Methods to run (default: all): {', '.join(METHODS)}.")
+    what.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+                      help=f"Methods to run (default: all; those reading a verifier only with --verifier): "
+                           f"{', '.join(METHODS)}.")
+    what.add_argument("--verifier", default="", metavar="PATH",
+                      help="A verifier checkpoint (e.g. from `python -m rest_mcts.best_of_n`), read as "
+                           "--verifier.kind says; adds " + ", ".join(VERIFIER_METHODS) + ".")
     what.add_argument("--budget-multiples", nargs="+", type=float, default=[1.0, 2.0, 4.0, 8.0], metavar="M",
                       help="Budgets as multiples of L, greedy decoding's mean tokens per solution on each split, so "
                            "every method gets at least one full attempt (default: 1 2 4 8).")
@@ -105,6 +114,13 @@ def resolve(args: argparse.Namespace) -> Plan:
     """The configuration, checkpoints, seeds, answer margin and output folder; errors name the flag."""
     from rest_mcts.models.build import load_policy, load_prm
 
+    if args.methods is None:
+        args.methods = [method for method in METHODS if args.verifier or method not in VERIFIER_METHODS]
+    needs_verifier = [method for method in args.methods if method in VERIFIER_METHODS]
+    if needs_verifier and not args.verifier:
+        raise ConfigError(f"--methods {' '.join(needs_verifier)}: these read a verifier; give --verifier PATH")
+    if args.verifier and not (Path(args.verifier) / "config.json").exists():
+        raise ConfigError(f"--verifier {args.verifier}: not a Hugging Face checkpoint folder (no config.json)")
     unknown = [method for method in args.methods if method not in METHODS]
     if unknown:
         raise ConfigError(f"--methods {' '.join(unknown)}: unknown method; expected some of {', '.join(METHODS)}")
@@ -193,7 +209,8 @@ def evaluate(args: argparse.Namespace, plan: Plan, budgets: dict | None = None) 
     plain = args.plain_mcts
     mcts = (config.eval.mcts_params(config.search, first_path_first=False) if plain
             else config.eval.mcts_params(config.search))
-    settings = SamplerSettings.from_config(config, plan.policy, plan.prm, config.eval.temperature, seed=0)
+    settings = replace(SamplerSettings.from_config(config, plan.policy, plan.prm, config.eval.temperature, seed=0),
+                       verifier_path=args.verifier, verifier=config.verifier if args.verifier else None)
     greedy_first = config.eval.greedy_first and not plain
     actors = Actors(replace(config.cluster, colocate=False), args.name)
     pool = actors.search_pool(settings, "evaluate")
@@ -208,7 +225,7 @@ def evaluate(args: argparse.Namespace, plan: Plan, budgets: dict | None = None) 
 
             def run(call: MethodCall, split: str = split, shards: list = shards) -> list[MethodRecord]:
                 # Only MCTS* proposes the argmax step first: the sampling baselines sample all their candidates.
-                pool.settings = replace(settings, greedy_first=greedy_first and call.group == "mcts")
+                pool.settings = replace(settings, greedy_first=greedy_first and call.group in MCTS_GROUPS)
                 label = f"{split} {call.group} budget {call.plan.budget if call.plan else '-'} seed {call.seed}"
                 return [record for batch in pool.map("run_call", shards, call, label=label) for record in batch]
 
@@ -232,11 +249,11 @@ def evaluate(args: argparse.Namespace, plan: Plan, budgets: dict | None = None) 
 
 
 def format_comparisons(comparisons: list[Comparison]) -> str:
-    lines = ["| split | budget | MCTS* | best other method | its accuracy | difference | 95% paired interval |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| split | budget | MCTS* variant | its accuracy | compared with | its accuracy | difference | "
+             "95% paired interval |", "|---|---|---|---|---|---|---|---|"]
     for c in comparisons:
-        lines.append(f"| {c.split} | {c.budget} | {c.mcts_accuracy:.3f} | {c.method} | {c.other_accuracy:.3f} | "
-                     f"{c.difference:+.3f} | {c.ci_low:+.3f} to {c.ci_high:+.3f} |")
+        lines.append(f"| {c.split} | {c.budget} | {c.subject} | {c.mcts_accuracy:.3f} | {c.method} | "
+                     f"{c.other_accuracy:.3f} | {c.difference:+.3f} | {c.ci_low:+.3f} to {c.ci_high:+.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -287,15 +304,18 @@ def plot(rows: list[SummaryRow], split: str, path: Path, title: str) -> None:
 
 
 def write_outputs(out: Path, records: list[MethodRecord], rows: list[SummaryRow], meta: dict,
-                  comparisons: list[Comparison] = ()) -> None:
+                  comparisons: list[Comparison] = (), by_verifier: list[Comparison] = ()) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "records.jsonl", records)
     atomic_write_text(out / "summary.json", json.dumps(
-        {"meta": meta, "rows": [asdict(row) for row in rows], "mcts_vs_best_other": [asdict(c) for c in comparisons]},
-        indent=2))
+        {"meta": meta, "rows": [asdict(row) for row in rows], "mcts_vs_best_other": [asdict(c) for c in comparisons],
+         "verifier_mcts_comparisons": [asdict(c) for c in by_verifier]}, indent=2))
     table = format_markdown(rows)
     if comparisons:
         table += "\nMCTS* against the most accurate other method at each budget:\n\n" + format_comparisons(comparisons)
+    if by_verifier:
+        table += ("\nMCTS* with the verifier against MCTS* with the PRM only, and against the most accurate other "
+                  "method:\n\n" + format_comparisons(by_verifier))
     atomic_write_text(out / "table.md", table)
     for split in sorted({row.split for row in rows}):
         plot(rows, split, out / f"accuracy_vs_tokens_{split}.png", f"{meta['task']} {split}: {meta['checkpoints']}")
@@ -319,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
             "methods": args.methods, "budget_multiples":
             None if args.budgets else args.budget_multiples, "splits": args.splits, "seeds": plan.seeds,
             "problems": plan.problems, "temperature": config.eval.temperature, "beam_branch": args.beam_branch,
-            "tot_branch": args.tot_branch, "plain_mcts": args.plain_mcts, "answer_margin": plan.answer_margin,
+            "tot_branch": args.tot_branch, "plain_mcts": args.plain_mcts, "verifier": args.verifier,
+            "answer_margin": plan.answer_margin,
             "search": asdict(config.search), "eval": asdict(config.eval)}
     start_ray(config.cluster.ray_address, config.cluster.dashboard_host)
     import ray
@@ -334,16 +355,17 @@ def main(argv: list[str] | None = None) -> int:
         meta["budgets"] = budgets
         rows = summarize(records)
         comparisons = compare_mcts(records)
+        by_verifier = verifier_comparisons(records)
         if plan.out.exists() and args.overwrite:
             import shutil
 
             shutil.rmtree(plan.out)
         meta["seconds"] = time.time() - started
-        write_outputs(plan.out, records, rows, meta, comparisons)
+        write_outputs(plan.out, records, rows, meta, comparisons, by_verifier)
         tracker.log_rows(rows)
         print("\n" + format_markdown(rows), flush=True)
-        if comparisons:
-            print(format_comparisons(comparisons), flush=True)
+        if comparisons or by_verifier:
+            print(format_comparisons(comparisons + by_verifier), flush=True)
         print(f"results: {plan.out}   total {meta['seconds']:.0f} s", flush=True)
     finally:
         if tracker is not None:

@@ -13,7 +13,7 @@ from rest_mcts.data import Problem
 from rest_mcts.tasks import Task
 from search.mcts import MCTSParams, best_answer_node
 from search.tree import Tree
-from search.types import GreedyFn, ProposeFn, ScoreFn
+from search.types import GreedyFn, ProposeFn, ScoreFn, VerifyFn
 
 
 def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
@@ -145,7 +145,12 @@ SAMPLING_METHODS = (
     "pass_at_n",
 )
 """Methods read from one shared set of N sampled solutions (pass_at_n, the oracle ceiling, included)."""
-METHODS = ("greedy",) + SAMPLING_METHODS + ("beam_search", "tot_bfs", "mcts")
+VERIFIER_METHODS = ("best_of_n_verifier", "weighted_vote_verifier", "mcts_leaf_verifier", "mcts_step_verifier")
+"""Methods that read a verifier (`evaluate --verifier`): Best-of-N and the weighted vote by its scores (of the
+sampling group), MCTS* with the verifier valuing terminal nodes, and MCTS* with it valuing every node (a generative
+step scorer in place of the PRM). Their tokens include what the verifier generated."""
+
+METHODS = ("greedy",) + SAMPLING_METHODS + ("beam_search", "tot_bfs", "mcts") + VERIFIER_METHODS
 
 
 @dataclass(frozen=True)
@@ -180,7 +185,8 @@ class MethodCall:
     """One batch of work for a search worker: a method group at one budget and seed on one split."""
 
     group: str
-    """'greedy', 'sampling' (every method in SAMPLING_METHODS), 'beam_search', 'tot_bfs' or 'mcts'."""
+    """'greedy', 'sampling' (every method in SAMPLING_METHODS, and the verifier's Best-of-N and weighted vote when a
+    verifier is given), 'beam_search', 'tot_bfs', 'mcts', 'mcts_leaf_verifier' or 'mcts_step_verifier'."""
     split: str
     seed: int
     plan: BudgetPlan | None
@@ -212,12 +218,12 @@ class MethodRecord:
 
 
 def run_call(call: MethodCall, task: Task, problems: Sequence[Problem], propose: ProposeFn, greedy: GreedyFn,
-             score: ScoreFn) -> list[MethodRecord]:
-    """Run `call` on `problems` with the given models; one record per method and problem."""
+             score: ScoreFn, verify: VerifyFn | None = None) -> list[MethodRecord]:
+    """Run `call` on `problems` with the given models (and verifier); one record per method and problem."""
     import time
 
     from search import baselines
-    from search.mcts import complete_best_paths, run_mcts
+    from search.mcts import Scorers, complete_best_paths, run_mcts
 
     prompts = [(problem.id, task.format_prompt(problem)) for problem in problems]
     started = time.time()
@@ -230,7 +236,7 @@ def run_call(call: MethodCall, task: Task, problems: Sequence[Problem], propose:
         results["greedy"] = baselines.greedy_solutions(prompts, greedy, task.extract_answer, call.max_depth)
     elif call.group == "sampling":
         results = baselines.sampling_methods(prompts, propose, score, task.extract_answer, call.plan.num_samples,
-                                             call.max_depth)
+                                             call.max_depth, verifiers={"verifier": verify} if verify else None)
         results["pass_at_n"] = results["self_consistency"]
     elif call.group in ("beam_search", "tot_bfs"):
         width, branch = ((call.plan.beam_width, call.beam_branch) if call.group == "beam_search"
@@ -238,16 +244,20 @@ def run_call(call: MethodCall, task: Task, problems: Sequence[Problem], propose:
         params = baselines.LevelSearchParams(width, branch, call.max_depth)
         method = baselines.beam_search if call.group == "beam_search" else baselines.tot_bfs
         results[call.group] = method(prompts, propose, score, task.extract_answer, params)
-    elif call.group == "mcts":
+    elif call.group in ("mcts", "mcts_leaf_verifier", "mcts_step_verifier"):
+        if call.group != "mcts" and verify is None:
+            raise ValueError(f"method group {call.group!r} needs a verifier")
+        scorers = Scorers(score, leaf_verify=verify if call.group != "mcts" else None,
+                          step_verify=verify if call.group == "mcts_step_verifier" else None)
         params = replace(call.mcts, max_tokens=budget, stop_at_end_gate=True)
-        trees = run_mcts(prompts, propose, score, params)
-        complete_best_paths(trees, greedy, score, params.max_depth)
-        results["mcts"] = []
+        trees = run_mcts(prompts, propose, scorers, params)
+        complete_best_paths(trees, greedy, scorers, params.max_depth)
+        results[call.group] = []
         for tree in trees:
             best = best_answer_node(tree, call.answer_margin, task.extract_answer)
             chosen = tree.steps_of(best) if best is not None else None
             answer = task.extract_answer(chosen) if chosen is not None else None
-            results["mcts"].append(baselines.MethodResult(tree.problem_id, chosen, answer, tree.tokens_used))
+            results[call.group].append(baselines.MethodResult(tree.problem_id, chosen, answer, tree.tokens_used))
     else:
         raise ValueError(f"unknown method group {call.group!r}")
     seconds = (time.time() - started) / max(1, len(problems))
@@ -331,6 +341,8 @@ class Comparison:
     ci_high: float
     """95% paired bootstrap interval of the difference (problems resampled, each with its outcomes on every seed
     under both methods)."""
+    subject: str = "mcts"
+    """The MCTS* variant compared (mcts, mcts_leaf_verifier, mcts_step_verifier)."""
 
 
 def paired_interval(mine: np.ndarray, theirs: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -340,9 +352,10 @@ def paired_interval(mine: np.ndarray, theirs: np.ndarray, resamples: int = 2000,
 
 
 def compare_mcts(records: Sequence[MethodRecord], method: str = "mcts",
-                 tolerance: float = 0.1) -> list[Comparison]:
-    """Per split and budget where `method` ran: its accuracy difference to the best other method that spent at
-    most (1 + tolerance) times max(budget, `method`'s mean tokens) per problem, paired over problems."""
+                 tolerance: float = 0.1, against: Sequence[str] | None = None) -> list[Comparison]:
+    """Per split and budget where `method` ran: its accuracy difference to the best other method (among `against`
+    if given) that spent at most (1 + tolerance) times max(budget, `method`'s mean tokens) per problem, paired over
+    problems."""
     outcome: dict[tuple[str, str, int], dict[tuple[int, str], bool]] = {}
     spent: dict[tuple[str, str, int], list[int]] = {}
     for record in records:
@@ -365,6 +378,7 @@ def compare_mcts(records: Sequence[MethodRecord], method: str = "mcts",
         mine = matrix((split, name, budget), seeds, problem_ids)
         allowance = (1 + tolerance) * max(budget, float(np.mean(spent[(split, name, budget)])))
         others = [key for key in outcome if key[0] == split and key[1] not in (method, "pass_at_n")
+                  and (against is None or key[1] in against)
                   and (key[2] == budget or key[1] == "greedy") and float(np.mean(spent[key])) <= allowance]
         if not others:
             continue
@@ -372,5 +386,18 @@ def compare_mcts(records: Sequence[MethodRecord], method: str = "mcts",
         theirs, other = max(scored, key=lambda item: item[0].mean())
         low, high = paired_interval(mine, theirs)
         comparisons.append(Comparison(split, budget, other, float(mine.mean()), float(theirs.mean()),
-                                      float(mine.mean() - theirs.mean()), low, high))
+                                      float(mine.mean() - theirs.mean()), low, high, method))
+    return comparisons
+
+
+def verifier_comparisons(records: Sequence[MethodRecord]) -> list[Comparison]:
+    """Each MCTS* variant with a verifier that ran: against MCTS* with the PRM only, and against the best other
+    method, at each budget (`compare_mcts`)."""
+    present = {record.method for record in records}
+    comparisons: list[Comparison] = []
+    for variant in ("mcts_leaf_verifier", "mcts_step_verifier"):
+        if variant in present:
+            if "mcts" in present:
+                comparisons += compare_mcts(records, variant, against=["mcts"])
+            comparisons += compare_mcts(records, variant)
     return comparisons

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rest_mcts.config import RunConfig
+    from rest_mcts.config import RunConfig, VerifierConfig
     from rest_mcts.models.prm_scorer import PRMScorer
     from rest_mcts.models.sampler import StepSampler
     from rest_mcts.tasks import Task
@@ -32,6 +32,10 @@ class SamplerSettings:
     """KV kept across calls per model (see SearchConfig.kv_store_mb)."""
     greedy_first: bool = False
     """The first candidate of every expansion is the argmax step (see EvalConfig.greedy_first)."""
+    verifier_path: str = ""
+    """A verifier checkpoint to serve beside the PRM (empty: none); read as `verifier.kind` says."""
+    verifier: VerifierConfig | None = None
+    """The verifier's settings (kind, format, checks per solution)."""
 
     APPLIED_PER_REQUEST = ("temperature", "seed", "greedy_first")
     """Fields a worker applies to its loaded sampler; a change of any other field loads the models again."""
@@ -82,3 +86,25 @@ def build_search_models(settings: SamplerSettings, device: str, worker_index: in
         scorer = PRMScorer(load_prm(settings.prm_path, device), load_tokenizer(settings.prm_path), device,
                            kv_store_mb=settings.kv_store_mb)
     return task, sampler, scorer
+
+
+def load_verifier(path: str, verifier: VerifierConfig, device: str, seed: int = 0, kind: str | None = None):
+    """The scorer of the verifier at `path`, as `kind` (default `verifier.kind`) reads it: a `GenerativeVerifier`
+    (genrm: direct; genrm_cot: `verifier.rationales` checks; judge: the direct form on any causal LM), a
+    `LikelihoodVerifier` (simpo, dpo) or a `ClassifierVerifier` (orm: last step; prm: min over steps)."""
+    from rest_mcts.models.build import load_policy, load_prm, load_tokenizer
+    from rest_mcts.models.prm_scorer import PRMScorer
+    from rest_mcts.models.verifier_scorer import ClassifierVerifier, GenerativeVerifier, LikelihoodVerifier
+
+    kind = kind or verifier.kind
+    tokenizer = load_tokenizer(path)
+    if kind in ("orm", "prm"):
+        return ClassifierVerifier(PRMScorer(load_prm(path, device), tokenizer, device), "last" if kind == "orm"
+                                  else "min")
+    if kind in ("simpo", "dpo"):
+        return LikelihoodVerifier(load_policy(path, device), tokenizer, device)
+    if kind not in ("genrm", "genrm_cot", "judge"):
+        raise ValueError(f"verifier kind {kind!r}: expected genrm, genrm_cot, judge, orm, prm, simpo or dpo")
+    return GenerativeVerifier(load_policy(path, device), tokenizer, verifier.text_format(),
+                              verifier.rationales if kind == "genrm_cot" else 0, verifier.max_rationale_tokens,
+                              verifier.temperature, device, seed=seed)

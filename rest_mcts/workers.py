@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import ray
 
 from rest_mcts.data import Problem
-from rest_mcts.search_models import NEUTRAL_SCORE, SamplerSettings, build_search_models
+from rest_mcts.search_models import NEUTRAL_SCORE, SamplerSettings, build_search_models, load_verifier
 from rest_mcts.seeds import shard_seed, worker_seed
 from search.mcts import MCTSParams, complete_best_paths, run_mcts
 from search.tree import Tree
@@ -70,6 +70,12 @@ class SearchWorker:
             self.sampler.reseed(worker_seed(settings.seed, self.worker_index))
         else:
             self.task, self.sampler, self.scorer = build_search_models(settings, pick_device(), self.worker_index)
+        if settings.verifier_path and (self.settings is None or (settings.verifier_path, settings.verifier) != (
+                self.settings.verifier_path, self.settings.verifier)):
+            self.verifier = load_verifier(settings.verifier_path, settings.verifier, pick_device(),
+                                          worker_seed(settings.seed, self.worker_index))
+        elif not settings.verifier_path:
+            self.verifier = None
         self.settings = settings
 
     def _score(self, prefixes: Sequence[Prefix]) -> list[float]:
@@ -128,7 +134,8 @@ class SearchWorker:
         from rest_mcts.evaluation import run_call
 
         self._reseed_for(problems, call.seed)
-        return run_call(call, self.task, problems, self.sampler.propose, self.sampler.greedy, self._score)
+        verify = self.verifier.verify if self.verifier is not None else None
+        return run_call(call, self.task, problems, self.sampler.propose, self.sampler.greedy, self._score, verify)
 
 
 def read_finished_trees(path: Path) -> list[dict]:
