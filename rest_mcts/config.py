@@ -18,8 +18,8 @@ from trainers.engine import TrainSpec
 @dataclass(frozen=True)
 class TaskConfig:
     name: str = "modtarget"
-    """Task to train on: modtarget (reach a target digit; the default), modchain (mod-10 chains) or last_letter
-    (last-letter concatenation); docs/tasks.md."""
+    """Task to train on: modtarget (reach a target digit; the default), modchain (mod-10 chains), last_letter
+    (last-letter concatenation) or word_sort (sort pseudo-words); docs/tasks.md."""
     seed_problems: int = 8000
     """Problems with worked solutions used for the round-0 warm start (SFT seed set)."""
     train_problems: int = 3000

@@ -9,6 +9,7 @@ from rest_mcts.tasks import SPLITS, TASKS, get_task
 from rest_mcts.tasks.base import HELD_OUT_POOL, Task
 from rest_mcts.tasks.last_letter import LastLetterTask
 from rest_mcts.tasks.modchain import ModChainTask, reduce_once
+from rest_mcts.tasks.word_sort import WordSortTask
 
 # 3+4 = 7; 7*2 = 14 -> 4; 4-5 = -1 -> 9 (left to right, mod 10; with precedence it would be 6).
 # Each step shows the operation it evaluates, then the reduced chain and the record of every value
@@ -308,10 +309,11 @@ def test_a_held_out_split_larger_than_its_pool_is_rejected():
 def test_get_task_returns_the_registered_task():
     assert isinstance(get_task("modchain"), ModChainTask)
     assert isinstance(get_task("last_letter"), LastLetterTask)
+    assert isinstance(get_task("word_sort"), WordSortTask)
 
 
 def test_get_task_rejects_an_unknown_name_listing_the_known_tasks():
-    with pytest.raises(ValueError, match=r"'gsm8k'.*\['last_letter', 'modchain', 'modtarget'\]"):
+    with pytest.raises(ValueError, match=r"'gsm8k'.*\['last_letter', 'modchain', 'modtarget', 'word_sort'\]"):
         get_task("gsm8k")
 
 

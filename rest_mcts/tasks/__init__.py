@@ -6,8 +6,9 @@ from rest_mcts.tasks.base import SPLITS, Task
 from rest_mcts.tasks.last_letter import LastLetterTask
 from rest_mcts.tasks.modchain import ModChainTask
 from rest_mcts.tasks.modtarget import ModTargetTask
+from rest_mcts.tasks.word_sort import WordSortTask
 
-TASKS = {"modtarget": ModTargetTask, "modchain": ModChainTask, "last_letter": LastLetterTask}
+TASKS = {"modtarget": ModTargetTask, "modchain": ModChainTask, "last_letter": LastLetterTask, "word_sort": WordSortTask}
 
 
 def get_task(name: str) -> Task:

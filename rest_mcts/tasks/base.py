@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from rest_mcts.data import PolicyExample, Problem
 
@@ -65,12 +66,66 @@ class Task(ABC):
             labels.append(still_right)
         return labels
 
+    def verification_rationale(self, problem: Problem, steps: Sequence[str]) -> str:
+        """A written check of a finished or partial solution, made by the task's own step checker (GenRM's
+        verification rationale for algorithmic tasks): one line per step, the step's lookup redone right, then
+        `ok` or `no` (see `StepCheck`), ending after the first wrong step. It has no `no` exactly when
+        `step_labels(problem, steps)[-1]` is True; the verdict word that follows it is added by the caller.
+        Malformed steps are marked `no`, never raised on (synthetic tasks only)."""
+        raise NotImplementedError(f"task {self.name!r} has no verification rationales")
+
+    def cot_program(self, problem: Problem, steps: Sequence[str]) -> str | None:
+        """CoTnPoT's translation of a finished solution into Python source (standard library only, no input) that
+        takes the operands and choices the steps state, computes every result itself and prints one line: the
+        answer that computation gives, in the form `extract_answer` returns. None when a step cannot be read or
+        the solution has no final step (synthetic tasks only)."""
+        raise NotImplementedError(f"task {self.name!r} has no chain-of-thought programs")
+
     def seed_examples(self, count: int, seed: int) -> list[PolicyExample]:
         """Worked solutions of the seed split, the warm start's SFT data."""
         return [
             PolicyExample(problem.id, self.format_prompt(problem), tuple(self.reference_steps(problem)))
             for problem in self.problems("seed", count, seed)
         ]
+
+
+RIGHT_MARK = "ok"
+WRONG_MARK = "no"
+"""The last word of each rationale line: the step is right, or it is wrong (and the rationale ends there)."""
+
+
+@dataclass(frozen=True)
+class StepCheck:
+    """One step checked: `recomputed` is the step's lookup redone right (no spaces, never a mark word);
+    `wrong_part` is None for a right step, "" when the recomputed lookup itself differs from what the step
+    wrote, or one word naming the part of the step that is wrong (a copy, a lost target, a step after the end)."""
+
+    recomputed: str
+    wrong_part: str | None = None
+
+    def line(self) -> str:
+        if self.wrong_part is None:
+            return f"{self.recomputed} {RIGHT_MARK}\n"
+        return " ".join(filter(None, (self.recomputed, self.wrong_part, WRONG_MARK))) + "\n"
+
+
+BEYOND_END = StepCheck("end", "")
+"""The check of a step written after the solution's last step."""
+
+
+def rationale_of(checks: Iterable[StepCheck]) -> str:
+    """The rationale lines of `checks`, up to and including the first wrong one."""
+    lines = []
+    for check in checks:
+        lines.append(check.line())
+        if check.wrong_part is not None:
+            break
+    return "".join(lines)
+
+
+def rationale_finds_a_wrong_step(rationale: str) -> bool:
+    """True when some line of a rationale is marked `no`."""
+    return any(line.split()[-1:] == [WRONG_MARK] for line in rationale.splitlines())
 
 
 def length_sampler(split: str, low: int, high: int, seed_length_decay: float):

@@ -3,18 +3,25 @@
 Question `kato ribu sel`, steps `ribu sel:o`, `sel:ou`, `oul`: each step drops the first
 remaining word and appends its last letter after the colon; the final step is the answer alone.
 Train on 2-4 words, test out of distribution on 6, as GenRM does.
+
+A verification rationale redoes each step's lookup, the last letter of the word it drops (`kato=o ok`); its
+program takes the words the steps drop and computes their last letters itself.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 
 from rest_mcts.data import Problem
-from rest_mcts.tasks.base import Task, draw_split, length_sampler
+from rest_mcts.tasks.base import BEYOND_END, StepCheck, Task, draw_split, length_sampler, rationale_of
 
 CONSONANTS = "bcdfghjklmnprstvz"
 VOWELS = "aeiou"
+WORDS = re.compile(r"[a-z]+(?: [a-z]+)*")
+"""Lower-case words joined by single spaces."""
+LETTERS = re.compile(r"[a-z]+")
 
 
 def make_word(rng: random.Random) -> str:
@@ -62,3 +69,57 @@ class LastLetterTask(Task):
         if not steps or not self.is_final_step(steps[-1]):
             return None
         return steps[-1].strip()
+
+    # -- verification rationales and programs ----------------------------------------------------------
+
+    def _checks(self, problem: Problem, steps: Sequence[str]) -> Iterator[StepCheck]:
+        """Per step: the word it drops and that word's last letter, then whether the step has the right form
+        (words left and `:` before the last step, letters alone on it) and appended that letter (`no`), carried the
+        letters before it (`letters no`) and the words left (`left no`) as the right step does."""
+        words = problem.question.split()
+        reference = self.reference_steps(problem)
+        for index, step_text in enumerate(steps):
+            if index >= len(reference):
+                yield BEYOND_END
+                continue
+            words_left, letters = _split_step(step_text)
+            right_left, right_letters = _split_step(reference[index])
+            recomputed = f"{words[index]}={words[index][-1]}"
+            if (words_left is None) != (right_left is None) or letters[-1:] != right_letters[-1:]:
+                yield StepCheck(recomputed, "")
+            elif letters != right_letters:
+                yield StepCheck(recomputed, "letters")
+            elif words_left != right_left:
+                yield StepCheck(recomputed, "left")
+            else:
+                yield StepCheck(recomputed)
+
+    def verification_rationale(self, problem: Problem, steps: Sequence[str]) -> str:
+        """One line per step: the word it drops `=` its last letter, then `ok`, or `no` after the part that is
+        wrong. `kato ribu sel` with steps `ribu sel:o`, `sel:oi`: `kato=o ok`, `ribu=u no`."""
+        return rationale_of(self._checks(problem, steps))
+
+    def cot_program(self, problem: Problem, steps: Sequence[str]) -> str | None:
+        """The last letters of the words the steps drop: each step drops the first of the words the step before
+        left (the question's first word for the first step); the program takes those words and computes their
+        last letters itself. A letter written wrong, or a word miscopied before it is dropped, makes the
+        program disagree with the stated letters."""
+        if not steps or not self.is_final_step(steps[-1]):
+            return None
+        words_left = problem.question.split()
+        dropped = []
+        for step_text in steps[:-1]:
+            dropped.append(words_left[0])
+            text, letters = _split_step(step_text)
+            if text is None or WORDS.fullmatch(text) is None or LETTERS.fullmatch(letters) is None:
+                return None
+            words_left = text.split(" ")
+        dropped.append(words_left[0])
+        return (f"dropped = {dropped!r}\n"
+                "print(''.join(word[-1] for word in dropped))\n")
+
+
+def _split_step(step_text: str) -> tuple[str | None, str]:
+    """(words left, letters) of a step; words left is None for a step without `:` (a final step)."""
+    words_left, colon, letters = step_text.strip().partition(":")
+    return (words_left, letters) if colon else (None, words_left)

@@ -24,6 +24,10 @@ The true label of a prefix is exact: every step so far is written correctly and 
 from its value with the remaining digits (brute force over the 3^k choices left). Problems are drawn so that few
 of the operation strings reach the target (at most `max_solution_share` of them), so the first guess rarely
 works and a search that looks ahead finds what it misses.
+
+A verification rationale redoes each step's values (`3?4=792+ ok`) and names what else is wrong (`chain no`: the
+chain or target not carried on; `lost no`: the target no longer reachable, or on the last step missed); its
+program takes the digits and operations the steps state and computes whether they reach the stated target.
 """
 
 from __future__ import annotations
@@ -31,11 +35,11 @@ from __future__ import annotations
 import itertools
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 
 from rest_mcts.data import Problem
-from rest_mcts.tasks.base import Task, draw_split, length_sampler
+from rest_mcts.tasks.base import BEYOND_END, StepCheck, Task, draw_split, length_sampler, rationale_of
 
 OPERATIONS = {"+": lambda a, b: (a + b) % 10, "-": lambda a, b: (a - b) % 10, "*": lambda a, b: (a * b) % 10}
 DIGITS = "123456789"
@@ -229,3 +233,87 @@ class ModTargetTask(Task):
                 still_right = False
             labels.append(still_right)
         return labels
+
+    # -- verification rationales and programs ----------------------------------------------------------
+
+    def _checks(self, problem: Problem, steps: Sequence[str]) -> Iterator[StepCheck]:
+        """Per step, from the true running value (every step before it is right): the value and digit it takes
+        with their three values (and, on the last step, the target and the differences), followed by the
+        operation the step chose. Wrong when the step cannot be read as a step of its kind or a value or
+        difference is not the true one (`no`), when it takes another value or digit or carries another chain or
+        target (`chain no`), or when its choice leaves the target unreachable (`lost no`; on the last step: the
+        chosen value is not the target)."""
+        digits, target = parse_question(problem.question)
+        value = digits[0]
+        for index, step_text in enumerate(steps):
+            if index >= len(digits) - 1:
+                yield BEYOND_END
+                continue
+            digit, digits_left = digits[index + 1], digits[index + 2:]
+            values = _values(value, digit)
+            recomputed = f"{value}?{digit}={values}"
+            if not digits_left:
+                yield self._check_last(step_text, value, digit, values, target)
+                continue
+            match = STEP.match(step_text.strip())
+            if match is None:
+                yield StepCheck(recomputed, "")
+                continue
+            written_value, written_digit, plus, minus, times, operation, chain, written_target = match.groups()
+            recomputed += operation
+            new_value = OPERATIONS[operation](value, digit)
+            if (written_value, written_digit) != (str(value), str(digit)):
+                yield StepCheck(recomputed, "chain")
+            elif plus + minus + times != values:
+                yield StepCheck(recomputed, "")
+            elif chain != "?".join(map(str, (new_value, *digits_left))) or written_target != str(target):
+                yield StepCheck(recomputed, "chain")
+            elif not reachable(new_value, tuple(digits_left), target):
+                yield StepCheck(recomputed, "lost")
+            else:
+                yield StepCheck(recomputed)
+                value = new_value
+
+    @staticmethod
+    def _check_last(step_text: str, value: int, digit: int, values: str, target: int) -> StepCheck:
+        differences = _differences(values, target)
+        recomputed = f"{value}?{digit}={values}-{target}={differences}"
+        match = FINAL_STEP.match(step_text.strip())
+        if match is None:
+            return StepCheck(recomputed, "")
+        written_value, written_digit, plus, minus, times, written_target, *written_differences, operation = (
+            match.groups())
+        recomputed += operation
+        if (written_value, written_digit) != (str(value), str(digit)) or written_target != str(target):
+            return StepCheck(recomputed, "chain")
+        if plus + minus + times != values or "".join(written_differences) != differences:
+            return StepCheck(recomputed, "")
+        if OPERATIONS[operation](value, digit) != target:
+            return StepCheck(recomputed, "lost")
+        return StepCheck(recomputed)
+
+    def verification_rationale(self, problem: Problem, steps: Sequence[str]) -> str:
+        """One line per step: the values (and differences) the step should write, its chosen operation, then
+        `ok`, or `no` after the part that is wrong. `3?4?2?5=4` with steps `3?4=792+;7?2?5=4`, `7?2=954*;4?5=4`:
+        `3?4=792+ ok`, `7?2=954* lost no` (from 4, neither 4+5, 4-5 nor 4*5 is 4)."""
+        return rationale_of(self._checks(problem, steps))
+
+    def cot_program(self, problem: Problem, steps: Sequence[str]) -> str | None:
+        """The chain the steps state, evaluated by the program: the first step's value starts it, each step
+        applies its chosen operation to the program's value and the digit the step shows (the values the step
+        wrote, and the value a later step shows, are not read), and the program prints the operations when its
+        value ends at the target the last step states, `none` otherwise. A derivation with a wrong value has no
+        stated answer (`extract_answer` is None); what the program catches is an honestly written derivation
+        whose last choice misses the target."""
+        if not steps or not self.is_final_step(steps[-1]):
+            return None
+        matches = [STEP.match(step_text.strip()) for step_text in steps[:-1]] + [FINAL_STEP.match(steps[-1].strip())]
+        if any(match is None for match in matches):
+            return None
+        operations = [match.group(6) for match in matches[:-1]] + [matches[-1].group(10)]
+        lines = [f"value = {matches[0].group(1)}"]
+        for match, operation in zip(matches, operations):
+            lines.append(f"value = (value {operation} {match.group(2)}) % 10")
+        target = matches[-1].group(6)
+        lines.append(f"print({''.join(operations)!r} if value == {target} else 'none')")
+        return "\n".join(lines) + "\n"
