@@ -1,0 +1,64 @@
+"""CoTnPoT (Liang et al., 2024, "Improving LLM reasoning through scaling inference computation with collaborative
+verification"): translate each chain of thought into a program, run it in the sandbox, and drop the solutions whose
+program prints another answer than the one they state, before any verifier ranks the rest.
+
+Synthetic tasks translate their steps deterministically (`Task.cot_program`: the program takes the operations the
+steps state and computes their results itself). A solution that cannot be translated, or whose program fails, times
+out or prints nothing, is dropped too: nothing confirms its answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rest_mcts.data import Problem
+from rest_mcts.sandbox import SandboxLimits, run_many
+from rest_mcts.tasks import Task
+
+
+@dataclass(frozen=True)
+class ProgramCheck:
+    """One solution's check: whether it is kept, and why."""
+
+    kept: bool
+    reason: str
+    """'agrees', 'disagrees' (the program printed another answer), 'no_answer' (the solution states none),
+    'untranslatable' (no program), or the sandbox status of a program that did not end ok."""
+    program_answer: str | None = None
+
+
+def check_solutions(task: Task, solutions: Sequence[tuple[Problem, Sequence[str]]],
+                    limits: SandboxLimits | None = None, workers: int = 4) -> list[ProgramCheck]:
+    """CoTnPoT's check of each (problem, steps): its program run in the sandbox (all programs in one `run_many`),
+    the last printed line compared with the solution's stated answer (both in `extract_answer`'s form)."""
+    limits = limits or SandboxLimits(timeout_seconds=5.0, memory_mb=256, max_processes=8, max_output_kb=16)
+    checks: list[ProgramCheck | None] = [None] * len(solutions)
+    to_run: list[tuple[int, str]] = []
+    for index, (problem, steps) in enumerate(solutions):
+        if task.extract_answer(steps) is None:
+            checks[index] = ProgramCheck(False, "no_answer")
+            continue
+        program = task.cot_program(problem, steps)
+        if program is None:
+            checks[index] = ProgramCheck(False, "untranslatable")
+        else:
+            to_run.append((index, program))
+    results = run_many([program for _, program in to_run], limits, workers=workers) if to_run else []
+    for (index, _), result in zip(to_run, results, strict=True):
+        if result.status != "ok":
+            checks[index] = ProgramCheck(False, result.status)
+            continue
+        lines = result.stdout.strip().splitlines()
+        printed = lines[-1].strip() if lines else None
+        stated = task.extract_answer(solutions[index][1])
+        agrees = printed is not None and printed == stated.strip()
+        checks[index] = ProgramCheck(agrees, "agrees" if agrees else "disagrees", printed)
+    return checks  # type: ignore[return-value]
+
+
+def kept_or_all(kept: Sequence[bool]) -> list[int]:
+    """Indices of the kept solutions, or of all of them when the filter keeps none (the verifier then ranks them
+    all, as it would without the filter)."""
+    indices = [index for index, keep in enumerate(kept) if keep]
+    return indices or list(range(len(kept)))
