@@ -132,13 +132,15 @@ class TrainerGroup:
             raise
         logger.info("%d trainer ranks joined at %s:%d", world_size, master_addr, master_port)
 
-    def train(self, role: str, model_path: str | Path, examples: Sequence[Any], spec: TrainSpec,
+    def train(self, role: str, model_path: str | Path, examples: Sequence[Any] | Any, spec: TrainSpec,
               out_dir: str | Path, label: str = "") -> TrainResult:
-        """Train the model of `role` ('policy', 'prm': `trainers.trainer_for`) on every rank at once; rank 0's
-        result. The checkpoint goes to `out_dir`; `label` names the Ray tasks."""
+        """Train the model of `role` ('policy', 'prm', 'verifier': `trainers.trainer_for`) on every rank at once;
+        rank 0's result. `examples`: the role's examples (a verifier's: one `trainers.verifier.VerifierData`). The
+        checkpoint goes to `out_dir`; `label` names the Ray tasks."""
         if not self.ranks:
             raise RuntimeError("this trainer group was shut down")
-        examples_ref = ray.put(list(examples))  # one copy in the object store, shared by the ranks
+        # one copy in the object store, shared by the ranks (a verifier's data is one record, not a list)
+        examples_ref = ray.put(examples if not isinstance(examples, (list, tuple)) else list(examples))
         log = progress_path(out_dir)
         log.unlink(missing_ok=True)
         calls = [

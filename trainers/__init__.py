@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-TRAINER_ROLES = ("policy", "prm")
-"""Model roles with a trainer: the policy (SFT on verified traces) and the PRM (step values)."""
+TRAINER_ROLES = ("policy", "prm", "verifier")
+"""Model roles with a trainer: the policy (SFT on verified traces), the PRM (step values) and the verifier
+(GenRM, ORM, SimPO or DPO: `trainers.verifier`)."""
 
 
 def trainer_for(role: str) -> Callable:
-    """The training function of `role`: (model_path, examples, spec, out_dir, rank, world_size) -> TrainResult."""
+    """The training function of `role`: (model_path, examples, spec, out_dir, rank, world_size) -> TrainResult.
+
+    The verifier's `examples` is one `trainers.verifier.VerifierData` (objective and data), not a sequence."""
     if role == "policy":
         from trainers.policy_sft import train_policy
 
@@ -18,4 +21,8 @@ def trainer_for(role: str) -> Callable:
         from trainers.prm import train_prm
 
         return train_prm
+    if role == "verifier":
+        from trainers.verifier import train_verifier
+
+        return train_verifier
     raise ValueError(f"unknown model role {role!r}; expected one of {TRAINER_ROLES}")

@@ -73,6 +73,21 @@ def micro_batches(
         epoch += 1
 
 
+def unit_micro_batches(
+    units: Sequence[Sequence[int]], row_lengths: Sequence[int], spec: TrainSpec, rank: int, world_size: int
+) -> Iterator[list[int]]:
+    """Endless micro-batches of row indices for this rank, made of whole units: `micro_batches` over the units
+    (a unit's length is its longest row's), each unit's rows kept together, in their order within the unit.
+
+    A unit is rows that must share a micro-batch (a preference pair's chosen and rejected rows), so neither
+    length grouping nor sharding can split it; `spec.micro_batch_size` counts units. With one row per unit
+    this is `micro_batches` over the rows.
+    """
+    unit_lengths = [max(row_lengths[row] for row in unit) for unit in units]
+    for batch in micro_batches(len(units), spec, rank, world_size, unit_lengths):
+        yield [row for unit in batch for row in units[unit]]
+
+
 def collate(
     sequences: Sequence[TrainSequence], pad_token_id: int, label_dtype: torch.dtype, device
 ) -> dict[str, torch.Tensor]:

@@ -1,6 +1,6 @@
 """DeepSpeed set-up, the training loop the trainers share, and Hugging Face checkpoint saving.
 
-Each trainer (policy SFT, PRM) turns its examples into `TrainSequence`s and a loss function and
+Each trainer (policy SFT, PRM, verifier) turns its examples into `TrainSequence`s and a loss function and
 hands them to `run_training`; everything about ranks, the optimizer, the schedule and the checkpoint
 lives here (which sequences each micro-batch holds: `trainers/batches.py`). This module must not import
 Ray: the worker module owns the processes.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from trainers.batches import collate, micro_batches
+from trainers.batches import collate, unit_micro_batches
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,8 @@ class TrainSpec:
     zero_stage: int = 2
     """DeepSpeed ZeRO stage (0-3)."""
     micro_batch_size: int = 16
-    """Sequences per rank per forward/backward pass."""
+    """Sequences (units of rows where a trainer groups them, e.g. preference pairs) per rank per forward/backward
+    pass."""
     gradient_accumulation_steps: int = 1
     """Micro-batches accumulated into one optimizer step."""
     learning_rate: float = 1e-3
@@ -91,8 +92,11 @@ class TrainSequence:
     labels: list[float]
 
 
-LossFunction = Callable[[torch.nn.Module, dict[str, torch.Tensor]], torch.Tensor]
-"""(engine, batch with input_ids, attention_mask, labels) -> scalar mean loss over labelled tokens."""
+LossFunction = Callable[[torch.nn.Module, dict[str, torch.Tensor]], torch.Tensor | tuple[torch.Tensor, torch.Tensor]]
+"""(engine, batch) -> scalar mean loss over labelled tokens, which the engine weighs (`run_training`); or
+(loss, weighted_loss) from a loss that weighs its own terms: the first is reported, the second back-propagated
+as it is. The batch holds input_ids, attention_mask, labels ([rows, longest]) and row_index ([rows], the
+index in `sequences` of each row)."""
 
 
 def pick_device_and_backend() -> tuple[str, str]:
@@ -214,7 +218,8 @@ def build_engine(model: torch.nn.Module, spec: TrainSpec, world_size: int, total
 
 
 def planned_steps(num_sequences: int, spec: TrainSpec, world_size: int) -> int:
-    """Optimizer steps of a run: max_steps, or enough steps for `epochs` passes over the shards."""
+    """Optimizer steps of a run: max_steps, or enough steps for `epochs` passes over the shards of
+    `num_sequences` sequences (units, where rows are grouped)."""
     if spec.max_steps > 0:
         return spec.max_steps
     micro_batches_per_epoch = math.ceil(math.ceil(num_sequences / world_size) / spec.micro_batch_size)
@@ -232,19 +237,26 @@ def run_training(
     out_dir: str | os.PathLike,
     rank: int,
     world_size: int,
+    units: Sequence[Sequence[int]] | None = None,
 ) -> TrainResult:
     """Train `model` on `sequences` with DeepSpeed on this rank, save it to `out_dir`, return the result.
 
     All ranks must call this together with the same sequences. `compute_loss(engine, batch)` gives
-    the mean loss of a micro-batch; `count_tokens(labels)` the number of labelled tokens it trained.
+    the mean loss of a micro-batch (`LossFunction`); `count_tokens(labels)` the number of labelled tokens it
+    trained. `units` groups rows that must share a micro-batch (indices into `sequences`, each row in exactly
+    one unit; a micro-batch holds `spec.micro_batch_size` units, each unit's rows next to each other in
+    order); None: every sequence is a unit of its own.
     """
     if not sequences:
         raise ValueError("no training sequences")
+    units = [(row,) for row in range(len(sequences))] if units is None else [tuple(unit) for unit in units]
+    if sorted(row for unit in units for row in unit) != list(range(len(sequences))):
+        raise ValueError(f"units must hold each of the {len(sequences)} sequences exactly once")
     torch.manual_seed(spec.seed)
-    total_steps = planned_steps(len(sequences), spec, world_size)
+    total_steps = planned_steps(len(units), spec, world_size)
     engine = build_engine(model, spec, world_size, total_steps)
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    batches = micro_batches(len(sequences), spec, rank, world_size, [len(s.input_ids) for s in sequences])
+    batches = unit_micro_batches(units, [len(s.input_ids) for s in sequences], spec, rank, world_size)
     # Batches grouped by length hold very different numbers of labelled tokens (a batch of short
     # sequences has few). Scaling each batch's mean loss by its labelled tokens over the average
     # makes every labelled token weigh the same, as it does when batches mix lengths.
@@ -257,13 +269,19 @@ def run_training(
     log_every = max(1, total_steps // 10)
     for step in range(total_steps):
         for _ in range(spec.gradient_accumulation_steps):
-            batch = collate([sequences[i] for i in next(batches)], pad_token_id, label_dtype, engine.device)
+            rows = next(batches)
+            batch = collate([sequences[i] for i in rows], pad_token_id, label_dtype, engine.device)
+            batch["row_index"] = torch.tensor(rows, dtype=torch.long, device=engine.device)
             loss = compute_loss(engine, batch)
             batch_tokens = count_tokens(batch["labels"]).double()
-            weight = 1.0
-            if spec.group_by_length:
-                weight = batch_tokens.item() / max(labels_per_sequence * len(batch["labels"]), 1e-9)
-            engine.backward(loss * weight)
+            if isinstance(loss, tuple):  # a loss that weighs its own terms
+                loss, weighted_loss = loss
+            else:
+                weight = 1.0
+                if spec.group_by_length:
+                    weight = batch_tokens.item() / max(labels_per_sequence * len(batch["labels"]), 1e-9)
+                weighted_loss = loss * weight
+            engine.backward(weighted_loss)
             engine.step()
             step_losses[step] += loss.detach().double() / spec.gradient_accumulation_steps
             tokens += batch_tokens

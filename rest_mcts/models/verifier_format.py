@@ -69,6 +69,10 @@ def verdict_token_ids(tokenizer, verifier_format: VerifierFormat) -> tuple[list[
     if not yes or not no:
         raise ValueError(f"verdicts {verifier_format.yes!r} and {verifier_format.no!r} need first tokens of their own "
                          "in this tokenizer; set verifier.yes and verifier.no to words it can tell apart")
+    for name, word, ids in (("yes", verifier_format.yes, yes), ("no", verifier_format.no, no)):
+        if encode_step(tokenizer, word)[0] not in ids:
+            raise ValueError(f"verifier.{name} {word!r}: its first token is one both verdicts share, so training would "
+                             "teach that token where the score is read; move the leading space into verifier.question")
     return yes, no
 
 

@@ -107,7 +107,7 @@ class GenerativeVerifier:
 
 
 class LikelihoodVerifier:
-    """Scores a solution by exp(mean log p(solution | prompt)) under a causal LM (SimPO's length-normalised
+    """Scores a solution by exp(mean log p(solution and EOS | prompt)) under a causal LM (SimPO's length-normalised
     reward, on [0, 1]); `verify` matches `VerifyFn`. No tokens are generated."""
 
     def __init__(self, model, tokenizer, device: str | torch.device = "cpu", batch_size: int = 64):
@@ -115,17 +115,17 @@ class LikelihoodVerifier:
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     def verify(self, prefixes: Sequence[Prefix]) -> VerifierScores:
         from rest_mcts.models.encoding import policy_labels
-        from rest_mcts.models.logprobs import sequence_log_likelihoods
+        from rest_mcts.models.logprobs import row_logprobs
 
-        encoded = [encode_steps(self.tokenizer, p.prompt, p.steps) for p in prefixes]
-        rows = [(e.input_ids, policy_labels(e)) for e in encoded]
-        scores = []
-        for start in range(0, len(rows), self.batch_size):
-            sums, counts = sequence_log_likelihoods(self.model, rows[start: start + self.batch_size], self.tokenizer)
-            scores.extend(float(torch.exp(s / max(c, 1))) for s, c in zip(sums.tolist(), counts.tolist()))
+        # The rows preference training scores: the solution's steps and EOS, the prompt masked.
+        encoded = [encode_steps(self.tokenizer, p.prompt, p.steps, add_eos=True) for p in prefixes]
+        sums, counts = row_logprobs(self.model, [e.input_ids for e in encoded], [policy_labels(e) for e in encoded],
+                                    self.pad_token_id, self.batch_size)
+        scores = [float(torch.exp(total / max(int(count), 1))) for total, count in zip(sums, counts)]
         return VerifierScores(scores, [0] * len(encoded), [len(e.input_ids) for e in encoded])
 
 

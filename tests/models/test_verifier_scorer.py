@@ -97,3 +97,19 @@ def test_classifier_verifier_aggregates_the_prm_step_scores(tokenizer):
         assert value == pytest.approx(steps[-1], abs=1e-5)
         assert low == pytest.approx(min(steps), abs=1e-5)
     assert last.tokens_generated == [0, 0, 0]
+
+
+def test_likelihood_verifier_scores_the_geometric_mean_probability_of_the_solution_and_eos(tokenizer, policy):
+    from rest_mcts.models.encoding import encode_steps
+    from rest_mcts.models.verifier_scorer import LikelihoodVerifier
+
+    verdicts = LikelihoodVerifier(policy, tokenizer, batch_size=2).verify(PREFIXES)
+    for prefix, score in zip(PREFIXES, verdicts.scores):
+        encoded = encode_steps(tokenizer, prefix.prompt, prefix.steps, add_eos=True)
+        with torch.no_grad():
+            log_probs = torch.log_softmax(policy(input_ids=torch.tensor([encoded.input_ids])).logits[0].float(), -1)
+        targets = encoded.input_ids[encoded.prompt_length:]
+        positions = range(encoded.prompt_length - 1, len(encoded.input_ids) - 1)
+        mean = sum(float(log_probs[p, t]) for p, t in zip(positions, targets)) / len(targets)
+        assert score == pytest.approx(float(torch.exp(torch.tensor(mean))), rel=1e-4)
+    assert verdicts.tokens_generated == [0, 0, 0]
