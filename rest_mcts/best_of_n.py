@@ -158,8 +158,9 @@ def _verifier_rows(task: Task, problems: dict[str, Problem], first: dict[str, di
         values, generated = by_id[pid]
         candidates = kept_or_all(kept[pid]) if kept is not None else list(range(len(solutions)))
         answers = [task.extract_answer(s["steps"]) for s in solutions]
-        readable = [i for i in candidates if answers[i] is not None] or candidates
-        best = max(readable, key=lambda i: (values[i], -i)) if solutions else None
+        # The verifier alone picks, as in GenRM's Best-of-N: a solution without a readable answer is not set aside
+        # first (on modtarget every readable answer is right, so that rule alone would score pass@N).
+        best = max(candidates, key=lambda i: (values[i], -i)) if solutions else None
         chosen.append(best is not None and solutions[best]["correct"])
         voted.append(_vote_correct(task, problems[pid], [answers[i] for i in candidates],
                                    [values[i] for i in candidates]))

@@ -106,6 +106,10 @@ class StepSampler:
         self.stop_token_ids = [self.eos_token_id] + [i for i in delimiter_token_ids if i != self.eos_token_id]
         """EOS and every token whose text contains the delimiter: generation stops at any of them."""
         self._stop_token_set = frozenset(self.stop_token_ids)
+        delimiter_ids = tokenizer(delimiter, add_special_tokens=False)["input_ids"]
+        self.stop_sequence = tuple(delimiter_ids) if len(delimiter_ids) > 1 else ()
+        """A delimiter of several tokens (a verifier's question): the cached decode also stops a row whose last
+        tokens are these (a tokenizer may spell the same text otherwise; `_step_end` cuts at the text either way)."""
 
     def reseed(self, seed: int) -> None:
         """Restart the private sampling stream at `seed` (calls then draw seed, seed + 1, ...)."""
@@ -214,6 +218,11 @@ class StepSampler:
             for row, token in zip(batch_rows[live_positions].tolist(), tokens[live_positions].tolist()):
                 generated[row].append(token)
             stopped = live & torch.isin(tokens, stop_ids)
+            if self.stop_sequence:
+                length = len(self.stop_sequence)
+                for position in live_positions.tolist():
+                    if tuple(generated[int(batch_rows[position])][-length:]) == self.stop_sequence:
+                        stopped[position] = True
             if keep_spans:
                 self._store_stopped(cache, prompts, rows, batch_rows, stopped, tokens, generated)
             live &= ~stopped

@@ -271,3 +271,17 @@ def test_prefix_store_drops_the_least_recently_used_beyond_its_bytes():
     assert store.get((4, 5, 6)) is None and store.get((1, 2, 3)) is not None and store.bytes == 32 * 8
     store.put((0,) * 20, layers(20))  # larger than the store: not kept
     assert store.get((0,) * 20) is None
+
+
+@pytest.mark.parametrize("decode", ["cached", "generate"])
+def test_a_delimiter_of_several_tokens_ends_the_step_where_it_is_first_written(policy, tokenizer, decode):
+    prefix = Prefix("3+4")
+    long_step = make_sampler(policy, tokenizer, delimiter="\u00a7", max_step_tokens=12).greedy([prefix])[0].text
+    start = next(i for i in range(2, len(long_step) - 1) if long_step.find(long_step[i:i + 2]) == i
+                 and "\n" not in long_step[i:i + 2])
+    delimiter = long_step[start:start + 2]
+    sampler = make_sampler(policy, tokenizer, delimiter=delimiter, max_step_tokens=12, decode=decode)
+    step = sampler.greedy([prefix])[0]
+    assert step.text == long_step[:start + 2]
+    assert step.num_tokens == start + 2
+    assert sampler.stop_sequence == tuple(tokenizer(delimiter, add_special_tokens=False)["input_ids"])
