@@ -51,12 +51,15 @@ class VerifierSpec:
 
 def verifier_specs(solution_weight: float) -> list[VerifierSpec]:
     """Every verifier of the GenRM table: LLM-as-a-judge, the PRM, an ORM, SimPO, and GenRM direct and CoT, each
-    without and with the unified objective's lambda."""
+    without and with the unified objective's lambda; and a generative step verifier (GenRM-CoT trained on every
+    prefix of the solutions, labelled by the true step labels: `step_examples`), which can score partial solutions
+    inside MCTS* (`evaluate --verifier`)."""
     return [
         VerifierSpec("llm_judge", "judge"), VerifierSpec("prm_min", "prm"), VerifierSpec("orm", "orm"),
         VerifierSpec("simpo", "simpo"), VerifierSpec("genrm", "genrm"),
         VerifierSpec("genrm_unified", "genrm", solution_weight), VerifierSpec("genrm_cot", "genrm_cot"),
         VerifierSpec("genrm_cot_unified", "genrm_cot", solution_weight),
+        VerifierSpec("genrm_cot_steps", "genrm_cot"),
     ]
 
 
@@ -82,6 +85,24 @@ def verification_data(task: Task, problems: dict[str, Problem], rows: Sequence[d
                   for chosen, rejected in list(zip(right, wrong))[:max_pairs_per_problem]]
         solutions += [PolicyExample(problem.id, prompt, steps) for steps in right]
     return examples, pairs, solutions
+
+
+def step_examples(task: Task, problems: dict[str, Problem], examples: Sequence[VerificationExample]
+                  ) -> list[VerificationExample]:
+    """A generative step verifier's data (synthetic tasks): every distinct prefix of every solution, labelled by
+    whether all its steps are right (`Task.step_labels`), with the task's check of that prefix."""
+    seen, prefixes = set(), []
+    for example in examples:
+        problem = problems[example.problem_id]
+        labels = task.step_labels(problem, example.steps)
+        for length in range(1, len(example.steps) + 1):
+            steps = example.steps[:length]
+            if (example.problem_id, steps) in seen:
+                continue
+            seen.add((example.problem_id, steps))
+            prefixes.append(VerificationExample(example.problem_id, example.prompt, steps, labels[length - 1],
+                                                task.verification_rationale(problem, steps)))
+    return prefixes
 
 
 def cot_consistent(examples: Sequence[VerificationExample]) -> list[VerificationExample]:
@@ -354,8 +375,11 @@ def train_verifiers(study: Study, trainers) -> None:
         beta = verifier.dpo_beta if spec.kind == "dpo" else verifier.simpo_beta
         objective = VerifierObjective(kind=spec.kind, solution_weight=spec.solution_weight, beta=beta,
                                       gamma=verifier.simpo_gamma, format=verifier.text_format())
-        data = VerifierData(objective, tuple(cot_consistent(examples) if spec.kind == "genrm_cot" else examples),
-                            tuple(pairs), tuple(solutions) if spec.solution_weight else ())
+        if spec.name == "genrm_cot_steps":
+            chosen = step_examples(study.task, study.train, examples)
+        else:
+            chosen = cot_consistent(examples) if spec.kind == "genrm_cot" else examples
+        data = VerifierData(objective, tuple(chosen), tuple(pairs), tuple(solutions) if spec.solution_weight else ())
         spec_train = replace(config.verifier_train, seed=config.seed + config.verifier_train.seed)
         result = trainers.train("verifier", start, data, spec_train, out_dir, f"train verifier {spec.name}")
         logger.info("verifier %s: %d steps, loss %.4f -> %.4f", spec.name, result.steps, result.first_loss,
@@ -398,7 +422,7 @@ def score_split(study: Study, split: str, max_rationales: int, device: str) -> N
         verifier = build_verifier(study, spec, max_rationales, device)
         prefixes = [Prefix(study.task.format_prompt(problems[row["problem_id"]]), tuple(s["steps"]))
                     for row in first for s in row["solutions"]]
-        if spec.kind == "genrm_cot":
+        if spec.kind == "genrm_cot":  # every check kept: GenRM-CoT at K is the mean of the first K
             checks = iter(verifier.checks(prefixes, max_rationales))
             rows = [{"problem_id": row["problem_id"], "verifier": spec.name,
                      "checks": [next(checks) for _ in row["solutions"]]} for row in first]

@@ -126,3 +126,21 @@ def test_cotnpot_rows_rank_only_the_kept_solutions_and_fall_back_to_all():
     assert rows["best_of_2_v"]["accuracy"] == 0.0  # the verifier prefers a's wrong solution
     assert rows["cotnpot+best_of_2_v"]["accuracy"] == 0.5  # the filter leaves a's right one; b keeps both
     assert rows["cotnpot+self_consistency@2"]["accuracy"] == 0.5
+
+
+def test_step_examples_label_every_distinct_prefix_with_its_true_step_label():
+    from rest_mcts.best_of_n import step_examples
+    from rest_mcts.data import VerificationExample
+    from rest_mcts.tasks import get_task
+
+    task = get_task("last_letter")
+    problem = task.problems("test", 1, seed=0)[0]
+    right = tuple(task.reference_steps(problem))
+    wrong = right[:-1] + ("zzz\n",)
+    prompt = task.format_prompt(problem)
+    examples = [VerificationExample(problem.id, prompt, right, True, ""),
+                VerificationExample(problem.id, prompt, wrong, False, "")]
+    prefixes = step_examples(task, {problem.id: problem}, examples)
+    assert len(prefixes) == len(right) + 1  # the shared prefixes once, then the wrong last step
+    assert all(p.correct for p in prefixes[:len(right)]) and not prefixes[-1].correct
+    assert prefixes[-1].rationale == task.verification_rationale(problem, wrong)
