@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from rest_mcts.best_of_n import equal_token_comparison, main, split_table, verification_data
+from rest_mcts.best_of_n import equal_token_comparison, main, split_table
 from rest_mcts.data import Problem
+from rest_mcts.verifier_data import verification_data
 
 
 class WordTask:
@@ -108,8 +109,8 @@ def test_the_study_refuses_bad_flags_before_writing_anything(tmp_path, capsys):
 
 
 def test_cot_examples_say_no_where_their_check_finds_a_wrong_step_even_with_a_right_answer():
-    from rest_mcts.best_of_n import cot_consistent
     from rest_mcts.data import VerificationExample
+    from rest_mcts.verifier_data import cot_consistent
 
     examples = [VerificationExample("p", "q\n", ("a\n",), True, "1 ok\n2 no\n"),
                 VerificationExample("p", "q\n", ("b\n",), True, "1 ok\n2 ok\n"),
@@ -129,9 +130,9 @@ def test_cotnpot_rows_rank_only_the_kept_solutions_and_fall_back_to_all():
 
 
 def test_step_examples_label_every_distinct_prefix_with_its_true_step_label():
-    from rest_mcts.best_of_n import step_examples
     from rest_mcts.data import VerificationExample
     from rest_mcts.tasks import get_task
+    from rest_mcts.verifier_data import step_examples
 
     task = get_task("last_letter")
     problem = task.problems("test", 1, seed=0)[0]
@@ -144,3 +145,17 @@ def test_step_examples_label_every_distinct_prefix_with_its_true_step_label():
     assert len(prefixes) == len(right) + 1  # the shared prefixes once, then the wrong last step
     assert all(p.correct for p in prefixes[:len(right)]) and not prefixes[-1].correct
     assert prefixes[-1].rationale == task.verification_rationale(problem, wrong)
+
+
+def test_tree_rows_list_each_trees_graded_terminals():
+    from rest_mcts.verifier_data import tree_rows
+    from search.tree import Tree
+
+    tree = Tree.new("p", "q\n")
+    step = tree.add_child(0, "s\n")
+    right = tree.add_child(step, "right\n", is_terminal=True)
+    tree.add_child(step, "wrong\n", is_terminal=True)
+    tree.add_child(0, "open\n")
+    tree.nodes[right].answer_correct = True
+    assert tree_rows([tree]) == [{"problem_id": "p", "solutions": [
+        {"steps": ["s\n", "right\n"], "correct": True}, {"steps": ["s\n", "wrong\n"], "correct": False}]}]

@@ -1,0 +1,73 @@
+"""A verifier's training data from the framework's own samples and trees: every distinct solution with its oracle
+label and the task's written check, preference pairs, the correct solutions (GenRM's unified objective), and for
+a step verifier every prefix with its true step label."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from rest_mcts.data import PolicyExample, PreferencePair, Problem, VerificationExample
+from rest_mcts.tasks import Task
+
+
+def verification_data(task: Task, problems: dict[str, Problem], rows: Sequence[dict], max_pairs_per_problem: int
+                      ) -> tuple[list[VerificationExample], list[PreferencePair], list[PolicyExample]]:
+    """From sampled solutions with oracle labels (rows of `SearchWorker.sample`): every distinct solution as a
+    verification example with the task's written check; per problem up to `max_pairs_per_problem` pairs of a
+    distinct correct and incorrect solution (in sampling order); the distinct correct solutions."""
+    examples, pairs, solutions = [], [], []
+    for row in rows:
+        problem = problems[row["problem_id"]]
+        prompt = task.format_prompt(problem)
+        right, wrong, seen = [], [], set()
+        for solution in row["solutions"]:
+            steps = tuple(solution["steps"])
+            if steps in seen:
+                continue
+            seen.add(steps)
+            examples.append(VerificationExample(problem.id, prompt, steps, solution["correct"],
+                                                task.verification_rationale(problem, steps)))
+            (right if solution["correct"] else wrong).append(steps)
+        pairs += [PreferencePair(problem.id, prompt, chosen, rejected)
+                  for chosen, rejected in list(zip(right, wrong))[:max_pairs_per_problem]]
+        solutions += [PolicyExample(problem.id, prompt, steps) for steps in right]
+    return examples, pairs, solutions
+
+
+def step_examples(task: Task, problems: dict[str, Problem], examples: Sequence[VerificationExample]
+                  ) -> list[VerificationExample]:
+    """A generative step verifier's data (synthetic tasks): every distinct prefix of every solution, labelled by
+    whether all its steps are right (`Task.step_labels`), with the task's check of that prefix."""
+    seen, prefixes = set(), []
+    for example in examples:
+        problem = problems[example.problem_id]
+        labels = task.step_labels(problem, example.steps)
+        for length in range(1, len(example.steps) + 1):
+            steps = example.steps[:length]
+            if (example.problem_id, steps) in seen:
+                continue
+            seen.add((example.problem_id, steps))
+            prefixes.append(VerificationExample(example.problem_id, example.prompt, steps, labels[length - 1],
+                                                task.verification_rationale(problem, steps)))
+    return prefixes
+
+
+def cot_consistent(examples: Sequence[VerificationExample]) -> list[VerificationExample]:
+    """GenRM-CoT's examples with a verdict that agrees with their check: a solution whose check finds a wrong step
+    is labelled incorrect even where its final answer is right (a right answer reached through a wrong step), so
+    the verifier never learns to answer yes after writing that a step is wrong."""
+    from rest_mcts.tasks.base import rationale_finds_a_wrong_step
+
+    return [replace(e, correct=e.correct and not rationale_finds_a_wrong_step(e.rationale)) for e in examples]
+
+
+def tree_rows(trees) -> list[dict]:
+    """Each searched tree's finished solutions as sample rows (`problem_id`, `solutions`: steps and whether the
+    oracle accepts them): the terminal nodes, graded when the tree was searched."""
+    rows = []
+    for tree in trees:
+        solutions = [{"steps": list(tree.steps_of(node.node_id)), "correct": bool(node.answer_correct)}
+                     for node in tree.nodes if node.is_terminal and node.node_id != 0]
+        rows.append({"problem_id": tree.problem_id, "solutions": solutions})
+    return rows
