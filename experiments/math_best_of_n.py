@@ -33,7 +33,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from rest_mcts.data import atomic_write_text
+from rest_mcts.data import atomic_write_text, read_jsonl_lines
 from rest_mcts.math_answers import equivalent, same_answer
 from search.baselines import Candidate, best_of_n, majority_vote, weighted_vote
 
@@ -115,20 +115,17 @@ def load_problems(path: Path) -> list[SampledProblem]:
     repeated `idx`, or on a file with no problem."""
     problems: list[SampledProblem] = []
     seen: set[int] = set()
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise InputError(f"{where}: not valid JSON ({error.msg})") from None
+    try:
+        for where, record in read_jsonl_lines(path):
             problem = parse_line(record, where)
             if problem.problem_id in seen:
                 raise InputError(f"{where}: field 'idx': {problem.problem_id} appears twice")
             seen.add(problem.problem_id)
             problems.append(problem)
+    except InputError:
+        raise
+    except ValueError as error:  # a line that is not JSON
+        raise InputError(str(error)) from None
     if not problems:
         raise InputError(f"{path}: no problems")
     return problems

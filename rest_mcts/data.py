@@ -119,15 +119,21 @@ def write_jsonl(path: str | os.PathLike, items: Iterable[Any]) -> None:
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
-def read_jsonl(path: str | os.PathLike, cls: type[T] | None = None) -> Iterator[Any]:
-    """Read JSON lines; with `cls`, build that dataclass from each line (errors name file and line)."""
+def read_jsonl_lines(path: str | os.PathLike) -> Iterator[tuple[str, Any]]:
+    """(where, record) of every non-blank JSON line; `where` is 'path:line'. A line that is not JSON raises
+    ValueError naming it."""
     with open(path, encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             where = f"{path}:{line_number}"
             try:
-                record = json.loads(line)
+                yield where, json.loads(line)
             except json.JSONDecodeError as error:
                 raise ValueError(f"{where}: not valid JSON ({error.msg})") from None
-            yield from_record(cls, record, where) if cls is not None else record
+
+
+def read_jsonl(path: str | os.PathLike, cls: type[T] | None = None) -> Iterator[Any]:
+    """Read JSON lines; with `cls`, build that dataclass from each line (errors name file and line)."""
+    for where, record in read_jsonl_lines(path):
+        yield from_record(cls, record, where) if cls is not None else record

@@ -94,25 +94,6 @@ def test_rationale_finds_a_wrong_step_reads_the_last_word_of_each_line():
     assert not rationale_finds_a_wrong_step("")
 
 
-def test_a_task_without_rationales_or_programs_says_so():
-    class Open(Task):
-        name = "open"
-
-        def problems(self, split, count, seed):
-            return []
-
-        def is_final_step(self, step_text):
-            return True
-
-        def extract_answer(self, steps):
-            return None
-
-    with pytest.raises(NotImplementedError, match="'open' has no verification rationales"):
-        Open().verification_rationale(Problem("p", "q", "a"), ["a\n"])
-    with pytest.raises(NotImplementedError, match="'open' has no chain-of-thought programs"):
-        Open().cot_program(Problem("p", "q", "a"), ["a\n"])
-
-
 # Rationales against the step labels.
 
 

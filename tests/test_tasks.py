@@ -96,21 +96,31 @@ def test_prompt_is_the_question_followed_by_the_step_delimiter():
     assert LastLetterTask().format_prompt(LAST_LETTER) == "kato ribu sel\n"
 
 
+class OpenTask(Task):
+    """A task with problems but no checker: no reference solutions, rationales or programs."""
+
+    name = "open"
+
+    def problems(self, split, count, seed):
+        return []
+
+    def is_final_step(self, step_text):
+        return True
+
+    def extract_answer(self, steps):
+        return None
+
+
 def test_a_task_without_reference_solutions_says_so():
-    class Open(Task):
-        name = "open"
-
-        def problems(self, split, count, seed):
-            return []
-
-        def is_final_step(self, step_text):
-            return True
-
-        def extract_answer(self, steps):
-            return None
-
     with pytest.raises(NotImplementedError, match="'open'"):
-        Open().reference_steps(MODCHAIN)
+        OpenTask().reference_steps(MODCHAIN)
+
+
+def test_a_task_without_rationales_or_programs_says_so():
+    with pytest.raises(NotImplementedError, match="'open' has no verification rationales"):
+        OpenTask().verification_rationale(Problem("p", "q", "a"), ["a\n"])
+    with pytest.raises(NotImplementedError, match="'open' has no chain-of-thought programs"):
+        OpenTask().cot_program(Problem("p", "q", "a"), ["a\n"])
 
 
 # Final steps, answers and correctness.
