@@ -140,8 +140,13 @@ class ClassifierVerifier:
     def verify(self, prefixes: Sequence[Prefix]) -> VerifierScores:
         if self.how == "last":
             scores = self.scorer.score(prefixes)
-        else:
-            scores = [aggregate(self.scorer.score_all_steps(p), self.how) for p in prefixes]
+        else:  # every step's score, all prefixes of all solutions in one batched call
+            steps = self.scorer.score([Prefix(p.prompt, p.steps[:k]) for p in prefixes
+                                       for k in range(1, len(p.steps) + 1)])
+            scores, start = [], 0
+            for prefix in prefixes:
+                scores.append(aggregate(steps[start: start + len(prefix.steps)], self.how))
+                start += len(prefix.steps)
         read = [len(self.scorer.encode(p).input_ids) for p in prefixes]
         return VerifierScores([float(s) for s in scores], [0] * len(prefixes), read)
 
