@@ -210,6 +210,15 @@ class VerifierConfig:
     """Verdict of a correct solution; its first token's probability is the score (leading-space variants too)."""
     no: str = "no"
     """Verdict of an incorrect solution."""
+    train_in_rounds: bool = False
+    """Train the verifier every round, round 0 included, on the round's searched trees' finished solutions (stage
+    train_verifier, from the previous round's verifier); the round evaluation then also runs MCTS* with it."""
+    data: str = "solutions"
+    """What train_in_rounds trains on: solutions (every distinct finished solution with its oracle label) or prefixes
+    (every prefix with its true step label: a generative step verifier; synthetic tasks only)."""
+    eval_as: str = "leaf"
+    """How the round evaluation's MCTS* reads the verifier: leaf (it values terminal nodes), step (it values every
+    node, in place of the PRM) or both (two searches)."""
 
     def text_format(self):
         """The texts as a `rest_mcts.models.verifier_format.VerifierFormat`."""
@@ -349,6 +358,38 @@ def validate(config: RunConfig) -> None:
         raise ConfigError("--verifier.rationales and --verifier.max_rationale_tokens: expected positive integers")
     if config.verifier.solution_weight < 0:
         raise ConfigError(f"--verifier.solution_weight {config.verifier.solution_weight}: expected 0 or more")
+    _validate_round_verifier(config)
     for name in ("policy_train", "prm_train", "verifier_train"):
         if getattr(config, name).zero_stage not in (0, 1, 2, 3):
             raise ConfigError(f"--{name}.zero_stage: expected 0, 1, 2 or 3")
+
+
+VERIFIER_DATA = ("solutions", "prefixes")
+"""What a verifier trained in the rounds learns from (`VerifierConfig.data`)."""
+VERIFIER_EVAL_AS = ("leaf", "step", "both")
+"""How the round evaluation's MCTS* reads that verifier (`VerifierConfig.eval_as`)."""
+
+
+def _validate_round_verifier(config: RunConfig) -> None:
+    """The checks of the verifier trained in the rounds (`verifier.train_in_rounds`, `data`, `eval_as`)."""
+    from rest_mcts.tasks import TASKS
+    from rest_mcts.tasks.base import Task
+
+    verifier, task = config.verifier, TASKS[config.task.name]
+    if verifier.data not in VERIFIER_DATA:
+        raise ConfigError(f"--verifier.data {verifier.data!r}: expected one of {VERIFIER_DATA}")
+    if verifier.eval_as not in VERIFIER_EVAL_AS:
+        raise ConfigError(f"--verifier.eval_as {verifier.eval_as!r}: expected one of {VERIFIER_EVAL_AS}")
+    if verifier.data == "prefixes":
+        if not task.synthetic:
+            raise ConfigError(f"--verifier.data prefixes: needs a synthetic task (true step labels); --task "
+                              f"{config.task.name} has none")
+        if verifier.kind in ("simpo", "dpo"):
+            raise ConfigError(f"--verifier.data prefixes: --verifier.kind {verifier.kind} trains on pairs of finished "
+                              f"solutions, not on prefixes; expected genrm, genrm_cot or orm")
+    # Checked only when the rounds train it: genrm_cot is the default kind, and runs that never train a verifier
+    # must not be refused on a task without written checks.
+    if verifier.train_in_rounds and verifier.kind == "genrm_cot" and (
+            task.verification_rationale is Task.verification_rationale):
+        raise ConfigError(f"--verifier.kind genrm_cot: learns the task's written checks, and --task "
+                          f"{config.task.name} has none (Task.verification_rationale); use --verifier.kind genrm")

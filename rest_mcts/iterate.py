@@ -1,7 +1,8 @@
 """The self-training loop (`python -m rest_mcts.iterate`): round 0 warm-starts the policy and PRM, then every
-round runs its method's list of stages (`stages.ROUND_STAGES`: for ReST-MCTS*, search with MCTS*, infer process
-rewards, filter traces, train both models, evaluate). Each stage writes its files into the round folder;
-`--resume` skips the stages already recorded in `stages.json` and a round counts only once its DONE file exists.
+round runs its method's list of stages (`stages.stages_of`: for ReST-MCTS*, search with MCTS*, infer process
+rewards, filter traces, train both models, with `verifier.train_in_rounds` train the verifier, evaluate). Each
+stage writes its files into the round folder; `--resume` skips the stages already recorded in `stages.json` and a
+round counts only once its DONE file exists.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ logger = logging.getLogger("rest_mcts")
 
 def run_rounds(config: RunConfig, run_dir: Path, tracker) -> list[dict[str, Any]]:
     """Every round not yet DONE, stage by stage; each round's summary goes to `tracker`. The table rows."""
-    from rest_mcts.stages import ROUND_STAGES, WARM_START_STAGES, Context
+    from rest_mcts.stages import Context, stages_of
 
     context = Context.of(config, run_dir)
     rows = []
@@ -33,7 +34,7 @@ def run_rounds(config: RunConfig, run_dir: Path, tracker) -> list[dict[str, Any]
             round_ = Round.of(run_dir, index)
             round_.path.mkdir(parents=True, exist_ok=True)
             if not round_.done:
-                for name, body in WARM_START_STAGES if index == 0 else ROUND_STAGES[config.method]:
+                for name, body in stages_of(config, index):
                     run_stage(round_, name, lambda body=body, round_=round_: body(context, round_))
                 round_.finish()
             summary = round_.read_summary()

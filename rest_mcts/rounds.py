@@ -46,6 +46,16 @@ class Round:
     def prm(self) -> Path:
         return self.path / "prm"
 
+    @property
+    def verifier(self) -> Path:
+        """The verifier trained in this round (`verifier.train_in_rounds`); absent when none was."""
+        return self.path / "verifier"
+
+    @property
+    def has_verifier(self) -> bool:
+        """Whether this round holds a verifier checkpoint (trained here or carried forward)."""
+        return (self.verifier / "config.json").exists()
+
     def stages(self) -> dict[str, dict[str, Any]]:
         file = self.path / "stages.json"
         return json.loads(file.read_text()) if file.exists() else {}

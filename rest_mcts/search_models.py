@@ -38,7 +38,10 @@ class SamplerSettings:
     """The verifier's settings (kind, format, checks per solution)."""
 
     APPLIED_PER_REQUEST = ("temperature", "seed", "greedy_first")
-    """Fields a worker applies to its loaded sampler; a change of any other field loads the models again."""
+    """Fields a worker applies to its loaded sampler; a change of any other field but the verifier's loads the
+    models again."""
+    VERIFIER_FIELDS = ("verifier_path", "verifier")
+    """Fields of the verifier, which a worker loads on its own: a change of them leaves the policy and PRM loaded."""
 
     @classmethod
     def from_config(cls, config: RunConfig, policy_path: str, prm_path: str, temperature: float, seed: int,
@@ -48,9 +51,10 @@ class SamplerSettings:
                    config.search.decode, config.search.kv_store_mb, greedy_first)
 
     def same_models(self, other: SamplerSettings | None) -> bool:
-        """Whether `other` needs the same loaded models (it differs at most in APPLIED_PER_REQUEST)."""
-        return other is not None and replace(other, **{name: getattr(self, name)
-                                                       for name in self.APPLIED_PER_REQUEST}) == self
+        """Whether `other` needs the same loaded policy and PRM (it differs at most in APPLIED_PER_REQUEST and
+        VERIFIER_FIELDS)."""
+        return other is not None and replace(other, **{name: getattr(self, name) for name in
+                                                       self.APPLIED_PER_REQUEST + self.VERIFIER_FIELDS}) == self
 
 
 NEUTRAL_SCORE = 0.5

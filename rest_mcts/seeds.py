@@ -7,8 +7,9 @@ import zlib
 
 
 def model_init_seed(run_seed: int, role: str) -> int:
-    """Initialisation of a freshly built model: the embedded policy ('policy') or a new PRM head ('prm')."""
-    offsets = {"policy": 0, "prm": 1}
+    """Initialisation of a freshly built model: the embedded policy ('policy'), a new PRM head ('prm') or a new
+    ORM head on the policy's body ('verifier')."""
+    offsets = {"policy": 0, "prm": 1, "verifier": 2}
     if role not in offsets:
         raise ValueError(f"unknown model role {role!r}; expected one of {sorted(offsets)}")
     return run_seed + offsets[role]
@@ -28,6 +29,12 @@ def shard_seed(sampling_seed: int, first_problem_id: str) -> int:
     """The stream of one shard of problems: it depends on the shard, not on which worker got it, so that runs
     repeat exactly whatever the scheduling."""
     return sampling_seed * 1_000_003 + zlib.crc32(first_problem_id.encode())
+
+
+def verifier_shard_seed(sampling_seed: int, first_problem_id: str) -> int:
+    """The stream of the checks a generative verifier writes inside one shard's search (GenRM-CoT valuing MCTS*
+    nodes): apart from the shard's sampling stream, and like it independent of which worker got the shard."""
+    return shard_seed(sampling_seed, first_problem_id) + 2**32
 
 
 def train_seed(run_seed: int, round_index: int, offset: int = 0) -> int:

@@ -1,5 +1,6 @@
 """The stages of a round, each a function of the run's context and the round that returns its metrics, and the
-list of stages each self-training method runs (`ROUND_STAGES`; round 0 runs `WARM_START_STAGES`).
+list of stages each self-training method runs (`ROUND_STAGES`; round 0 runs `WARM_START_STAGES`; `stages_of` adds
+the verifier's training when `verifier.train_in_rounds`).
 
 Each stage reads the files of the stages before it in the round folder and writes its own, so any stage can be
 rerun or resumed alone.
@@ -380,6 +381,60 @@ def train_prm(ctx: Context, round_: Round) -> dict[str, float]:
     return _prm_metrics(ctx, round_, round_.previous.prm, ctx.config.prm_train.max_steps)
 
 
+# -- the verifier trained in the rounds (verifier.train_in_rounds) ----------------------------------
+
+VERIFIER_PAIRS_PER_PROBLEM = 4
+"""Preference pairs (simpo, dpo) a round's verifier data takes per searched problem (as `best_of_n --max-pairs`)."""
+
+
+def verifier_start(ctx: Context, round_: Round) -> Path:
+    """Where the round's verifier training starts: the previous round's verifier, else `verifier.model`, else the
+    round's policy (orm: a token classifier with the policy's body and a new head, saved first as init_verifier/)."""
+    from rest_mcts.checkpoints import save_checkpoint
+    from rest_mcts.models.build import load_tokenizer, prm_from_policy
+
+    if round_.index > 0 and round_.previous.has_verifier:
+        return round_.previous.verifier
+    if ctx.config.verifier.model:
+        return Path(ctx.config.verifier.model)
+    if ctx.config.verifier.kind != "orm":
+        return round_.policy
+    start = round_.path / "init_verifier"
+    if not (start / "config.json").exists():
+        classifier = prm_from_policy(round_.policy, seed=seeds.model_init_seed(ctx.config.seed, "verifier"))
+        save_checkpoint(classifier, load_tokenizer(round_.policy), start)
+    return start
+
+
+def train_verifier(ctx: Context, round_: Round) -> dict[str, float]:
+    """`verifier.kind` trained for `verifier_train.max_steps` steps on the round's searched trees' graded terminals
+    (`verifier_data.round_verifier_data`: solutions or prefixes, as `verifier.data` says) into verifier/. When the
+    trees hold none of what the kind trains on (no preference pair for simpo, no correct solution for GenRM's
+    lambda term, ...), nothing is trained (`verifier/steps` 0) and the previous round's verifier is carried forward
+    if there is one."""
+    from rest_mcts.checkpoints import copy_checkpoint
+    from rest_mcts.verifier_data import round_verifier_data
+    from trainers.verifier import check_data
+
+    problems = {problem.id: problem for problem in ctx.problems.train}
+    trees = [tree for _, tree in _searched_trees(ctx, round_)]
+    data = round_verifier_data(ctx.task, problems, trees, ctx.config.verifier, VERIFIER_PAIRS_PER_PROBLEM)
+    metrics = {"verifier/examples": float(len(data.examples)), "verifier/pairs": float(len(data.pairs))}
+    try:
+        check_data(data)
+    except ValueError as missing:
+        carried = round_.index > 0 and round_.previous.has_verifier
+        logger.warning("round %d: verifier not trained, the searched trees lack its data (%s); %s", round_.index,
+                       missing, "the previous round's verifier is carried forward" if carried else
+                       "this round has no verifier")
+        if carried:
+            copy_checkpoint(round_.previous.verifier, round_.verifier)
+        return {**metrics, "verifier/steps": 0.0}
+    section = ctx.config.verifier_train
+    trained = train(ctx, round_, "verifier", verifier_start(ctx, round_), data, section, section.max_steps)
+    return {**trained, **metrics}
+
+
 # -- evaluation -------------------------------------------------------------------------------------
 
 
@@ -421,6 +476,34 @@ def evaluate(ctx: Context, round_: Round) -> dict[str, float]:
         trees = search_to_file(pool, problems, params, round_.path / f"eval_{split}_trees.jsonl", per_task,
                                f"round {round_.index} {split} MCTS*")
         metrics.update(mcts_metrics(ctx.task, problems, trees, split, margin))
+    if round_.has_verifier:
+        metrics.update(verifier_mcts_metrics(ctx, round_, pool, params, margin))
+    return metrics
+
+
+def verifier_mcts_metrics(ctx: Context, round_: Round, pool, params, margin: float) -> dict[str, float]:
+    """The round evaluation's MCTS* again on each held-out split, with the same parameters and answer margin, and
+    the round's verifier valuing the terminal nodes (`mcts_leaf_verifier`) and/or every node in place of the PRM
+    (`mcts_step_verifier`), as `verifier.eval_as` says; trees in eval_<split>_trees_<method>.jsonl. On synthetic
+    tasks the step verifier's AUROC and sibling ranking on its trees too (`step_verifier/...`)."""
+    from rest_mcts.evaluation import mcts_metrics
+    from rest_mcts.workers import search_to_file
+
+    config, metrics = ctx.config, {}
+    uses = ("leaf", "step") if config.verifier.eval_as == "both" else (config.verifier.eval_as,)
+    settings, pool.settings = pool.settings, replace(pool.settings, verifier_path=str(round_.verifier),
+                                                     verifier=config.verifier)
+    try:
+        for use in uses:
+            method = f"mcts_{use}_verifier"
+            for split, problems in ctx.problems.held_out.items():
+                trees = search_to_file(pool, problems, params, round_.path / f"eval_{split}_trees_{method}.jsonl",
+                                       config.cluster.problems_per_task,
+                                       f"round {round_.index} {split} MCTS* ({use} verifier)", use)
+                metrics.update(mcts_metrics(ctx.task, problems, trees, split, margin, method,
+                                            "step_verifier" if use == "step" else None))
+    finally:
+        pool.settings = settings
     return metrics
 
 
@@ -481,3 +564,14 @@ ROUND_STAGES: dict[str, tuple[Stage, ...]] = {
 models, infer process rewards, keep the verified traces, train the policy on them and the PRM on the values.
 ReST-EM: sample solutions with the last round's policy (as many tokens as the matched ReST-MCTS* run's search),
 keep the oracle-correct ones, train the policy on them with the same steps; the PRM is carried forward."""
+
+
+def stages_of(config: RunConfig, round_index: int) -> tuple[Stage, ...]:
+    """The stages of round `round_index`: `WARM_START_STAGES` in round 0, else the method's `ROUND_STAGES`; with
+    `verifier.train_in_rounds`, train_verifier just before evaluate in round 0 and in every ReST-MCTS* round (a
+    ReST-EM round searches no trees to train it on)."""
+    stages = WARM_START_STAGES if round_index == 0 else ROUND_STAGES[config.method]
+    if not config.verifier.train_in_rounds or (round_index > 0 and config.method != "rest_mcts"):
+        return stages
+    at = [name for name, _ in stages].index("evaluate")
+    return stages[:at] + (("train_verifier", train_verifier),) + stages[at:]

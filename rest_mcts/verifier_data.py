@@ -6,16 +6,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from rest_mcts.data import PolicyExample, PreferencePair, Problem, VerificationExample
 from rest_mcts.tasks import Task
 
+if TYPE_CHECKING:
+    from rest_mcts.config import VerifierConfig
+    from search.tree import Tree
+    from trainers.verifier import VerifierData
 
-def verification_data(task: Task, problems: dict[str, Problem], rows: Sequence[dict], max_pairs_per_problem: int
+
+def verification_data(task: Task, problems: dict[str, Problem], rows: Sequence[dict], max_pairs_per_problem: int,
+                      rationales: bool = True
                       ) -> tuple[list[VerificationExample], list[PreferencePair], list[PolicyExample]]:
     """From sampled solutions with oracle labels (rows of `SearchWorker.sample`): every distinct solution as a
-    verification example with the task's written check; per problem up to `max_pairs_per_problem` pairs of a
-    distinct correct and incorrect solution (in sampling order); the distinct correct solutions."""
+    verification example with the task's written check (empty without `rationales`: only GenRM-CoT reads it);
+    per problem up to `max_pairs_per_problem` pairs of a distinct correct and incorrect solution (in sampling
+    order); the distinct correct solutions."""
     examples, pairs, solutions = [], [], []
     for row in rows:
         problem = problems[row["problem_id"]]
@@ -27,7 +35,7 @@ def verification_data(task: Task, problems: dict[str, Problem], rows: Sequence[d
                 continue
             seen.add(steps)
             examples.append(VerificationExample(problem.id, prompt, steps, solution["correct"],
-                                                task.verification_rationale(problem, steps)))
+                                                task.verification_rationale(problem, steps) if rationales else ""))
             (right if solution["correct"] else wrong).append(steps)
         pairs += [PreferencePair(problem.id, prompt, chosen, rejected)
                   for chosen, rejected in list(zip(right, wrong))[:max_pairs_per_problem]]
@@ -35,10 +43,11 @@ def verification_data(task: Task, problems: dict[str, Problem], rows: Sequence[d
     return examples, pairs, solutions
 
 
-def step_examples(task: Task, problems: dict[str, Problem], examples: Sequence[VerificationExample]
-                  ) -> list[VerificationExample]:
+def step_examples(task: Task, problems: dict[str, Problem], examples: Sequence[VerificationExample],
+                  rationales: bool = True) -> list[VerificationExample]:
     """A generative step verifier's data (synthetic tasks): every distinct prefix of every solution, labelled by
-    whether all its steps are right (`Task.step_labels`), with the task's check of that prefix."""
+    whether all its steps are right (`Task.step_labels`), with the task's check of that prefix (without
+    `rationales`: none)."""
     seen, prefixes = set(), []
     for example in examples:
         problem = problems[example.problem_id]
@@ -49,7 +58,7 @@ def step_examples(task: Task, problems: dict[str, Problem], examples: Sequence[V
                 continue
             seen.add((example.problem_id, steps))
             prefixes.append(VerificationExample(example.problem_id, example.prompt, steps, labels[length - 1],
-                                                task.verification_rationale(problem, steps)))
+                                                task.verification_rationale(problem, steps) if rationales else ""))
     return prefixes
 
 
@@ -71,3 +80,27 @@ def tree_rows(trees) -> list[dict]:
                      for node in tree.nodes if node.is_terminal and node.node_id != 0]
         rows.append({"problem_id": tree.problem_id, "solutions": solutions})
     return rows
+
+
+def round_verifier_data(task: Task, problems: dict[str, Problem], trees: Sequence[Tree], verifier: VerifierConfig,
+                        max_pairs_per_problem: int) -> VerifierData:
+    """The data of a verifier trained in the rounds (`verifier.train_in_rounds`), from the round's searched trees'
+    graded terminals (`tree_rows`): with `verifier.data` 'solutions' every distinct finished solution with its
+    oracle label (GenRM-CoT: `cot_consistent`), with 'prefixes' every distinct prefix with its true step label
+    (`step_examples`); preference pairs (up to `max_pairs_per_problem` per problem); and the correct solutions when
+    GenRM's lambda (`verifier.solution_weight`) is above 0. `problems` maps problem ids to every tree's problem."""
+    from trainers.verifier import GENERATIVE_KINDS, VerifierData, VerifierObjective
+
+    kind = verifier.kind
+    rationales = kind == "genrm_cot"
+    examples, pairs, solutions = verification_data(task, problems, tree_rows(trees), max_pairs_per_problem,
+                                                   rationales)
+    if verifier.data == "prefixes":
+        examples = step_examples(task, problems, examples, rationales)
+    elif rationales:
+        examples = cot_consistent(examples)
+    solution_weight = verifier.solution_weight if kind in GENERATIVE_KINDS else 0.0
+    objective = VerifierObjective(kind=kind, solution_weight=solution_weight,
+                                  beta=verifier.dpo_beta if kind == "dpo" else verifier.simpo_beta,
+                                  gamma=verifier.simpo_gamma, format=verifier.text_format())
+    return VerifierData(objective, tuple(examples), tuple(pairs), tuple(solutions) if solution_weight else ())

@@ -19,8 +19,8 @@ import ray
 
 from rest_mcts.data import Problem
 from rest_mcts.search_models import NEUTRAL_SCORE, SamplerSettings, build_search_models, load_verifier
-from rest_mcts.seeds import shard_seed, worker_seed
-from search.mcts import MCTSParams, complete_best_paths, run_mcts
+from rest_mcts.seeds import shard_seed, verifier_shard_seed, worker_seed
+from search.mcts import MCTSParams, Scorers, complete_best_paths, run_mcts
 from search.tree import Tree
 from search.types import Prefix
 from search.value_inference import grade_terminal_nodes
@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from rest_mcts.actors import Colocation
 
 logger = logging.getLogger(__name__)
+
+VERIFIER_USES = ("none", "leaf", "step")
+"""How a search reads the worker's verifier: not at all (the PRM values every node), valuing terminal nodes, or
+valuing every node in place of the PRM (as `evaluation.run_call`'s mcts_leaf_verifier and mcts_step_verifier)."""
 
 
 @dataclass(frozen=True)
@@ -86,14 +90,30 @@ class SearchWorker:
     def _reseed_for(self, problems: list[Problem], sampling_seed: int) -> None:
         self.sampler.reseed(shard_seed(sampling_seed, problems[0].id))
 
-    def search(self, settings: SamplerSettings, problems: list[Problem], params: MCTSParams) -> list[dict]:
-        """MCTS* over all `problems` at once (batched across trees); trees with graded terminals, as dicts."""
+    def _scorers(self, verifier_use: str):
+        """What values the nodes of a search (`VERIFIER_USES`): the PRM alone, or with the settings' verifier."""
+        if verifier_use not in VERIFIER_USES:
+            raise ValueError(f"verifier use {verifier_use!r}: expected one of {VERIFIER_USES}")
+        if verifier_use == "none":
+            return self._score
+        if self.verifier is None:
+            raise ValueError(f"a search with the verifier as {verifier_use} scorer needs SamplerSettings.verifier_path")
+        verify = self.verifier.verify
+        return Scorers(self._score, leaf_verify=verify, step_verify=verify if verifier_use == "step" else None)
+
+    def search(self, settings: SamplerSettings, problems: list[Problem], params: MCTSParams,
+               verifier_use: str = "none") -> list[dict]:
+        """MCTS* over all `problems` at once (batched across trees), its nodes valued as `verifier_use` says
+        (`VERIFIER_USES`); trees with graded terminals, as dicts."""
         self._use(settings)
+        scorers = self._scorers(verifier_use)
         self._reseed_for(problems, settings.seed)
+        if verifier_use != "none" and getattr(self.verifier, "writer", None) is not None:
+            self.verifier.writer.reseed(verifier_shard_seed(settings.seed, problems[0].id))
         prompts = [(problem.id, self.task.format_prompt(problem)) for problem in problems]
-        trees = run_mcts(prompts, self.sampler.propose, self._score, params)
+        trees = run_mcts(prompts, self.sampler.propose, scorers, params)
         if params.stop_at_end_gate:  # solving: every tree answers, even one whose budget ran out first
-            complete_best_paths(trees, self.sampler.greedy, self._score, params.max_depth)
+            complete_best_paths(trees, self.sampler.greedy, scorers, params.max_depth)
         by_id = {problem.id: problem for problem in problems}
         for tree in trees:
             problem = by_id[tree.problem_id]
@@ -221,8 +241,9 @@ def shard(problems: Sequence[Problem], size: int, workers: int = 1) -> list[list
 
 
 def search_to_file(pool: SearchPool, problems: Sequence[Problem], params: MCTSParams, path: Path,
-                   problems_per_task: int, label: str) -> list[Tree]:
-    """Search every problem not yet in `path`, appending each finished shard's trees; all trees, in problem order."""
+                   problems_per_task: int, label: str, verifier_use: str = "none") -> list[Tree]:
+    """Search every problem not yet in `path`, appending each finished shard's trees; all trees, in problem order.
+    `verifier_use` (`VERIFIER_USES`): how the search reads the verifier of the pool's settings."""
     finished = {record["problem_id"]: record for record in read_finished_trees(path)}
     todo = [problem for problem in problems if problem.id not in finished]
     if finished:
@@ -238,7 +259,8 @@ def search_to_file(pool: SearchPool, problems: Sequence[Problem], params: MCTSPa
             finished[record["problem_id"]] = record
 
     if todo:
-        pool.map("search", shard(todo, problems_per_task, len(pool.workers)), params, on_result=append, label=label)
+        shards = shard(todo, problems_per_task, len(pool.workers))
+        pool.map("search", shards, params, verifier_use, on_result=append, label=label)
     return [Tree.from_dict(finished[problem.id]) for problem in problems]
 
 

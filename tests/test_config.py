@@ -224,6 +224,50 @@ def test_an_unknown_choice_names_its_flag(flag, value):
         parse(flag, value)
 
 
+@pytest.mark.parametrize("flag, value", [("--verifier.data", "steps"), ("--verifier.eval_as", "root")])
+def test_an_unknown_verifier_data_or_use_names_its_flag(flag, value):
+    with pytest.raises(ConfigError, match=f"{flag} '{value}'"):
+        parse(flag, value)
+
+
+def test_the_verifier_trained_in_the_rounds_is_off_by_default_and_turned_on_by_its_flag():
+    assert RunConfig().verifier.train_in_rounds is False
+    config = parse("--verifier.train_in_rounds", "true", "--verifier.data", "prefixes", "--verifier.eval_as", "both")
+    verifier = config.verifier
+    assert (verifier.train_in_rounds, verifier.data, verifier.eval_as) == (True, "prefixes", "both")
+
+
+@pytest.fixture
+def plain_task(monkeypatch):
+    """A task with neither true step labels nor written checks, registered as 'plain'."""
+    from rest_mcts.tasks import TASKS
+    from rest_mcts.tasks.base import Task
+    from rest_mcts.tasks.modchain import ModChainTask
+
+    class PlainTask(ModChainTask):
+        synthetic = False
+        verification_rationale = Task.verification_rationale
+
+    monkeypatch.setitem(TASKS, "plain", PlainTask)
+    return "plain"
+
+
+def test_verifier_prefixes_need_true_step_labels_and_a_kind_that_reads_them(plain_task):
+    with pytest.raises(ConfigError, match="--verifier.data prefixes: needs a synthetic task.*--task plain"):
+        parse("--task", plain_task, "--verifier.data", "prefixes", "--verifier.kind", "genrm")
+    with pytest.raises(ConfigError, match="--verifier.data prefixes: --verifier.kind simpo"):
+        parse("--verifier.data", "prefixes", "--verifier.kind", "simpo")
+    parse("--verifier.data", "prefixes", "--verifier.kind", "orm")
+
+
+def test_genrm_cot_in_the_rounds_needs_the_tasks_written_checks(plain_task):
+    with pytest.raises(ConfigError, match="--verifier.kind genrm_cot: learns the task's written checks.*--task plain"):
+        parse("--task", plain_task, "--verifier.train_in_rounds", "--verifier.kind", "genrm_cot")
+    parse("--task", plain_task)  # the default kind is genrm_cot: a run that trains no verifier is not refused
+    parse("--task", plain_task, "--verifier.train_in_rounds", "--verifier.kind", "genrm")
+    parse("--verifier.train_in_rounds", "--verifier.kind", "genrm_cot")
+
+
 def test_cli_value_of_the_wrong_type_names_the_flag_and_type():
     with pytest.raises(ConfigError, match="command line: search.branch: expected int, got 'x'"):
         parse("--search.branch", "x")

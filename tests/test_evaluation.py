@@ -72,3 +72,40 @@ def test_pick_answer_margin_lets_the_prm_overrule_only_on_significant_evidence()
     # Fewer trees than problems is an error, not a silent truncation.
     with pytest.raises(ValueError):
         pick_answer_margin(_AnswerTask(), [None] * 10, trees(8, 1))
+
+
+class _LabelledTask(_AnswerTask):
+    """_AnswerTask with true step labels: a prefix is right while its steps are 'right\n'."""
+
+    synthetic = True
+
+    @staticmethod
+    def step_labels(problem, steps):
+        labels, right = [], True
+        for step in steps:
+            right = right and step == "right\n"
+            labels.append(right)
+        return labels
+
+
+def _scored_tree() -> Tree:
+    tree = Tree.new("p", "Q\n")
+    tree.add_child(0, "right\n", num_tokens=4, prm_score=0.8, is_terminal=True)
+    tree.add_child(0, "wrong\n", num_tokens=6, prm_score=0.3, is_terminal=True)
+    return tree
+
+
+def test_mcts_metrics_keep_todays_keys_by_default_and_name_the_method_and_scorer_when_asked():
+    from rest_mcts.evaluation import mcts_metrics
+
+    tree = _scored_tree()
+    assert mcts_metrics(_LabelledTask(), [None], [tree], "test") == {
+        "test/mcts/accuracy": 1.0, "test/mcts/tokens_per_problem": 10.0, "test/prm/auroc": 1.0,
+        "test/prm/sibling_accuracy": 1.0, "test/prm/sibling_pairs": 1.0}
+    assert mcts_metrics(_LabelledTask(), [None], [tree], "ood", 0.0, "mcts_step_verifier", "step_verifier") == {
+        "ood/mcts_step_verifier/accuracy": 1.0, "ood/mcts_step_verifier/tokens_per_problem": 10.0,
+        "ood/step_verifier/auroc": 1.0, "ood/step_verifier/sibling_accuracy": 1.0,
+        "ood/step_verifier/sibling_pairs": 1.0}
+    # a leaf verifier values only the terminals: no one scorer to rank the steps
+    assert mcts_metrics(_LabelledTask(), [None], [tree], "test", 0.0, "mcts_leaf_verifier", None) == {
+        "test/mcts_leaf_verifier/accuracy": 1.0, "test/mcts_leaf_verifier/tokens_per_problem": 10.0}

@@ -152,3 +152,27 @@ def test_rest_em_samples_as_many_tokens_as_the_matched_rest_mcts_search_and_trai
     assert (em / "policy_examples.jsonl").exists() and (em / "prm").is_dir()
     assert "test/greedy/accuracy" in metrics and "test/pass_at_2/accuracy" not in metrics  # pass@k: round 0
     assert "test/pass_at_2/accuracy" in json.loads((tmp_path / "runs" / "em" / "round_00" / "eval.json").read_text())
+
+
+@pytest.mark.slow
+def test_a_verifier_trained_in_every_round_joins_the_round_evaluations_mcts(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    # The tiny policy finds no right solution, so GenRM trains without its lambda term (which needs one).
+    args = ["--rounds", "1", "--run-dir", "runs", "--experiment", "verified", *TINY, "--eval.pass_at_k", "0",
+            "--verifier.train_in_rounds", "true", "--verifier.kind", "genrm", "--verifier.solution_weight", "0",
+            "--verifier_train.max_steps", "3"]
+    code, output = finish(iterate(args, tmp_path))
+    assert code == 0, output
+    for index in range(2):
+        round_dir = tmp_path / "runs" / "verified" / f"round_{index:02d}"
+        stages = list(json.loads((round_dir / "stages.json").read_text()))
+        assert stages[-2:] == ["train_verifier", "evaluate"]
+        assert AutoModelForCausalLM.from_pretrained(round_dir / "verifier").config.vocab_size > 0
+        metrics = json.loads((round_dir / "eval.json").read_text())
+        assert metrics["verifier/steps"] == 3 and metrics["verifier/examples"] > 0
+        for split in ("test", "ood"):
+            assert 0.0 <= metrics[f"{split}/mcts_leaf_verifier/accuracy"] <= 1.0
+            assert metrics[f"{split}/mcts_leaf_verifier/tokens_per_problem"] > 0
+            assert f"{split}/mcts/accuracy" in metrics and f"{split}/mcts_step_verifier/accuracy" not in metrics
+            assert (round_dir / f"eval_{split}_trees_mcts_leaf_verifier.jsonl").exists()

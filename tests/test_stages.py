@@ -4,6 +4,7 @@ were written in, dev problems held out of the searches, and the method's stage l
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +140,68 @@ def test_rest_em_keeps_correct_distinct_samples_per_problem_and_reads_the_matche
     # duplicates dropped, wrong ones dropped, at most max_per_problem (2), in sampling order
     assert [example.steps for example in kept] == [tuple(right), tuple(right[:-1] + ["other\n"])]
     assert metrics["examples/policy"] == 2
+
+
+def test_stage_lists_are_todays_unless_the_verifier_trains_in_the_rounds_then_it_trains_before_evaluate():
+    from rest_mcts.config import RunConfig, VerifierConfig
+    from rest_mcts.stages import ROUND_STAGES, WARM_START_STAGES, stages_of, train_verifier
+
+    for method in ROUND_STAGES:
+        config = RunConfig(method=method)
+        assert stages_of(config, 0) == WARM_START_STAGES
+        assert stages_of(config, 1) == stages_of(config, 3) == ROUND_STAGES[method]
+    on = RunConfig(verifier=VerifierConfig(train_in_rounds=True))
+    assert [name for name, _ in stages_of(on, 0)] == [
+        "init_policy", "train_policy", "init_prm", "search", "infer_values", "filter_traces", "train_prm",
+        "train_verifier", "evaluate"]
+    assert [name for name, _ in stages_of(on, 2)] == [
+        "search", "infer_values", "filter_traces", "train_policy", "train_prm", "train_verifier", "evaluate"]
+    assert ("train_verifier", train_verifier) in stages_of(on, 1)
+    # ReST-EM searches no trees after round 0: its later rounds stay as they are
+    rest_em = RunConfig(method="rest_em", verifier=VerifierConfig(train_in_rounds=True))
+    assert "train_verifier" in dict(stages_of(rest_em, 0)) and stages_of(rest_em, 1) == ROUND_STAGES["rest_em"]
+
+
+def _verifier_context(tmp_path, kind: str, model: str = ""):
+    from rest_mcts.config import EvalConfig, RunConfig, TaskConfig, VerifierConfig
+    from rest_mcts.stages import Context
+
+    config = RunConfig(task=TaskConfig(name="last_letter", seed_problems=10, train_problems=6, test_problems=5,
+                                       ood_problems=5), eval=EvalConfig(dev_problems=2),
+                       verifier=VerifierConfig(kind=kind, train_in_rounds=True, model=model))
+    return Context.of(config, tmp_path)
+
+
+def test_a_round_whose_trees_hold_no_pair_trains_no_simpo_and_carries_the_last_verifier_forward(tmp_path):
+    from rest_mcts.rounds import Round
+    from rest_mcts.stages import train_verifier
+    from search.tree import Tree
+
+    context = _verifier_context(tmp_path, "simpo")
+    problem = context.problems.train[0]
+    tree = Tree.new(problem.id, context.task.format_prompt(problem))
+    tree.nodes[tree.add_child(0, "wrong\n", is_terminal=True)].answer_correct = False
+    for index in (0, 1):
+        Round.of(tmp_path, index).path.mkdir()
+        (Round.of(tmp_path, index).path / "trees.jsonl").write_text(json.dumps(tree.to_dict()) + "\n")
+
+    metrics = train_verifier(context, Round.of(tmp_path, 0))  # no Ray: nothing to train, nothing started
+    assert metrics == {"verifier/examples": 1.0, "verifier/pairs": 0.0, "verifier/steps": 0.0}
+    assert not Round.of(tmp_path, 0).has_verifier  # round 0: none to carry
+
+    Round.of(tmp_path, 0).verifier.mkdir()
+    (Round.of(tmp_path, 0).verifier / "config.json").write_text("{}")
+    assert train_verifier(context, Round.of(tmp_path, 1))["verifier/steps"] == 0.0
+    assert (Round.of(tmp_path, 1).verifier / "config.json").read_text() == "{}"
+
+
+def test_the_verifier_starts_from_the_last_rounds_then_the_given_model_then_the_rounds_policy(tmp_path):
+    from rest_mcts.rounds import Round
+    from rest_mcts.stages import verifier_start
+
+    first, second = Round.of(tmp_path, 0), Round.of(tmp_path, 1)
+    assert verifier_start(_verifier_context(tmp_path, "genrm"), first) == first.policy
+    assert verifier_start(_verifier_context(tmp_path, "genrm", "my/model"), second) == Path("my/model")
+    first.verifier.mkdir(parents=True)
+    (first.verifier / "config.json").write_text("{}")
+    assert verifier_start(_verifier_context(tmp_path, "genrm", "my/model"), second) == first.verifier

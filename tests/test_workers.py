@@ -76,3 +76,45 @@ def test_only_sampling_settings_apply_without_loading_the_models_again():
     for change in ({"policy_path": "other"}, {"prm_path": ""}, {"max_step_tokens": 16}, {"decode": "generate"},
                    {"kv_store_mb": 1.0}, {"task_name": "last_letter"}):
         assert not settings.same_models(replace(settings, **change)), change
+
+
+def test_a_change_of_verifier_loads_the_verifier_alone():
+    from rest_mcts.config import VerifierConfig
+
+    settings = SamplerSettings("policy", "prm", "modchain", 1.0, 32, seed=0)
+    assert settings.same_models(replace(settings, verifier_path="verifier", verifier=VerifierConfig(kind="genrm")))
+
+
+class _FixedVerifier:
+    """Scores every solution 0.25 and says it generated 2 tokens for it."""
+
+    def verify(self, prefixes):
+        from search.types import VerifierScores
+
+        return VerifierScores([0.25] * len(prefixes), [2] * len(prefixes), [1] * len(prefixes))
+
+
+def test_a_search_values_terminals_or_every_node_by_the_verifier_as_asked(checkpoints):
+    from rest_mcts.tasks import get_task
+    from search.tree import Tree
+
+    problems = get_task("modchain").problems("test", 2, 0)
+    settings = SamplerSettings(str(checkpoints / "policy0"), str(checkpoints / "prm"), "modchain", 1.0, 8, seed=3,
+                               kv_store_mb=0.0)
+    params = MCTSParams(branch=2, max_simulations=3, max_depth=4)
+    worker = Worker(settings, 1, 0)
+    with pytest.raises(ValueError, match="needs SamplerSettings.verifier_path"):
+        worker.search(settings, problems, params, "leaf")
+    worker.verifier = _FixedVerifier()  # what `_use` loads from settings.verifier_path
+    with pytest.raises(ValueError, match="verifier use 'root'"):
+        worker.search(settings, problems, params, "root")
+    assert worker.search(settings, problems, params) == Worker(settings, 1, 0).search(settings, problems, params)
+
+    for use in ("leaf", "step"):
+        for record in worker.search(settings, problems, params, use):
+            tree = Tree.from_dict(record)
+            verified = [node for node in tree.nodes[1:] if node.is_terminal or use == "step"]
+            assert tree.terminal_nodes() and all(node.prm_score == 0.25 for node in verified)
+            assert tree.verifier_tokens == 2 * len(verified)
+            if use == "leaf":
+                assert all(node.prm_score != 0.25 for node in tree.nodes[1:] if not node.is_terminal)
