@@ -272,7 +272,7 @@ class LoggingConfig:
 @dataclass(frozen=True)
 class RunConfig:
     rounds: int = 3
-    """Self-training rounds after the round-0 warm start."""
+    """Self-training rounds after the round-0 warm start (0: the warm start and its evaluation only)."""
     seed: int = 0
     """Seed of models, sampling and training (every derived seed: rest_mcts/seeds.py)."""
     control: bool = False
@@ -306,8 +306,8 @@ class ConfigError(ValueError):
 
 def validate(config: RunConfig) -> None:
     """Reject values no run can use, naming the flag."""
-    if config.rounds < 1:
-        raise ConfigError(f"--rounds {config.rounds}: expected a positive number of rounds")
+    if config.rounds < 0:
+        raise ConfigError(f"--rounds {config.rounds}: expected 0 (the warm start only) or more rounds")
     from rest_mcts.stages import ROUND_STAGES
     from rest_mcts.tasks import TASKS
 

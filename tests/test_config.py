@@ -192,15 +192,19 @@ def test_a_missing_config_file_is_named(tmp_path):
 # Validation names the flag.
 
 
-@pytest.mark.parametrize("rounds", ["0", "-2"])
-def test_non_positive_rounds_name_the_rounds_flag(rounds):
-    with pytest.raises(ConfigError, match=f"--rounds {rounds}: expected a positive number"):
+@pytest.mark.parametrize("rounds", ["-1", "-2"])
+def test_negative_rounds_name_the_rounds_flag(rounds):
+    with pytest.raises(ConfigError, match=f"--rounds {rounds}: expected 0"):
         parse("--rounds", rounds)
 
 
-def test_non_positive_rounds_from_yaml_are_rejected_too(write_yaml):
-    with pytest.raises(ConfigError, match="--rounds 0"):
-        parse("--config", write_yaml("rounds: 0\n"))
+def test_negative_rounds_from_yaml_are_rejected_too(write_yaml):
+    with pytest.raises(ConfigError, match="--rounds -2"):
+        parse("--config", write_yaml("rounds: -2\n"))
+
+
+def test_zero_rounds_is_the_warm_start_alone(write_yaml):
+    assert parse("--config", write_yaml("rounds: 0\n")).rounds == 0
 
 
 def test_unknown_task_is_rejected_listing_the_known_tasks():

@@ -40,8 +40,7 @@ def finish(process: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--rounds", "0"], "--rounds 0: expected a positive number of rounds"),
-        (["--rounds", "-1"], "--rounds -1: expected a positive number of rounds"),
+        (["--rounds", "-1"], "--rounds -1: expected 0 (the warm start only) or more rounds"),
         (["--task", "sudoku"], "--task 'sudoku': unknown task"),
         (["--rounds", "two"], "rounds: expected int, got 'two'"),
         (["--policy-model", "does/not/exist"], "does/not/exist"),
@@ -176,3 +175,13 @@ def test_a_verifier_trained_in_every_round_joins_the_round_evaluations_mcts(tmp_
             assert metrics[f"{split}/mcts_leaf_verifier/tokens_per_problem"] > 0
             assert f"{split}/mcts/accuracy" in metrics and f"{split}/mcts_step_verifier/accuracy" not in metrics
             assert (round_dir / f"eval_{split}_trees_mcts_leaf_verifier.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_zero_rounds_runs_the_warm_start_and_its_evaluation_alone(tmp_path):
+    code, output = finish(iterate(["--rounds", "0", "--run-dir", "runs", "--experiment", "warm", *TINY,
+                                   "--eval.pass_at_k", "0"], tmp_path))
+    assert code == 0, output
+    run = tmp_path / "runs" / "warm"
+    assert (run / "round_00" / "DONE").exists() and not (run / "round_01").exists()
+    assert "test/greedy/accuracy" in json.loads((run / "round_00" / "eval.json").read_text())
