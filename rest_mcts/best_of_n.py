@@ -226,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Verifiers to run (default: all of " + ", ".join(s.name for s in verifier_specs(1.0))
                              + ").")
     parser.add_argument("--problems", type=int, default=0, help="Held-out problems per split (default: the run's).")
-    parser.add_argument("--splits", nargs="+", default=["test", "ood"], choices=["test", "ood"])
+    parser.add_argument("--splits", nargs="+", default=["test", "ood"], choices=["test", "ood", "dev"],
+                        help="Held-out splits (dev: the run's dev problems, the end of its training pool, on which to "
+                             "pick a verifier's settings before reading test).")
     parser.add_argument("--no-cotnpot", action="store_true", help="Skip CoTnPoT (each solution's program run in "
                         "the sandbox, disagreeing solutions dropped before the verifiers rank the rest).")
     parser.add_argument("--table-only", action="store_true", help="Recompute summary.json and table.md only.")
@@ -277,6 +279,12 @@ def resolve(args: argparse.Namespace) -> Study:
                           f"{len(pool) - config.eval.dev_problems} besides its dev problems")
     held_out = {}
     for split in args.splits:
+        if split == "dev":
+            if not config.eval.dev_problems:
+                raise ConfigError("--splits dev: the run holds no dev problems (eval.dev_problems 0)")
+            dev = pool[len(pool) - config.eval.dev_problems:]
+            held_out[split] = {p.id: p for p in dev[: args.problems or len(dev)]}
+            continue
         count = args.problems or (config.task.test_problems if split == "test" else config.task.ood_problems)
         held_out[split] = {p.id: p for p in task.problems(split, count, config.task.data_seed)}
     out = Path(args.out or round_.path.parent / f"best_of_n_round_{round_.index:02d}")
