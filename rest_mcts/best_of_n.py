@@ -231,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "pick a verifier's settings before reading test).")
     parser.add_argument("--no-cotnpot", action="store_true", help="Skip CoTnPoT (each solution's program run in "
                         "the sandbox, disagreeing solutions dropped before the verifiers rank the rest).")
-    parser.add_argument("--table-only", action="store_true", help="Recompute summary.json and table.md only.")
+    parser.add_argument("--table-only", action="store_true", help="Recompute summary.json and table.md only (from "
+                        "--out's own files when --run is not given).")
     add_config_arguments(parser, top_level=False)
     return parser
 
@@ -415,6 +416,7 @@ def run(args: argparse.Namespace, study: Study) -> dict:
 
     config = study.config
     study.out.mkdir(parents=True, exist_ok=True)
+    write_study_meta(study, args.rationales)
     start_ray(config.cluster.ray_address, config.cluster.dashboard_host)
     actors = Actors(config.cluster, "best-of-n")
     try:
@@ -448,15 +450,46 @@ def run(args: argparse.Namespace, study: Study) -> dict:
     return tabulate(study.out, study.task, study.held_out, args.rationales)
 
 
+def write_study_meta(study: Study, rationale_counts: Sequence[int]) -> None:
+    """study.json: what `table_from_folder` needs to recompute the table without the run (task, problems, K)."""
+    config = study.config
+    meta = {"task": config.task.name, "data_seed": config.task.data_seed,
+            "train_problems": config.task.train_problems, "rationale_counts": list(rationale_counts),
+            "held_out": {split: list(problems) for split, problems in study.held_out.items()}}
+    atomic_write_text(study.out / "study.json", json.dumps(meta, indent=1))
+
+
+def table_from_folder(out: Path, rationale_counts: Sequence[int] | None = None) -> dict[str, list[dict]]:
+    """summary.json and table.md recomputed from a study folder's own files (study.json names its problems)."""
+    meta_path = out / "study.json"
+    if not meta_path.exists():
+        raise ConfigError(f"--out {out}: no study.json; give --run as well")
+    meta = json.loads(meta_path.read_text())
+    task = get_task(meta["task"])
+    held_out = {}
+    for split, ids in meta["held_out"].items():
+        source = task.problems("train", meta["train_problems"], meta["data_seed"]) if split == "dev" else \
+            task.problems(split, len(ids), meta["data_seed"])
+        by_id = {problem.id: problem for problem in source}
+        held_out[split] = {problem_id: by_id[problem_id] for problem_id in ids}
+    return tabulate(out, task, held_out, rationale_counts or meta["rationale_counts"])
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     args = build_parser().parse_args(argv)
     try:
+        if args.table_only and not args.run:
+            if not args.out:
+                raise ConfigError("--table-only: give --out (a study folder) or --run")
+            print(format_table(table_from_folder(Path(args.out))))
+            return 0
         study = resolve(args)
     except (ConfigError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.table_only:
+        write_study_meta(study, args.rationales)
         summary = tabulate(study.out, study.task, study.held_out, args.rationales)
     else:
         summary = run(args, study)

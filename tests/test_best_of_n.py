@@ -159,3 +159,25 @@ def test_tree_rows_list_each_trees_graded_terminals():
     tree.nodes[right].answer_correct = True
     assert tree_rows([tree]) == [{"problem_id": "p", "solutions": [
         {"steps": ["s\n", "right\n"], "correct": True}, {"steps": ["s\n", "wrong\n"], "correct": False}]}]
+
+
+def test_the_table_is_recomputed_from_the_study_folder_alone(tmp_path):
+    from rest_mcts.best_of_n import table_from_folder
+    from rest_mcts.data import write_jsonl
+    from rest_mcts.tasks import get_task
+
+    task = get_task("last_letter")
+    problems = task.problems("test", 2, seed=0)
+    right = [task.reference_steps(p) for p in problems]
+    write_jsonl(tmp_path / "samples_test.jsonl", [
+        {"problem_id": p.id, "wave": 0, "requested": 2, "tokens": 10,
+         "solutions": [{"steps": steps, "correct": True}, {"steps": steps[:-1] + ["zz\n"], "correct": False}]}
+        for p, steps in zip(problems, right)])
+    write_jsonl(tmp_path / "scores_test.jsonl", [
+        {"problem_id": p.id, "verifier": "v", "scores": [0.9, 0.1], "tokens": [0, 0]} for p in problems])
+    (tmp_path / "study.json").write_text(json.dumps({
+        "task": "last_letter", "data_seed": 0, "train_problems": 3000, "rationale_counts": [1],
+        "held_out": {"test": [p.id for p in problems]}}))
+    rows = {row["method"]: row for row in table_from_folder(tmp_path)["test"]}
+    assert rows["best_of_2_v"]["accuracy"] == 1.0 and rows["pass@2"]["accuracy"] == 1.0
+    assert (tmp_path / "summary.json").exists() and (tmp_path / "table.md").exists()
