@@ -1,9 +1,9 @@
 """The Best-of-N verifier tables of several `rest_mcts.best_of_n` studies side by side, from their summary.json.
 
 Usage: python experiments/verifier_table.py STUDY_DIR... (a study folder holds summary.json; its task is read from
-the run's config.yaml two levels up, else the folder's parent name). Prints, per split, one table of accuracy
-(tokens per problem) per method and task, one of the verifiers' AUROC, and one of each verifier method against
-self-consistency at equal total tokens.
+its study.json, else the run's config.yaml one level up, else the folder's parent name). Prints, per split, one
+table of accuracy (tokens per problem) per method and task, one of the verifiers' AUROC, and one of each verifier
+method against self-consistency at equal total tokens.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from pathlib import Path
 
 
 def task_name(study: Path) -> str:
+    meta = study / "study.json"
+    if meta.exists():
+        return json.loads(meta.read_text())["task"]
     config = study.parent / "config.yaml"
     if config.exists():
         import yaml
