@@ -44,7 +44,8 @@ logger = logging.getLogger("rest_mcts")
 
 METHOD_GROUPS = {"greedy": "greedy", **{name: "sampling" for name in SAMPLING_METHODS},
                  "best_of_n_verifier": "sampling", "weighted_vote_verifier": "sampling",
-                 "beam_search": "beam_search", "tot_bfs": "tot_bfs", "mcts": "mcts",
+                 "beam_search": "beam_search", "beam_search_verifier": "beam_search_verifier", "tot_bfs": "tot_bfs",
+                 "mcts": "mcts",
                  "mcts_leaf_verifier": "mcts_leaf_verifier", "mcts_step_verifier": "mcts_step_verifier"}
 MCTS_GROUPS = ("mcts", "mcts_leaf_verifier", "mcts_step_verifier")
 

@@ -147,10 +147,12 @@ SAMPLING_METHODS = (
     "pass_at_n",
 )
 """Methods read from one shared set of N sampled solutions (pass_at_n, the oracle ceiling, included)."""
-VERIFIER_METHODS = ("best_of_n_verifier", "weighted_vote_verifier", "mcts_leaf_verifier", "mcts_step_verifier")
+VERIFIER_METHODS = ("best_of_n_verifier", "weighted_vote_verifier", "beam_search_verifier", "mcts_leaf_verifier",
+                    "mcts_step_verifier")
 """Methods that read a verifier (`evaluate --verifier`): Best-of-N and the weighted vote by its scores (of the
-sampling group), MCTS* with the verifier valuing terminal nodes, and MCTS* with it valuing every node (a generative
-step scorer in place of the PRM). Their tokens include what the verifier generated."""
+sampling group), beam search with the verifier scoring the beams in the PRM's place, MCTS* with the verifier valuing
+terminal nodes, and MCTS* with it valuing every node (a generative step scorer in place of the PRM). Their tokens
+include what the verifier generated."""
 
 METHODS = ("greedy",) + SAMPLING_METHODS + ("beam_search", "tot_bfs", "mcts") + VERIFIER_METHODS
 
@@ -188,7 +190,8 @@ class MethodCall:
 
     group: str
     """'greedy', 'sampling' (every method in SAMPLING_METHODS, and the verifier's Best-of-N and weighted vote when a
-    verifier is given), 'beam_search', 'tot_bfs', 'mcts', 'mcts_leaf_verifier' or 'mcts_step_verifier'."""
+    verifier is given), 'beam_search', 'beam_search_verifier', 'tot_bfs', 'mcts', 'mcts_leaf_verifier' or
+    'mcts_step_verifier'."""
     split: str
     seed: int
     plan: BudgetPlan | None
@@ -240,12 +243,15 @@ def run_call(call: MethodCall, task: Task, problems: Sequence[Problem], propose:
         results = baselines.sampling_methods(prompts, propose, score, task.extract_answer, call.plan.num_samples,
                                              call.max_depth, verifiers={"verifier": verify} if verify else None)
         results["pass_at_n"] = results["self_consistency"]
-    elif call.group in ("beam_search", "tot_bfs"):
-        width, branch = ((call.plan.beam_width, call.beam_branch) if call.group == "beam_search"
-                         else (call.plan.tot_breadth, call.tot_branch))
-        params = baselines.LevelSearchParams(width, branch, call.max_depth)
-        method = baselines.beam_search if call.group == "beam_search" else baselines.tot_bfs
-        results[call.group] = method(prompts, propose, score, task.extract_answer, params)
+    elif call.group in ("beam_search", "beam_search_verifier"):
+        if call.group == "beam_search_verifier" and verify is None:
+            raise ValueError(f"method group {call.group!r} needs a verifier")
+        params = baselines.LevelSearchParams(call.plan.beam_width, call.beam_branch, call.max_depth)
+        results[call.group] = baselines.beam_search(prompts, propose, score, task.extract_answer, params,
+                                                    verify if call.group == "beam_search_verifier" else None)
+    elif call.group == "tot_bfs":
+        params = baselines.LevelSearchParams(call.plan.tot_breadth, call.tot_branch, call.max_depth)
+        results[call.group] = baselines.tot_bfs(prompts, propose, score, task.extract_answer, params)
     elif call.group in ("mcts", "mcts_leaf_verifier", "mcts_step_verifier"):
         if call.group != "mcts" and verify is None:
             raise ValueError(f"method group {call.group!r} needs a verifier")

@@ -339,7 +339,8 @@ class LevelSearchParams:
 
 
 def _expand_level(
-    problems: list[_Problem], propose: ProposeFn, score: ScoreFn, num_samples: int, dedup: bool, max_depth: int
+    problems: list[_Problem], propose: ProposeFn, score: ScoreFn | VerifyFn, num_samples: int, dedup: bool,
+    max_depth: int, score_is_verifier: bool = False,
 ) -> list[list[Candidate]]:
     """Expand every open candidate of every problem into `num_samples` steps (one propose, one score call).
 
@@ -367,7 +368,14 @@ def _expand_level(
                 continue
             scored.append((problem, child))
     if scored:
-        values = checked_score(score, [Prefix(problem.prompt, child.steps) for problem, child in scored])
+        prefixes = [Prefix(problem.prompt, child.steps) for problem, child in scored]
+        if score_is_verifier:  # a verifier in the PRM's place: its generated tokens are the problem's too
+            verdicts = checked_verify(score, prefixes)
+            values = verdicts.scores
+            for (problem, _), tokens in zip(scored, verdicts.tokens_generated):
+                problem.tokens_used += tokens
+        else:
+            values = checked_score(score, prefixes)
         for (problem, child), value in zip(scored, values):
             child.step_scores = child.step_scores + (value,)
             new[id(problem)].append(child)
@@ -400,13 +408,15 @@ def beam_search(
     score: ScoreFn,
     extract_answer: AnswerFn,
     params: LevelSearchParams,
+    verify: VerifyFn | None = None,
 ) -> list[MethodResult]:
     """PRM-guided step-level beam search (Snell et al., 2024, "Scaling LLM test-time compute").
 
     Sample N = `width` first steps; score each with the PRM; keep the best N/M (M = `branch`,
     at least one) open beams and expand each into M next steps; repeat. Finished beams leave the
     beam and wait; the search ends when N beams have finished, none is open, or the token cap is
-    reached. The answer is the finished beam with the highest last-step PRM score.
+    reached. The answer is the finished beam with the highest last-step PRM score. With `verify`, a verifier
+    (e.g. a generative step verifier) scores the beams in the PRM's place and its generated tokens count.
     """
     keep = max(1, params.width // params.branch)
 
@@ -415,7 +425,8 @@ def beam_search(
         open_children = [child for child in children if not child.finished]
         problem.open = [] if len(problem.finished) >= params.width else _top(open_children, keep)
 
-    return _level_search(prompts, propose, score, extract_answer, params, params.width, False, select)
+    return _level_search(prompts, propose, verify or score, extract_answer, params, params.width, False, select,
+                         verify is not None)
 
 
 def tot_bfs(
@@ -443,7 +454,8 @@ def tot_bfs(
 
 
 def _level_search(prompts, propose, score, extract_answer, params: LevelSearchParams, first_samples: int,
-                  dedup: bool, select: Callable[[_Problem, list[Candidate]], None]) -> list[MethodResult]:
+                  dedup: bool, select: Callable[[_Problem, list[Candidate]], None],
+                  score_is_verifier: bool = False) -> list[MethodResult]:
     """The loop beam search and ToT share: expand every open candidate of every problem (the first level
     into `first_samples` steps, later ones into `params.branch`), then let `select` keep some, until
     no problem has an open candidate or its token cap is reached."""
@@ -454,7 +466,8 @@ def _level_search(prompts, propose, score, extract_answer, params: LevelSearchPa
         active = [problem for problem in problems if problem.open]
         if not active:
             break
-        for problem, children in zip(active, _expand_level(active, propose, score, samples, dedup, params.max_depth)):
+        expanded = _expand_level(active, propose, score, samples, dedup, params.max_depth, score_is_verifier)
+        for problem, children in zip(active, expanded):
             select(problem, children)
         samples = params.branch
     return _level_results(prompts, problems, extract_answer)

@@ -125,3 +125,14 @@ def test_verifier_comparisons_pit_each_variant_against_the_prms_mcts_and_the_bes
                                                            ("mcts_leaf_verifier", "self_consistency")]
     assert comparisons[0].difference == pytest.approx(0.4)
     assert comparisons[1].difference == pytest.approx(0.2)
+
+
+def test_beam_search_with_the_verifier_scoring_beams_answers_right_and_pays_its_tokens():
+    task = FinalWordTask()
+    plain = by_method(run_call(call("beam_search"), task, PROBLEMS, propose, greedy, prm))["beam_search"]
+    verified = by_method(run_call(call("beam_search_verifier"), task, PROBLEMS, propose, greedy, prm,
+                                  verify))["beam_search_verifier"]
+    assert all(r.correct for r in verified)
+    assert sum(r.tokens for r in verified) > sum(r.tokens for r in plain)
+    with pytest.raises(ValueError, match="needs a verifier"):
+        run_call(call("beam_search_verifier"), task, PROBLEMS, propose, greedy, prm)

@@ -96,3 +96,23 @@ def test_a_verifier_that_returns_the_wrong_number_of_scores_is_refused():
 
     with pytest.raises(ValueError, match="1 scores for 2 solutions"):
         checked_verify(short, [Prefix("p", ("1",)), Prefix("p", ("2",))])
+
+
+def test_beam_search_with_a_verifier_ranks_beams_by_it_and_charges_its_tokens():
+    from search.baselines import LevelSearchParams, beam_search
+
+    def two_step_propose(prefixes, num_samples):
+        out = []
+        for prefix in prefixes:
+            final = bool(prefix.steps)
+            texts = ["3\n", "4\n"] if final else ["a\n", "b\n"]
+            out.append([ProposedStep(texts[i % 2], 2, final) for i in range(num_samples)])
+        return out
+
+    verify = verifier_from({"a\n": 0.5, "b\n": 0.5, "3\n": 0.1, "4\n": 0.9}, tokens_each=3)
+    params = LevelSearchParams(width=2, branch=2, max_depth=3)
+    [with_verifier] = beam_search([("p", "q\n")], two_step_propose, lambda ps: [0.5] * len(ps), answer_of, params,
+                                  verify)
+    [plain] = beam_search([("p", "q\n")], two_step_propose, lambda ps: [0.5] * len(ps), answer_of, params)
+    assert with_verifier.answer == "4" and plain.answer == "3"  # the PRM ties: the first beam wins
+    assert with_verifier.tokens_used == plain.tokens_used + 3 * len(verify.calls[0] + verify.calls[1])
