@@ -12,7 +12,7 @@ import pytest
 import rest_mcts.math_answers as math_answers
 from rest_mcts.math_answers import equivalent, extract_boxed, group_answers, same_answer
 
-SHARED_MATH = Path(__file__).resolve().parents[2] / "shared" / "data" / "math" / "math_cot_100.jsonl"
+SHIPPED_MATH = Path(__file__).resolve().parents[1] / "experiments" / "data" / "math" / "math_cot_100.jsonl"
 
 
 @pytest.mark.parametrize("gold, answer", [
@@ -59,7 +59,7 @@ def test_extract_boxed_takes_the_last_box_with_balanced_braces():
 def test_extract_boxed_reads_the_answers_of_real_math_responses():
     """Every one of the 800 real responses: its last \\boxed{} is the dataset's extracted `pred`, as text or
     (for forms the dataset normalised, such as `\\dfrac`) by math-verify."""
-    rows = [json.loads(line) for line in SHARED_MATH.read_text(encoding="utf-8").splitlines()]
+    rows = [json.loads(line) for line in SHIPPED_MATH.read_text(encoding="utf-8").splitlines()]
     pairs = [(extract_boxed(text), pred) for row in rows for text, pred in zip(row["code"], row["pred"])]
     assert len(pairs) == 800
     assert all(boxed is not None and (boxed == pred or same_answer(pred, boxed)) for boxed, pred in pairs)
