@@ -26,6 +26,7 @@ from search.types import (
     checked_propose,
     checked_score,
     checked_verify,
+    prm_as_verifier,
     readable_first,
 )
 
@@ -118,14 +119,19 @@ def with_answers(candidates: Sequence[Candidate], extract_answer: AnswerFn | Non
     return readable_first(candidates, lambda candidate: candidate.steps, extract_answer)
 
 
-def best_of_n(candidates: Sequence[Candidate], how: str, extract_answer: AnswerFn | None = None) -> Candidate | None:
-    """The finished candidate with the highest aggregated PRM score among those with an answer
-    (`with_answers`); ties go to the earliest."""
+def _highest(candidates: Sequence[Candidate], value_of: Callable[[Candidate], float],
+             extract_answer: AnswerFn | None) -> Candidate | None:
+    """The candidate with the highest `value_of` among those with an answer (`with_answers`); ties: earliest."""
     candidates = with_answers(candidates, extract_answer)
     if not candidates:
         return None
-    best_index = max(range(len(candidates)), key=lambda i: (aggregate(candidates[i].step_scores, how), -i))
-    return candidates[best_index]
+    return candidates[max(range(len(candidates)), key=lambda i: (value_of(candidates[i]), -i))]
+
+
+def best_of_n(candidates: Sequence[Candidate], how: str, extract_answer: AnswerFn | None = None) -> Candidate | None:
+    """The finished candidate with the highest aggregated PRM score among those with an answer
+    (`with_answers`); ties go to the earliest."""
+    return _highest(candidates, lambda candidate: aggregate(candidate.step_scores, how), extract_answer)
 
 
 # Sampling N solutions -----------------------------------------------------------------------------
@@ -219,10 +225,7 @@ def verify_solutions(problems: Sequence[tuple[str, Sequence[Candidate]]], verify
 def best_verified(candidates: Sequence[Candidate], name: str, extract_answer: AnswerFn | None = None
                   ) -> Candidate | None:
     """The candidate with the highest score by verifier `name` among those with an answer; ties: earliest."""
-    candidates = with_answers(candidates, extract_answer)
-    if not candidates:
-        return None
-    return candidates[max(range(len(candidates)), key=lambda i: (candidates[i].verifier_scores[name], -i))]
+    return _highest(candidates, lambda candidate: candidate.verifier_scores[name], extract_answer)
 
 
 def sampling_methods(
@@ -339,8 +342,7 @@ class LevelSearchParams:
 
 
 def _expand_level(
-    problems: list[_Problem], propose: ProposeFn, score: ScoreFn | VerifyFn, num_samples: int, dedup: bool,
-    max_depth: int, score_is_verifier: bool = False,
+    problems: list[_Problem], propose: ProposeFn, verify: VerifyFn, num_samples: int, dedup: bool, max_depth: int
 ) -> list[list[Candidate]]:
     """Expand every open candidate of every problem into `num_samples` steps (one propose, one score call).
 
@@ -368,15 +370,10 @@ def _expand_level(
                 continue
             scored.append((problem, child))
     if scored:
-        prefixes = [Prefix(problem.prompt, child.steps) for problem, child in scored]
-        if score_is_verifier:  # a verifier in the PRM's place: its generated tokens are the problem's too
-            verdicts = checked_verify(score, prefixes)
-            values = verdicts.scores
-            for (problem, _), tokens in zip(scored, verdicts.tokens_generated):
-                problem.tokens_used += tokens
-        else:
-            values = checked_score(score, prefixes)
-        for (problem, child), value in zip(scored, values):
+        verdicts = checked_verify(verify, [Prefix(problem.prompt, child.steps) for problem, child in scored])
+        for (problem, _), tokens in zip(scored, verdicts.tokens_generated):
+            problem.tokens_used += tokens  # what a verifier in the PRM's place wrote (the PRM writes nothing)
+        for (problem, child), value in zip(scored, verdicts.scores):
             child.step_scores = child.step_scores + (value,)
             new[id(problem)].append(child)
     return [new[id(problem)] for problem in problems]
@@ -425,8 +422,8 @@ def beam_search(
         open_children = [child for child in children if not child.finished]
         problem.open = [] if len(problem.finished) >= params.width else _top(open_children, keep)
 
-    return _level_search(prompts, propose, verify or score, extract_answer, params, params.width, False, select,
-                         verify is not None)
+    return _level_search(prompts, propose, verify or prm_as_verifier(score), extract_answer, params, params.width,
+                         False, select)
 
 
 def tot_bfs(
@@ -450,12 +447,12 @@ def tot_bfs(
         problem.finished.extend(child for child in kept if child.finished)
         problem.open = [child for child in kept if not child.finished]
 
-    return _level_search(prompts, propose, score, extract_answer, params, params.branch, True, select)
+    return _level_search(prompts, propose, prm_as_verifier(score), extract_answer, params, params.branch, True,
+                         select)
 
 
-def _level_search(prompts, propose, score, extract_answer, params: LevelSearchParams, first_samples: int,
-                  dedup: bool, select: Callable[[_Problem, list[Candidate]], None],
-                  score_is_verifier: bool = False) -> list[MethodResult]:
+def _level_search(prompts, propose, verify: VerifyFn, extract_answer, params: LevelSearchParams, first_samples: int,
+                  dedup: bool, select: Callable[[_Problem, list[Candidate]], None]) -> list[MethodResult]:
     """The loop beam search and ToT share: expand every open candidate of every problem (the first level
     into `first_samples` steps, later ones into `params.branch`), then let `select` keep some, until
     no problem has an open candidate or its token cap is reached."""
@@ -466,7 +463,7 @@ def _level_search(prompts, propose, score, extract_answer, params: LevelSearchPa
         active = [problem for problem in problems if problem.open]
         if not active:
             break
-        expanded = _expand_level(active, propose, score, samples, dedup, params.max_depth, score_is_verifier)
+        expanded = _expand_level(active, propose, verify, samples, dedup, params.max_depth)
         for problem, children in zip(active, expanded):
             select(problem, children)
         samples = params.branch

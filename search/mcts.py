@@ -26,6 +26,7 @@ from search.types import (
     checked_propose,
     checked_score,
     checked_verify,
+    prm_as_verifier,
     readable_first,
 )
 
@@ -198,22 +199,17 @@ def score_nodes(nodes: list[tuple[Tree, int]], scorers: Scorers | ScoreFn) -> li
     back to the PRM; one call per scorer used, verifier tokens charged to each node's tree."""
     if not isinstance(scorers, Scorers):
         scorers = Scorers(scorers)
-    groups: dict[int, tuple[VerifyFn | ScoreFn, bool, list[int]]] = {}
+    prm = prm_as_verifier(scorers.score)
+    groups: dict[int, tuple[VerifyFn, list[int]]] = {}
     for index, (tree, node_id) in enumerate(nodes):
-        verify = scorers.leaf_verify if tree.nodes[node_id].is_terminal else scorers.step_verify
-        scorer, is_verifier = (verify, True) if verify is not None else (scorers.score, False)
-        groups.setdefault(id(scorer), (scorer, is_verifier, []))[2].append(index)
+        verify = (scorers.leaf_verify if tree.nodes[node_id].is_terminal else scorers.step_verify) or prm
+        groups.setdefault(id(verify), (verify, []))[1].append(index)
     values = [0.0] * len(nodes)
-    for scorer, is_verifier, indices in groups.values():
-        prefixes = [nodes[i][0].prefix_of(nodes[i][1]) for i in indices]
-        if is_verifier:
-            verdicts = checked_verify(scorer, prefixes)
-            for i, value, tokens in zip(indices, verdicts.scores, verdicts.tokens_generated):
-                values[i] = value
-                nodes[i][0].verifier_tokens += tokens
-        else:
-            for i, value in zip(indices, checked_score(scorer, prefixes)):
-                values[i] = value
+    for verify, indices in groups.values():
+        verdicts = checked_verify(verify, [nodes[i][0].prefix_of(nodes[i][1]) for i in indices])
+        for i, value, tokens in zip(indices, verdicts.scores, verdicts.tokens_generated):
+            values[i] = value
+            nodes[i][0].verifier_tokens += tokens
     return values
 
 

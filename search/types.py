@@ -98,3 +98,13 @@ def checked_verify(verify: VerifyFn, prefixes: Sequence[Prefix]) -> VerifierScor
     if len(verdicts.scores) != len(prefixes):
         raise ValueError(f"verify returned {len(verdicts.scores)} scores for {len(prefixes)} solutions")
     return verdicts
+
+
+def prm_as_verifier(score: ScoreFn) -> VerifyFn:
+    """A PRM's `score` where a verifier is expected: its values, with no tokens generated (the PRM writes nothing)."""
+
+    def verify(prefixes: Sequence[Prefix]) -> VerifierScores:
+        values = checked_score(score, prefixes)
+        return VerifierScores(values, [0] * len(values), [0] * len(values))
+
+    return verify

@@ -30,6 +30,11 @@ from rest_mcts.models.kv_cache import (
 from search.types import Prefix, ProposedStep
 
 
+def decodes_with_a_cache(model) -> bool:
+    """Whether `model` can run the cached decode loop: a forward that takes a KV cache, on a separate body."""
+    return cache_argument(model) is not None and getattr(model, "base_model", model) is not model
+
+
 class StepSampler:
     """Samples next steps from a causal LM; `propose` matches `search.types.ProposeFn`.
 
@@ -69,7 +74,7 @@ class StepSampler:
             raise ValueError("max_step_tokens and max_batch_sequences must be at least 1")
         if decode not in ("cached", "generate"):
             raise ValueError(f"decode must be 'cached' or 'generate', got {decode!r}")
-        if decode == "cached" and (cache_argument(model) is None or getattr(model, "base_model", model) is model):
+        if decode == "cached" and not decodes_with_a_cache(model):
             raise ValueError(f"decode='cached' needs a decoder whose forward takes a KV cache; "
                              f"{type(model).__name__} does not (use decode='generate')")
         if temperature <= 0:

@@ -53,13 +53,13 @@ class GenerativeVerifier:
         self.no_ids = torch.tensor(no, device=self.device)
         self.writer = None
         if rationales:
-            from rest_mcts.models.sampler import StepSampler
+            from rest_mcts.models.sampler import StepSampler, decodes_with_a_cache
 
             # A check is written like one long step that ends when the model asks the question.
             self.writer = StepSampler(model, tokenizer, delimiter=verifier_format.question,
                                       is_final_step=lambda text: True, max_step_tokens=max_rationale_tokens,
                                       temperature=temperature, device=device, seed=seed,
-                                      decode="cached" if _takes_a_cache(model) else "generate")
+                                      decode="cached" if decodes_with_a_cache(model) else "generate")
 
     def verify(self, prefixes: Sequence[Prefix]) -> VerifierScores:
         if not prefixes:
@@ -150,8 +150,3 @@ class ClassifierVerifier:
         read = [len(self.scorer.encode(p).input_ids) for p in prefixes]
         return VerifierScores([float(s) for s in scores], [0] * len(prefixes), read)
 
-
-def _takes_a_cache(model) -> bool:
-    from rest_mcts.models.kv_cache import cache_argument
-
-    return cache_argument(model) is not None and getattr(model, "base_model", model) is not model
