@@ -27,7 +27,7 @@ from rest_mcts.config import ConfigError, RunConfig
 from rest_mcts.cotnpot import kept_or_all
 from rest_mcts.data import Problem, atomic_write_text, read_jsonl, write_jsonl
 from rest_mcts.tasks import Task, get_task
-from rest_mcts.verifier_data import cot_consistent, step_examples, verification_data
+from rest_mcts.verifier_data import training_data, verification_data
 
 logger = logging.getLogger("rest_mcts")
 
@@ -311,9 +311,9 @@ def sample_waves(pool, problems: Sequence[Problem], waves: Sequence[int], max_de
 
 def train_verifiers(study: Study, trainers) -> None:
     """Train each trainable verifier of the study that has no checkpoint yet, from the policy."""
-    from trainers.verifier import VerifierData, VerifierObjective
+    from rest_mcts.checkpoints import classifier_from_policy
 
-    config, verifier = study.config, study.config.verifier
+    config = study.config
     rows = list(read_jsonl(study.out / "samples_train.jsonl"))
     examples, pairs, solutions = verification_data(study.task, study.train, rows, study.max_pairs)
     for spec in study.specs:
@@ -322,29 +322,13 @@ def train_verifiers(study: Study, trainers) -> None:
             continue
         start = study.policy
         if spec.kind == "orm":
-            start = _token_classifier_from_policy(study)
-        beta = verifier.dpo_beta if spec.kind == "dpo" else verifier.simpo_beta
-        objective = VerifierObjective(kind=spec.kind, solution_weight=spec.solution_weight, beta=beta,
-                                      gamma=verifier.simpo_gamma, format=verifier.text_format())
-        if spec.name == "genrm_cot_steps":
-            chosen = step_examples(study.task, study.train, examples)
-        else:
-            chosen = cot_consistent(examples) if spec.kind == "genrm_cot" else examples
-        data = VerifierData(objective, tuple(chosen), tuple(pairs), tuple(solutions) if spec.solution_weight else ())
+            start = classifier_from_policy(study.policy, study.out / "verifiers" / "orm_init", seed=config.seed)
+        data = training_data(study.task, study.train, examples, pairs, solutions, config.verifier, spec.kind,
+                             spec.solution_weight, "prefixes" if spec.name == "genrm_cot_steps" else "solutions")
         spec_train = replace(config.verifier_train, seed=config.seed + config.verifier_train.seed)
         result = trainers.train("verifier", start, data, spec_train, out_dir, f"train verifier {spec.name}")
         logger.info("verifier %s: %d steps, loss %.4f -> %.4f", spec.name, result.steps, result.first_loss,
                     result.last_loss)
-
-
-def _token_classifier_from_policy(study: Study) -> Path:
-    from rest_mcts.checkpoints import save_checkpoint
-    from rest_mcts.models.build import load_tokenizer, prm_from_policy
-
-    path = study.out / "verifiers" / "orm_init"
-    if not (path / "config.json").exists():
-        save_checkpoint(prm_from_policy(study.policy, seed=study.config.seed), load_tokenizer(study.policy), path)
-    return path
 
 
 def build_verifier(study: Study, spec: VerifierSpec, max_rationales: int, device: str):

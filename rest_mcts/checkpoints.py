@@ -54,3 +54,14 @@ def save_checkpoint(model, tokenizer, target: str | os.PathLike, state_dict: dic
 def copy_checkpoint(source: str | os.PathLike, target: str | os.PathLike) -> None:
     """A copy of checkpoint folder `source` at `target`, atomically."""
     write_folder(target, lambda path: shutil.copytree(source, path))
+
+
+def classifier_from_policy(policy: str | os.PathLike, target: str | os.PathLike, seed: int) -> Path:
+    """A one-label token classifier with the policy's body and a new head (`models.build.prm_from_policy`, head
+    seeded by `seed`), saved at `target` unless a checkpoint is there already; returns `target`."""
+    from rest_mcts.models.build import load_tokenizer, prm_from_policy
+
+    target = Path(target)
+    if not (target / "config.json").exists():
+        save_checkpoint(prm_from_policy(policy, seed=seed), load_tokenizer(policy), target)
+    return target

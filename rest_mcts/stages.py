@@ -390,8 +390,7 @@ VERIFIER_PAIRS_PER_PROBLEM = 4
 def verifier_start(ctx: Context, round_: Round) -> Path:
     """Where the round's verifier training starts: the previous round's verifier, else `verifier.model`, else the
     round's policy (orm: a token classifier with the policy's body and a new head, saved first as init_verifier/)."""
-    from rest_mcts.checkpoints import save_checkpoint
-    from rest_mcts.models.build import load_tokenizer, prm_from_policy
+    from rest_mcts.checkpoints import classifier_from_policy
 
     if round_.index > 0 and round_.previous.has_verifier:
         return round_.previous.verifier
@@ -399,11 +398,8 @@ def verifier_start(ctx: Context, round_: Round) -> Path:
         return Path(ctx.config.verifier.model)
     if ctx.config.verifier.kind != "orm":
         return round_.policy
-    start = round_.path / "init_verifier"
-    if not (start / "config.json").exists():
-        classifier = prm_from_policy(round_.policy, seed=seeds.model_init_seed(ctx.config.seed, "verifier"))
-        save_checkpoint(classifier, load_tokenizer(round_.policy), start)
-    return start
+    return classifier_from_policy(round_.policy, round_.path / "init_verifier",
+                                  seed=seeds.model_init_seed(ctx.config.seed, "verifier"))
 
 
 def train_verifier(ctx: Context, round_: Round) -> dict[str, float]:

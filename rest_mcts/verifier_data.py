@@ -82,25 +82,33 @@ def tree_rows(trees) -> list[dict]:
     return rows
 
 
-def round_verifier_data(task: Task, problems: dict[str, Problem], trees: Sequence[Tree], verifier: VerifierConfig,
-                        max_pairs_per_problem: int) -> VerifierData:
-    """The data of a verifier trained in the rounds (`verifier.train_in_rounds`), from the round's searched trees'
-    graded terminals (`tree_rows`): with `verifier.data` 'solutions' every distinct finished solution with its
-    oracle label (GenRM-CoT: `cot_consistent`), with 'prefixes' every distinct prefix with its true step label
-    (`step_examples`); preference pairs (up to `max_pairs_per_problem` per problem); and the correct solutions when
-    GenRM's lambda (`verifier.solution_weight`) is above 0. `problems` maps problem ids to every tree's problem."""
+def training_data(task: Task, problems: dict[str, Problem], examples: Sequence[VerificationExample],
+                  pairs: Sequence[PreferencePair], solutions: Sequence[PolicyExample], verifier: VerifierConfig,
+                  kind: str, solution_weight: float, data: str = "solutions") -> VerifierData:
+    """The `trainers.verifier.VerifierData` of one verifier of `kind` from `verification_data`'s lists: with `data`
+    'solutions' the examples as they are (GenRM-CoT: `cot_consistent`), with 'prefixes' every distinct prefix with
+    its true step label (`step_examples`); the pairs; the correct solutions when GenRM's lambda (`solution_weight`,
+    generative kinds only) is above 0. Beta, gamma and the texts come from `verifier`."""
     from trainers.verifier import GENERATIVE_KINDS, VerifierData, VerifierObjective
 
-    kind = verifier.kind
     rationales = kind == "genrm_cot"
-    examples, pairs, solutions = verification_data(task, problems, tree_rows(trees), max_pairs_per_problem,
-                                                   rationales)
-    if verifier.data == "prefixes":
+    if data == "prefixes":
         examples = step_examples(task, problems, examples, rationales)
     elif rationales:
         examples = cot_consistent(examples)
-    solution_weight = verifier.solution_weight if kind in GENERATIVE_KINDS else 0.0
+    solution_weight = solution_weight if kind in GENERATIVE_KINDS else 0.0
     objective = VerifierObjective(kind=kind, solution_weight=solution_weight,
                                   beta=verifier.dpo_beta if kind == "dpo" else verifier.simpo_beta,
                                   gamma=verifier.simpo_gamma, format=verifier.text_format())
     return VerifierData(objective, tuple(examples), tuple(pairs), tuple(solutions) if solution_weight else ())
+
+
+def round_verifier_data(task: Task, problems: dict[str, Problem], trees: Sequence[Tree], verifier: VerifierConfig,
+                        max_pairs_per_problem: int) -> VerifierData:
+    """The data of a verifier trained in the rounds (`verifier.train_in_rounds`) from the round's searched trees'
+    graded terminals (`tree_rows`), as `training_data` builds it for `verifier.kind`, `verifier.data` and
+    `verifier.solution_weight`. `problems` maps problem ids to every tree's problem."""
+    examples, pairs, solutions = verification_data(task, problems, tree_rows(trees), max_pairs_per_problem,
+                                                   verifier.kind == "genrm_cot")
+    return training_data(task, problems, examples, pairs, solutions, verifier, verifier.kind,
+                         verifier.solution_weight, verifier.data)
