@@ -49,6 +49,15 @@ def _count_predicted_tokens(labels: torch.Tensor) -> torch.Tensor:
     return (labels[:, 1:] != IGNORE_INDEX).sum()
 
 
+def load_causal_lm(model_path: str | os.PathLike):
+    """(tokenizer, fp32 causal LM) at `model_path`, after the accelerator is picked (DeepSpeed reads it at import)."""
+    pick_device_and_backend()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_path), AutoModelForCausalLM.from_pretrained(model_path,
+                                                                                          dtype=torch.float32)
+
+
 def train_policy(
     model_path: str | os.PathLike,
     examples: Sequence[PolicyExample],
@@ -61,11 +70,7 @@ def train_policy(
 
     Every rank calls this with the same examples after `init_distributed`; each trains on its shard.
     """
-    pick_device_and_backend()
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    tokenizer, model = load_causal_lm(model_path)
     return run_training(
         model,
         tokenizer,

@@ -21,7 +21,7 @@ from rest_mcts.models.encoding import IGNORE_INDEX
 from rest_mcts.models.logprobs import labelled_logprob_sums, row_logprobs
 from rest_mcts.models.verifier_format import VerifierFormat, check_encodable, verification_training_row
 from trainers.engine import TrainResult, TrainSequence, TrainSpec, pick_device_and_backend, run_training
-from trainers.policy_sft import _count_predicted_tokens, policy_sequences
+from trainers.policy_sft import _count_predicted_tokens, load_causal_lm, policy_sequences
 from trainers.prm import train_prm
 
 VERIFIER_KINDS = ("genrm", "genrm_cot", "orm", "simpo", "dpo")
@@ -159,7 +159,7 @@ def mixed_verification_loss(
 def _train_genrm(model_path, data: VerifierData, spec: TrainSpec, out_dir, rank: int, world_size: int) -> TrainResult:
     """GenRM and GenRM-CoT: verification rows, and with λ > 0 the solutions' SFT rows, mixed in batches."""
     objective = data.objective
-    tokenizer, model = _load_causal_lm(model_path)
+    tokenizer, model = load_causal_lm(model_path)
     check_encodable(tokenizer, objective.format)
     sequences = verification_sequences(tokenizer, data.examples, objective.format,
                                        with_rationale=objective.kind == "genrm_cot")
@@ -237,7 +237,7 @@ def _train_preference(model_path, data: VerifierData, spec: TrainSpec, out_dir, 
                       world_size: int) -> TrainResult:
     """SimPO or DPO on pairs; a micro-batch holds spec.micro_batch_size whole pairs (2 rows each)."""
     objective = data.objective
-    tokenizer, model = _load_causal_lm(model_path)
+    tokenizer, model = load_causal_lm(model_path)
     sequences, units = pair_sequences(tokenizer, data.pairs)
     beta = objective.preference_beta
     reference = None
@@ -270,14 +270,6 @@ def orm_value_examples(examples: Sequence[VerificationExample]) -> list[ValueExa
 
 
 # ---- entry point --------------------------------------------------------------------------------------------
-
-
-def _load_causal_lm(model_path):
-    pick_device_and_backend()
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    return tokenizer, AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
 
 
 def train_verifier(
