@@ -20,28 +20,25 @@ from pathlib import Path
 from rest_mcts.config import ConfigError
 from rest_mcts.data import atomic_write_text, read_jsonl
 from rest_mcts.evaluate import load_run
-from rest_mcts.evaluation import auroc, node_step_labels, sibling_ranking
+from rest_mcts.evaluation import node_step_labels, step_ranking
 from rest_mcts.search_models import load_verifier
 from rest_mcts.tasks import get_task
 from search.tree import Tree
 
 
 def measure(task, problems, trees, scores_of) -> dict:
-    """AUROC and sibling accuracy of node scores (`scores_of(tree) -> {node_id: score}`) against the true labels."""
-    all_scores, all_labels, ranked_right, pairs = [], [], 0.0, 0
+    """`evaluation.step_ranking` of node scores (`scores_of(tree) -> {node_id: score}`) against the true labels,
+    with the count of nodes and of right ones."""
+    scored = []
     for tree in trees:
-        labels = node_step_labels(task, problems[tree.problem_id], tree)
-        scores = scores_of(tree)
-        for node_id, label in labels.items():
-            all_scores.append(scores[node_id])
-            all_labels.append(label)
-        scored = Tree.from_dict(tree.to_dict())
-        for node_id, value in scores.items():
-            scored.nodes[node_id].prm_score = value
-        right, count = sibling_ranking(scored, labels)
-        ranked_right, pairs = ranked_right + right, pairs + count
-    return {"auroc": auroc(all_scores, all_labels), "sibling_accuracy": ranked_right / pairs if pairs else None,
-            "sibling_pairs": pairs, "nodes": len(all_scores), "right_nodes": sum(all_labels)}
+        copy = Tree.from_dict(tree.to_dict())
+        for node_id, value in scores_of(tree).items():
+            copy.nodes[node_id].prm_score = value
+        scored.append(copy)
+    labels = [label for tree in trees for label in node_step_labels(task, problems[tree.problem_id], tree).values()]
+    ranking = step_ranking(task, [problems[tree.problem_id] for tree in trees], scored)
+    return {"auroc": ranking.get("auroc"), "sibling_accuracy": ranking.get("sibling_accuracy"),
+            "sibling_pairs": int(ranking.get("sibling_pairs", 0)), "nodes": len(labels), "right_nodes": sum(labels)}
 
 
 def main(argv: list[str] | None = None) -> int:

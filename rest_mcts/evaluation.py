@@ -48,34 +48,47 @@ def sibling_ranking(tree: Tree, labels: dict[int, bool]) -> tuple[float, int]:
     return ranked_right, pairs
 
 
+def step_ranking(task: Task, problems: Sequence[Problem], trees: Sequence[Tree]) -> dict[str, float]:
+    """How the nodes' scores (`prm_score`: whatever valued them) rank the true step labels on these trees
+    (synthetic tasks): 'auroc' over every non-root node (absent with one class) and 'sibling_accuracy' with
+    'sibling_pairs' (`sibling_ranking`; absent without a pair)."""
+    scores, labels = [], []
+    ranked_right, pairs = 0.0, 0
+    for problem, tree in zip(problems, trees, strict=True):
+        tree_labels = node_step_labels(task, problem, tree)
+        for node_id, label in tree_labels.items():
+            scores.append(tree.nodes[node_id].prm_score)
+            labels.append(label)
+        tree_right, tree_pairs = sibling_ranking(tree, tree_labels)
+        ranked_right, pairs = ranked_right + tree_right, pairs + tree_pairs
+    ranking = {}
+    node_auroc = auroc(scores, labels)
+    if node_auroc is not None:
+        ranking["auroc"] = node_auroc
+    if pairs:
+        ranking["sibling_accuracy"] = ranked_right / pairs
+        ranking["sibling_pairs"] = float(pairs)
+    return ranking
+
+
 def mcts_metrics(task: Task, problems: Sequence[Problem], trees: Sequence[Tree], split: str,
                  answer_margin: float = 0.0, method: str = "mcts", scorer: str | None = "prm") -> dict[str, float]:
     """`<split>/<method>/accuracy` of the best-valued terminal leaf (`best_answer_node` with `answer_margin`) and
     `<split>/<method>/tokens_per_problem`; on synthetic tasks, `<split>/<scorer>/auroc` and `.../sibling_accuracy`
-    (with `.../sibling_pairs`) of the nodes' scores on these trees: of the PRM by default, or of whatever valued
-    every node (`scorer` 'step_verifier'); None when no one scorer valued them all (a leaf verifier)."""
-    correct, scores, labels = [], [], []
-    ranked_right, pairs = 0.0, 0
+    (with `.../sibling_pairs`) of the nodes' scores on these trees (`step_ranking`): of the PRM by default, or of
+    whatever valued every node (`scorer` 'step_verifier'); None when no one scorer valued them all (a leaf
+    verifier)."""
+    correct = []
     for problem, tree in zip(problems, trees):
         best = best_answer_node(tree, answer_margin, task.extract_answer)
         correct.append(best is not None and task.is_correct(problem, tree.steps_of(best)))
-        if task.synthetic and scorer is not None:
-            tree_labels = node_step_labels(task, problem, tree)
-            for node_id, label in tree_labels.items():
-                scores.append(tree.nodes[node_id].prm_score)
-                labels.append(label)
-            tree_right, tree_pairs = sibling_ranking(tree, tree_labels)
-            ranked_right, pairs = ranked_right + tree_right, pairs + tree_pairs
     metrics = {
         f"{split}/{method}/accuracy": float(np.mean(correct)),
         f"{split}/{method}/tokens_per_problem": float(np.mean([tree.tokens_used for tree in trees])),
     }
-    scorer_auroc = auroc(scores, labels)
-    if scorer_auroc is not None:
-        metrics[f"{split}/{scorer}/auroc"] = scorer_auroc
-    if pairs:
-        metrics[f"{split}/{scorer}/sibling_accuracy"] = ranked_right / pairs
-        metrics[f"{split}/{scorer}/sibling_pairs"] = float(pairs)
+    if task.synthetic and scorer is not None:
+        metrics.update({f"{split}/{scorer}/{name}": value
+                        for name, value in step_ranking(task, problems, trees).items()})
     return metrics
 
 
