@@ -34,7 +34,7 @@ def alternate(colocate: bool, cycles: int, problems: int, train_steps: int, fold
     from rest_mcts.workers import search_to_file
 
     config = RunConfig(cluster=replace(ClusterConfig(), colocate=colocate))
-    task = get_task(config.task.name)
+    task = get_task(config.task)
     all_problems = task.problems("train", problems * cycles, seed=0)
     seed_examples = task.seed_examples(200, seed=0)
     tokenizer = build_char_tokenizer()

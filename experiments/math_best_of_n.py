@@ -4,7 +4,7 @@ dataset's own correctness labels; prints one table row per N and method with bot
 which (a) and (b) disagree, and writes the same as JSON with --out.
 
 Input: JSONL in the format of Qwen2.5-Math's evaluation fixture (evaluation/data/eval_rm_maj_example/
-math_cot_100.jsonl, shipped with its MIT license in experiments/data/math/): per line `idx`, the gold answer `gt`,
+math_cot_100.jsonl, shipped with its MIT license in rest_mcts/tasks/data/math/): per line `idx`, the gold answer `gt`,
 and for each of at least 8 sampled responses its extracted answer `pred`, its correctness label `score` and its
 reward-model score `pred_score` (a one-element list). Every line is checked; bad input stops the script with the
 file, line and field, before anything is written.
@@ -37,7 +37,7 @@ from rest_mcts.data import atomic_write_text, read_jsonl_lines
 from rest_mcts.math_answers import equivalent, same_answer
 from search.baselines import Candidate, best_of_n, majority_vote, weighted_vote
 
-DEFAULT_DATA = Path(__file__).resolve().parent / "data" / "math" / "math_cot_100.jsonl"
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / "rest_mcts" / "tasks" / "data" / "math" / "math_cot_100.jsonl"
 SAMPLE_SIZES = (1, 2, 4, 8)
 METHODS = ("pass@N", "majority_vote", "best_of_n", "weighted_vote")
 WEIGHTS = "exp(pred_score)"

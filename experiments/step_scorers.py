@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     if not path.exists() or not (Path(args.verifier) / "config.json").exists():
         print(f"error: need {path} and a checkpoint at --verifier {args.verifier}", file=sys.stderr)
         return 2
-    task = get_task(config.task.name)
+    task = get_task(config.task)
     split = "train" if args.split == "dev" else args.split
     count = config.task.train_problems if split == "train" else (
         config.task.test_problems if split == "test" else config.task.ood_problems)

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config, _ = load_run(args.run, 0)
     study = Path(args.study)
-    task = get_task(config.task.name)
+    task = get_task(config.task)
     problems = {p.id: p for p in task.problems("train", config.task.train_problems, config.task.data_seed)}
     items = [(problems[row["problem_id"]], tuple(s["steps"]), s["correct"])
              for row in read_jsonl(study / "samples_train.jsonl") for s in row["solutions"]]

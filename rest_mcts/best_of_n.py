@@ -26,7 +26,7 @@ from pathlib import Path
 from rest_mcts.config import ConfigError, RunConfig
 from rest_mcts.cotnpot import kept_or_all
 from rest_mcts.data import Problem, atomic_write_text, read_jsonl, write_jsonl
-from rest_mcts.tasks import Task, get_task
+from rest_mcts.tasks import Task, get_task, load_task
 from rest_mcts.verifier_data import training_data, verification_data
 
 logger = logging.getLogger("rest_mcts")
@@ -273,7 +273,7 @@ def resolve(args: argparse.Namespace) -> Study:
         if unknown:
             raise ConfigError(f"--verifiers {' '.join(unknown)}: unknown; expected some of {', '.join(known)}")
         specs = [known[name] for name in args.verifiers]
-    task = get_task(config.task.name)
+    task = load_task(config.task, str(round_.policy))
     pool = task.problems("train", config.task.train_problems, config.task.data_seed)
     if args.train_problems > len(pool) - config.eval.dev_problems:
         raise ConfigError(f"--train-problems {args.train_problems}: the run's pool holds "

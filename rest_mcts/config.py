@@ -32,6 +32,35 @@ class TaskConfig:
     """Held-out out-of-distribution (longer) problems used for evaluation."""
     data_seed: int = 0
     """Seed that fixes which problems each split holds."""
+    data_path: str = ""
+    """Data tasks: JSONL (CSV for game24) the seed and train splits come from (empty: the shipped file; jsonl and
+    math's training problems need one). Without test_path, the test split is held out of it."""
+    test_path: str = ""
+    """Data tasks: JSONL of the test split (empty: the shipped test file, or held out of data_path)."""
+    ood_path: str = ""
+    """Data tasks: JSONL of an out-of-distribution split (empty: game24's hardest puzzles; none for the others)."""
+    question_field: str = ""
+    """Data tasks: the field holding the question (empty: the task's own, `question` for gsm8k, math and jsonl)."""
+    answer_field: str = ""
+    """Data tasks: the field holding the gold answer (empty: the task's own; none: no answer field, the gold answer is
+    the one the worked solution states, e.g. MATH's last \\boxed{})."""
+    solution_field: str = ""
+    """Data tasks: the field holding a worked solution, split at the step delimiter into the warm start's steps
+    (empty: the task's own; jsonl: none, so no warm start)."""
+    answer_format: str = "number"
+    """jsonl task: how answers are read and graded: number (strict formats, then the last number; compared as
+    exact numbers), math (\\boxed{}, graded by math-verify) or text (strict formats; compared as normalised text)."""
+    step_delimiter: str = ""
+    """Data tasks: the text that ends a step (empty: the task's own, a newline; two newlines for math)."""
+    instruction: str = "auto"
+    """Data tasks: the instruction before the question (the system turn under a chat template); auto: the task's
+    own, which names its answer format; empty: none."""
+    few_shot: int = 0
+    """Data tasks: worked examples from the seed split shown before the question (as earlier chat turns under a
+    chat template)."""
+    chat_template: str = "auto"
+    """Data tasks: auto (the policy tokenizer's chat template when it has one) or off (plain `Question:` /
+    `Answer:` text)."""
 
 
 @dataclass(frozen=True)
@@ -255,6 +284,43 @@ class ClusterConfig:
     """Problems per Ray search task; finished tasks are appended to trees.jsonl."""
     timeout_s: float = 1800.0
     """Longest wait for one Ray call or collective; a hang is a bug."""
+    nodes: int = 1
+    """Nodes of the Ray cluster the run expects (more than 1: join one with --ray-address); the plan lays the
+    placement groups out over them and a run warns when the cluster has fewer."""
+    gpus_per_node: int = 0
+    """GPUs on each node, for the plan's check that the placement groups fit (0: not checked)."""
+    cpus_per_node: int = 0
+    """CPUs on each node, for the plan's check that the placement groups fit (0: not checked)."""
+    placement_strategy: str = "PACK"
+    """Ray strategy of the placement groups: PACK (as few nodes as fit; rank i beside rank i+1), SPREAD (across
+    nodes, best effort), STRICT_PACK (one node or fail) or STRICT_SPREAD (one bundle per node or fail)."""
+
+
+PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
+"""Ray's placement group strategies (`ClusterConfig.placement_strategy`)."""
+
+
+def _validate_cluster(config: RunConfig) -> None:
+    """The checks of the cluster section, then of the placement plan it gives (`rest_mcts.plan`: whether the
+    actors fit the nodes), so that a run that cannot be placed fails before anything is written."""
+    cluster = config.cluster
+    if cluster.nodes < 1:
+        raise ConfigError(f"--cluster.nodes {cluster.nodes}: expected 1 or more")
+    if cluster.nodes > 1 and not cluster.ray_address:
+        raise ConfigError(f"--cluster.nodes {cluster.nodes}: a local Ray cluster has one node; join a running "
+                          f"cluster with --ray-address (e.g. auto, on one of its nodes)")
+    if cluster.placement_strategy not in PLACEMENT_STRATEGIES:
+        raise ConfigError(f"--cluster.placement_strategy {cluster.placement_strategy!r}: expected one of "
+                          f"{PLACEMENT_STRATEGIES}")
+    for name in ("cpus_per_worker", "cpus_per_rank"):
+        if getattr(cluster, name) <= 0:
+            raise ConfigError(f"--cluster.{name} {getattr(cluster, name)}: expected a positive number")
+    for name in ("gpus_per_worker", "gpus_per_rank", "gpus_per_node", "cpus_per_node"):
+        if getattr(cluster, name) < 0:
+            raise ConfigError(f"--cluster.{name} {getattr(cluster, name)}: expected 0 or more")
+    from rest_mcts.plan import placement_plan
+
+    placement_plan(config)
 
 
 @dataclass(frozen=True)
@@ -315,11 +381,11 @@ def validate(config: RunConfig) -> None:
         raise ConfigError(f"--method {config.method!r}: unknown method; expected one of {sorted(ROUND_STAGES)}")
     if config.task.name not in TASKS:
         raise ConfigError(f"--task {config.task.name!r}: unknown task; expected one of {sorted(TASKS)}")
+    _validate_data_task(config)
     positive = {
         "task.seed_problems": config.task.seed_problems,
         "task.problems_per_round": config.task.problems_per_round,
         "task.test_problems": config.task.test_problems,
-        "task.ood_problems": config.task.ood_problems,
         "search.max_step_tokens": config.search.max_step_tokens,
         "eval.max_simulations": config.eval.max_simulations,
         "cluster.search_workers": config.cluster.search_workers,
@@ -362,6 +428,46 @@ def validate(config: RunConfig) -> None:
     for name in ("policy_train", "prm_train", "verifier_train"):
         if getattr(config, name).zero_stage not in (0, 1, 2, 3):
             raise ConfigError(f"--{name}.zero_stage: expected 0, 1, 2 or 3")
+    _validate_cluster(config)
+
+
+def _validate_data_task(config: RunConfig) -> None:
+    """The checks of a data task's fields (files themselves are read by `check_task_data`)."""
+    from rest_mcts.tasks import TASKS, DataTask
+    from rest_mcts.tasks.data_task import ANSWER_FORMATS
+
+    task = config.task
+    if task.ood_problems < 0:
+        raise ConfigError(f"--task.ood_problems {task.ood_problems}: expected 0 or more")
+    if not issubclass(TASKS[task.name], DataTask):
+        return
+    if not config.model.policy_model:
+        raise ConfigError(f"--task {task.name}: a data task needs a real tokenizer; give --model.policy_model PATH "
+                          f"(a local Hugging Face checkpoint; the embedded tiny models read only the synthetic tasks)")
+    if task.answer_format not in ANSWER_FORMATS:
+        raise ConfigError(f"--task.answer_format {task.answer_format!r}: expected one of {ANSWER_FORMATS}")
+    if task.chat_template not in ("auto", "off"):
+        raise ConfigError(f"--task.chat_template {task.chat_template!r}: expected auto or off")
+    if task.few_shot < 0:
+        raise ConfigError(f"--task.few_shot {task.few_shot}: expected 0 or more")
+    if task.name == "jsonl" and not task.data_path:
+        raise ConfigError("--task jsonl: needs --task.data_path FILE (one JSON object per line)")
+
+
+def check_task_data(config: RunConfig) -> None:
+    """Read every data file the run's task uses and draw every split it needs, so that a bad file or a split
+    larger than its data fails before any file is written (DataError names the file and line)."""
+    from rest_mcts.stages import RunProblems
+    from rest_mcts.tasks import load_task
+
+    task = load_task(config.task, config.model.policy_model or None)
+    problems = RunProblems.of(config, task)
+    if not problems.seed_examples and config.policy_train.warm_start_steps > 0:
+        raise ConfigError(f"--policy_train.warm_start_steps {config.policy_train.warm_start_steps}: --task "
+                          f"{config.task.name} has no worked solutions to warm-start on; set --task.solution_field "
+                          f"or --policy_train.warm_start_steps 0")
+    if problems.train:
+        task.format_prompt(problems.train[0])  # renders a prompt (chat template, few-shot) once
 
 
 VERIFIER_DATA = ("solutions", "prefixes")

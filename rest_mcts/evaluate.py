@@ -38,7 +38,7 @@ from rest_mcts.flags import add_config_arguments, apply_overrides, config_from_a
 from rest_mcts.rounds import Round, finished_rounds
 from rest_mcts.search_models import SamplerSettings
 from rest_mcts.seeds import round_sampling_seed
-from rest_mcts.tasks import get_task
+from rest_mcts.tasks import load_task
 
 logger = logging.getLogger("rest_mcts")
 
@@ -146,7 +146,7 @@ def resolve(args: argparse.Namespace) -> Plan:
         raise ConfigError("give --run (an iterate run folder) or both --policy-model and --prm-model")
     out = Path(args.out or (round_.path.parent / f"evaluate_round_{round_.index:02d}" if round_
                             else Path("evaluations") / args.name))
-    task = get_task(config.task.name)
+    task = load_task(config.task, policy)
     problems = {}
     for split in args.splits:
         problems[split] = args.problems or (config.task.test_problems if split == "test" else config.task.ood_problems)
@@ -206,7 +206,7 @@ def evaluate(args: argparse.Namespace, plan: Plan, budgets: dict | None = None) 
     from rest_mcts.workers import shard
 
     config = plan.config
-    task = get_task(config.task.name)
+    task = load_task(config.task, plan.policy)
     plain = args.plain_mcts
     mcts = (config.eval.mcts_params(config.search, first_path_first=False) if plain
             else config.eval.mcts_params(config.search))

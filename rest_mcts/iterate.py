@@ -15,7 +15,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rest_mcts.config import ConfigError, RunConfig, validate
+import yaml
+
+from rest_mcts.config import ConfigError, RunConfig, check_task_data, validate
 from rest_mcts.data import atomic_write_text
 from rest_mcts.flags import add_config_arguments, apply_overrides, config_from_args, load_yaml, save_yaml, to_dict
 from rest_mcts.rounds import Round, run_stage
@@ -62,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "(its saved config.yaml is used; --rounds may extend it).")
     parser.add_argument("--overwrite", action="store_true",
                         help="Delete an existing experiment folder of the same name and start again.")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="Validate the configuration as a run would, print it and its Ray placement plan "
+                             "(rest_mcts.plan), and exit: no run folder, no Ray, no model loaded; model paths and "
+                             "task data are not checked.")
     add_config_arguments(parser)
     return parser
 
@@ -76,17 +82,23 @@ def check_model_paths(config: RunConfig) -> None:
         load_prm(config.model.prm_model)
 
 
+def resumed_config(config: RunConfig, args: argparse.Namespace) -> RunConfig:
+    """The saved configuration of the run --resume continues (--rounds may extend it), validated."""
+    saved = Path(config.logging.run_dir) / config.logging.experiment / "config.yaml"
+    if not saved.exists():
+        raise ConfigError(f"--resume: no run to resume at {saved.parent} (no config.yaml)")
+    resumed = apply_overrides(RunConfig(), load_yaml(str(saved)), str(saved))
+    if args.rounds is not None:
+        resumed = replace(resumed, rounds=config.rounds)
+    validate(resumed)
+    return resumed
+
+
 def prepare_run_dir(config: RunConfig, args: argparse.Namespace) -> tuple[RunConfig, Path]:
     run_dir = Path(config.logging.run_dir) / config.logging.experiment
     saved = run_dir / "config.yaml"
     if args.resume:
-        if not saved.exists():
-            raise ConfigError(f"--resume: no run to resume at {run_dir} (no config.yaml)")
-        resumed = apply_overrides(RunConfig(), load_yaml(str(saved)), str(saved))
-        if args.rounds is not None:
-            resumed = replace(resumed, rounds=config.rounds)
-        validate(resumed)
-        return resumed, run_dir
+        return resumed_config(config, args), run_dir
     if run_dir.exists() and any(run_dir.iterdir()):
         if not args.overwrite:
             raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it, --overwrite to "
@@ -99,6 +111,37 @@ def prepare_run_dir(config: RunConfig, args: argparse.Namespace) -> tuple[RunCon
     return config, run_dir
 
 
+def dry_run_report(config: RunConfig) -> str:
+    """What --dry-run prints: the resolved configuration and its placement plan (`rest_mcts.plan.placement_plan`),
+    two YAML documents, the plan ending with what a run checks first and a dry run does not."""
+    from rest_mcts.plan import placement_plan
+
+    plan = placement_plan(config)
+    paths = [path for path in (config.model.policy_model, config.model.prm_model, config.verifier.model) if path]
+    plan["not_checked"] = [
+        f"model paths, which a run loads before it starts: {', '.join(paths) or 'none given (embedded models)'}",
+        "task data, which a run reads before it starts (every split it draws)",
+        "the cluster itself: Ray was not started or joined",
+    ]
+    return ("# Resolved configuration (python -m rest_mcts.iterate --dry-run)\n" + save_yaml(config)
+            + "---\n# Placement plan: nothing was started, loaded or written\n"
+            + yaml.dump(plan, Dumper=_PlanDumper, sort_keys=False, width=120))
+
+
+class _PlanDumper(yaml.SafeDumper):
+    """YAML with short collections of scalars on one line ({CPU: 8, GPU: 1}, [0.9, 0.999]), the rest in blocks."""
+
+    def represent_mapping(self, tag, mapping, flow_style=None):
+        return super().represent_mapping(tag, mapping, flow_style=_short(list(mapping.values()), mapping))
+
+    def represent_sequence(self, tag, sequence, flow_style=None):
+        return super().represent_sequence(tag, sequence, flow_style=_short(sequence, sequence))
+
+
+def _short(values: list, collection) -> bool:
+    return all(not isinstance(value, (dict, list, tuple)) for value in values) and len(str(collection)) <= 60
+
+
 def main(argv: list[str] | None = None) -> int:
     from rest_mcts.tracking import console_logging
 
@@ -107,14 +150,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args)
+        if args.dry_run:
+            print(dry_run_report(resumed_config(config, args) if args.resume else config), end="", flush=True)
+            return 0
         check_model_paths(config)
+        check_task_data(config)
         config, run_dir = prepare_run_dir(config, args)
     except (ConfigError, ValueError) as error:
         parser.exit(2, f"error: {error}\n")
     from rest_mcts.actors import start_ray
+    from rest_mcts.plan import placement_plan
     from rest_mcts.tracking import Tracker, format_table
 
-    start_ray(config.cluster.ray_address, config.cluster.dashboard_host)
+    for warning in placement_plan(config)["warnings"]:
+        logger.warning(warning)
+    start_ray(config.cluster.ray_address, config.cluster.dashboard_host, config.cluster.nodes)
 
     tracker = Tracker(config.logging.wandb_project, config.logging.experiment, config.logging.wandb_mode,
                       str(run_dir), to_dict(config), name=f"{config.logging.experiment}-seed{config.seed}")

@@ -3,12 +3,18 @@ into equivalence classes for votes; never by string equality alone.
 
 math-verify (`parse`, then `verify(gold, answer)`) parses LaTeX only inside a math environment, so a bare answer
 such as `420`, `\\frac{1}{2}` or `x^2+1` is wrapped in `$...$` first, as its README's examples do. Its timeouts use
-SIGALRM, which Python allows in the main thread only: there they are on; in any other thread they are off (a
-pathological expression can then take as long as sympy needs).
+SIGALRM, which Python allows in the main thread only: there they are on; in any other thread (a Ray actor's, a
+thread pool's) a comparison runs in a helper process instead (math-verify's limits apply there), killed when it
+has not answered after HELPER_WAIT_SECONDS (the limits of a parse and a comparison and the helper's start-up), so
+grading never hangs.
+An answer whose parsing or comparison runs out of time counts as not equivalent.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import logging
+import multiprocessing
 import re
 import threading
 from collections.abc import Sequence
@@ -17,7 +23,13 @@ from functools import lru_cache
 from math_verify import parse, verify
 
 TIMEOUT_SECONDS = 5
-"""math-verify's limit on parsing one answer and on one comparison (main thread only, see the module docstring)."""
+"""The limit on parsing one answer and on one comparison (see the module docstring)."""
+
+HELPER_WAIT_SECONDS = 3 * TIMEOUT_SECONDS + 15
+"""How long a grading call waits for the helper process: two parses and one comparison, each limited to
+TIMEOUT_SECONDS, and the start of a fresh helper (importing math-verify and sympy)."""
+
+logger = logging.getLogger("rest_mcts")
 
 # An unescaped $, \( or \[, or a \boxed: the text already says where its math is (`\$5` is a currency sign).
 _MATH_ENVIRONMENT = re.compile(r"(?<!\\)\$|\\\(|\\\[|\\boxed")
@@ -59,13 +71,48 @@ def _parsed(answer: str) -> tuple:
 @lru_cache(maxsize=65536)
 def same_answer(gold: str, answer: str) -> bool:
     """Whether `answer` is mathematically equivalent to `gold` by math-verify (`\\frac12`, `1/2` and `0.5` are
-    one answer). False when either cannot be parsed, so an unparsable gold answer never gives a free point.
-    math-verify's comparison is not symmetric (it may simplify the answer towards the gold form): pass the
-    reference first. Cached, so grading the same pair again costs nothing."""
+    one answer). False when either cannot be parsed, so an unparsable gold answer never gives a free point, and
+    when the check runs past TIMEOUT_SECONDS. math-verify's comparison is not symmetric (it may simplify the
+    answer towards the gold form): pass the reference first. Cached, so grading the same pair again costs
+    nothing."""
+    if threading.current_thread() is threading.main_thread():
+        return _same_answer(gold, answer)
+    return _in_helper_process(gold, answer)
+
+
+_helper: concurrent.futures.ProcessPoolExecutor | None = None
+_helper_lock = threading.Lock()
+
+
+def _in_helper_process(gold: str, answer: str) -> bool:
+    """`_same_answer` in a helper process (where math-verify's own limits apply), killed and replaced when it has
+    not answered within HELPER_WAIT_SECONDS."""
+    global _helper
+    with _helper_lock:
+        if _helper is None:
+            _helper = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        future = _helper.submit(_same_answer, gold, answer)
+        try:
+            return future.result(timeout=HELPER_WAIT_SECONDS)
+        except concurrent.futures.TimeoutError:
+            logger.warning("grading %r against %r ran out of time; counted as not equivalent", answer[:80], gold[:80])
+            for process in list(getattr(_helper, "_processes", {}).values()):
+                process.kill()
+            _helper.shutdown(wait=False, cancel_futures=True)
+            _helper = None
+            return False
+
+
+def _same_answer(gold: str, answer: str) -> bool:
     gold_parsed, answer_parsed = _parsed(gold), _parsed(answer)
     if not gold_parsed or not answer_parsed:
         return False
     return bool(verify(list(gold_parsed), list(answer_parsed), timeout_seconds=_timeout()))
+
+
+def parses(answer: str) -> bool:
+    """Whether math-verify parses `answer` (a gold answer that does not can never be matched)."""
+    return bool(_parsed(answer))
 
 
 def equivalent(first: str, second: str) -> bool:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rest_mcts.config import RunConfig, VerifierConfig
+    from rest_mcts.config import RunConfig, TaskConfig, VerifierConfig
     from rest_mcts.models.prm_scorer import PRMScorer
     from rest_mcts.models.sampler import StepSampler
     from rest_mcts.tasks import Task
@@ -21,7 +21,8 @@ class SamplerSettings:
     policy_path: str
     prm_path: str
     """Empty: no PRM yet, every step scores NEUTRAL_SCORE."""
-    task_name: str
+    task: TaskConfig | str
+    """The run's task section (or a task name: the task with its defaults)."""
     temperature: float
     max_step_tokens: int
     seed: int
@@ -47,7 +48,7 @@ class SamplerSettings:
     def from_config(cls, config: RunConfig, policy_path: str, prm_path: str, temperature: float, seed: int,
                     greedy_first: bool = False) -> SamplerSettings:
         """Settings for `policy_path` and `prm_path` with the run's task and search section."""
-        return cls(policy_path, prm_path, config.task.name, temperature, config.search.max_step_tokens, seed,
+        return cls(policy_path, prm_path, config.task, temperature, config.search.max_step_tokens, seed,
                    config.search.decode, config.search.kv_store_mb, greedy_first)
 
     def same_models(self, other: SamplerSettings | None) -> bool:
@@ -71,10 +72,11 @@ def build_search_models(settings: SamplerSettings, device: str, worker_index: in
     from rest_mcts.seeds import worker_seed
     from rest_mcts.tasks import get_task
 
-    task = get_task(settings.task_name)
+    tokenizer = load_tokenizer(settings.policy_path)
+    task = get_task(settings.task, tokenizer)
     sampler = StepSampler(
         load_policy(settings.policy_path, device),
-        load_tokenizer(settings.policy_path),
+        tokenizer,
         delimiter=task.step_delimiter,
         is_final_step=task.is_final_step,
         max_step_tokens=settings.max_step_tokens,

@@ -22,7 +22,7 @@ from rest_mcts.config import RunConfig, TrainConfig, validate
 from rest_mcts.data import PolicyExample, Problem, ValueExample, read_jsonl, write_jsonl
 from rest_mcts.rounds import Round
 from rest_mcts.search_models import SamplerSettings
-from rest_mcts.tasks import Task, get_task
+from rest_mcts.tasks import Task, load_task
 
 logger = logging.getLogger("rest_mcts")
 
@@ -47,8 +47,9 @@ class RunProblems:
             seed_examples=task.seed_examples(config.task.seed_problems, data_seed),
             train=pool[:len(pool) - dev_count],
             dev=pool[len(pool) - dev_count:],
-            held_out={"test": task.problems("test", config.task.test_problems, data_seed),
-                      "ood": task.problems("ood", config.task.ood_problems, data_seed)},
+            held_out={split: problems for split, problems in (
+                ("test", task.problems("test", config.task.test_problems, data_seed)),
+                ("ood", task.problems("ood", config.task.ood_problems, data_seed))) if problems},
         )
 
     def for_round(self, round_index: int, count: int) -> list[Problem]:
@@ -70,7 +71,7 @@ class Context:
     @classmethod
     def of(cls, config: RunConfig, run_dir: Path) -> Context:
         validate(config)
-        task = get_task(config.task.name)
+        task = load_task(config.task, config.model.policy_model)
         return cls(config, run_dir, task, RunProblems.of(config, task),
                    Actors(config.cluster, config.logging.experiment))
 

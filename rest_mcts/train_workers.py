@@ -20,7 +20,7 @@ import ray
 from trainers.engine import TrainResult, TrainSpec, progress_path
 
 if TYPE_CHECKING:
-    from rest_mcts.actors import Colocation
+    from rest_mcts.actors import Placement
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class TrainerGroup:
         name_prefix: str = "trainer",
         timeout_s: float = 1800.0,
         cpu_shm_comm: bool = False,
-        colocation: Colocation | None = None,
+        placement: Placement | None = None,
     ):
         from rest_mcts.actors import actor_resources
 
@@ -120,7 +120,7 @@ class TrainerGroup:
                 name=f"{name_prefix}-rank{rank}",
                 max_restarts=0,
                 runtime_env={"env_vars": env_vars} if env_vars else None,
-                **actor_resources(colocation, rank, num_cpus_per_rank, num_gpus_per_rank),
+                **actor_resources(placement, rank, num_cpus_per_rank, num_gpus_per_rank),
             ).remote(rank, world_size, num_cpus_per_rank, timeout_s, cpu_shm_comm)
             for rank in range(world_size)
         ]

@@ -26,7 +26,7 @@ from search.types import Prefix
 from search.value_inference import grade_terminal_nodes
 
 if TYPE_CHECKING:
-    from rest_mcts.actors import Colocation
+    from rest_mcts.actors import Placement
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ class SearchPool:
     """A round's search workers; shards problems over them and collects the results in problem order."""
 
     def __init__(self, settings: SamplerSettings, num_workers: int, num_cpus: float, num_gpus: float,
-                 name: str, timeout_s: float, colocation: Colocation | None = None):
+                 name: str, timeout_s: float, placement: Placement | None = None):
         from rest_mcts.actors import actor_resources
 
         self.timeout_s = timeout_s
@@ -191,7 +191,7 @@ class SearchPool:
                 name=f"{name}-worker{index}",
                 max_restarts=2,  # a dead worker is restarted (it reloads the checkpoints) ...
                 max_task_retries=2,  # ... and its unfinished problems are retried
-                **actor_resources(colocation, index, num_cpus, num_gpus),
+                **actor_resources(placement, index, num_cpus, num_gpus),
             ).remote(settings, num_cpus, index)
             for index in range(num_workers)
         ]

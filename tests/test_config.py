@@ -208,8 +208,9 @@ def test_zero_rounds_is_the_warm_start_alone(write_yaml):
 
 
 def test_unknown_task_is_rejected_listing_the_known_tasks():
-    with pytest.raises(ConfigError, match=r"--task 'gsm8k'.*\['last_letter', 'modchain', 'modtarget', 'word_sort'\]"):
-        parse("--task", "gsm8k")
+    with pytest.raises(ConfigError, match=r"--task 'gsm9k'.*\['game24', 'gsm8k', 'jsonl', 'last_letter', 'math', "
+                                          r"'modchain', 'modtarget', 'word_sort'\]"):
+        parse("--task", "gsm9k")
 
 
 def test_non_positive_search_branch_names_its_flag():

@@ -12,7 +12,7 @@ import pytest
 import rest_mcts.math_answers as math_answers
 from rest_mcts.math_answers import equivalent, extract_boxed, group_answers, same_answer
 
-SHIPPED_MATH = Path(__file__).resolve().parents[1] / "experiments" / "data" / "math" / "math_cot_100.jsonl"
+SHIPPED_MATH = Path(__file__).resolve().parents[1] / "rest_mcts" / "tasks" / "data" / "math" / "math_cot_100.jsonl"
 
 
 @pytest.mark.parametrize("gold, answer", [

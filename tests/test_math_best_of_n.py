@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "experiments" / "math_best_of_n.py"
-SHIPPED_MATH = REPO / "experiments" / "data" / "math" / "math_cot_100.jsonl"
+SHIPPED_MATH = REPO / "rest_mcts" / "tasks" / "data" / "math" / "math_cot_100.jsonl"
 PUBLIC_MATH = REPO.parent / "shared" / "data" / "math" / "math_cot_100.jsonl"
 """The public file the shipped copy was taken from, where the checkout sits beside the shared data."""
 

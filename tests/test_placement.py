@@ -56,8 +56,8 @@ def test_colocated_workers_and_ranks_are_up_together_and_both_serve(ray_cluster,
     colocation = Colocation(2, 1.0, 0.0, 2, 1.0, 0.0, timeout_s=120)
     # Two workers and two ranks of one CPU each on a 2-CPU cluster: only colocated do they all fit.
     pool = SearchPool(SamplerSettings(str(policy_path), "", task.name, 1.0, 16, seed=0), 2, 1.0, 0.0, "test-search",
-                      timeout_s=240, colocation=colocation)
-    group = TrainerGroup(2, 1.0, 0.0, "test-colocated", timeout_s=240, colocation=colocation)
+                      timeout_s=240, placement=colocation)
+    group = TrainerGroup(2, 1.0, 0.0, "test-colocated", timeout_s=240, placement=colocation)
     try:
         before = greedy_results(pool, problems, 2, 2, "before")
         examples = [PolicyExample(p.id, task.format_prompt(p), ("1+2=3;",)) for p in problems]

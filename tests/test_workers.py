@@ -74,7 +74,7 @@ def test_only_sampling_settings_apply_without_loading_the_models_again():
     assert settings.same_models(replace(settings, temperature=0.3, seed=7, greedy_first=True))
     assert not settings.same_models(None)
     for change in ({"policy_path": "other"}, {"prm_path": ""}, {"max_step_tokens": 16}, {"decode": "generate"},
-                   {"kv_store_mb": 1.0}, {"task_name": "last_letter"}):
+                   {"kv_store_mb": 1.0}, {"task": "last_letter"}):
         assert not settings.same_models(replace(settings, **change)), change
 
 

@@ -53,6 +53,9 @@ class TrainSpec:
     """Train in bfloat16 (only where the accelerator supports it; otherwise fp32 with a warning)."""
     offload_optimizer: bool = False
     """ZeRO-Offload: keep optimizer states in CPU memory (ZeRO stage >= 1)."""
+    gradient_checkpointing: bool = False
+    """Recompute each layer's activations in the backward pass instead of keeping them (Hugging Face activation
+    checkpointing): less activation memory for one more forward pass per micro-batch."""
     seed: int = 0
     """Seed of the data order (per epoch) and of torch."""
     max_grad_norm: float = 1.0
@@ -154,12 +157,20 @@ def init_distributed(
     )
 
 
-def deepspeed_config(spec: TrainSpec, world_size: int) -> dict:
-    """The DeepSpeed config dict for `spec` on `world_size` ranks (the LR schedule is set in build_engine)."""
-    device, _ = pick_device_and_backend()
-    from deepspeed.accelerator import get_accelerator
+def deepspeed_config(spec: TrainSpec, world_size: int, device: str | None = None,
+                     bf16_supported: bool | None = None) -> dict:
+    """The DeepSpeed config dict for `spec` on `world_size` ranks (the LR schedule is set in build_engine).
 
-    bf16 = spec.bf16 and get_accelerator().is_bf16_supported()
+    `device` ("cuda" or "cpu") and `bf16_supported` default to this process's accelerator; `rest_mcts.plan` passes
+    them to resolve the config of ranks it does not run on, without importing DeepSpeed.
+    """
+    if device is None:
+        device, _ = pick_device_and_backend()
+    if bf16_supported is None:
+        from deepspeed.accelerator import get_accelerator
+
+        bf16_supported = get_accelerator().is_bf16_supported()
+    bf16 = spec.bf16 and bf16_supported
     if spec.bf16 and not bf16:
         logger.warning("bf16 asked for but not supported by the %s accelerator; training in fp32", device)
     zero: dict = {"stage": spec.zero_stage}
@@ -185,6 +196,19 @@ def deepspeed_config(spec: TrainSpec, world_size: int) -> dict:
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }
+
+
+def enable_gradient_checkpointing(model: torch.nn.Module) -> bool:
+    """Turn on `model`'s activation checkpointing (non-reentrant, torch's recommended form) and its KV cache off
+    (useless in training; transformers turns it off under checkpointing anyway, with a warning).
+    Returns the model's `use_cache` before, which `run_training` restores before saving: the checkpoint is read
+    by samplers, for which the cache is what makes decoding fast."""
+    # Recent transformers renamed gradient_checkpointing_enable (kept as a deprecated alias) to this.
+    enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+    enable({"use_reentrant": False})
+    use_cache = getattr(model.config, "use_cache", False)
+    model.config.use_cache = False
+    return use_cache
 
 
 def learning_rate_factor(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -254,6 +278,8 @@ def run_training(
         raise ValueError(f"units must hold each of the {len(sequences)} sequences exactly once")
     torch.manual_seed(spec.seed)
     total_steps = planned_steps(len(units), spec, world_size)
+    if spec.gradient_checkpointing:
+        use_cache = enable_gradient_checkpointing(model)
     engine = build_engine(model, spec, world_size, total_steps)
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     batches = unit_micro_batches(units, [len(s.input_ids) for s in sequences], spec, rank, world_size)
@@ -309,6 +335,8 @@ def run_training(
             "trained %d steps in %.1f s: loss %.4f -> %.4f, %.0f tokens/s",
             result.steps, seconds, result.first_loss, result.last_loss, result.tokens_per_s,
         )
+    if spec.gradient_checkpointing:
+        model.config.use_cache = use_cache
     save_hf_checkpoint(engine, tokenizer, out_dir, rank)
     engine.destroy()
     del engine

@@ -93,6 +93,9 @@ def train_prm(
     pick_device_and_backend()
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
+    from rest_mcts.models.build import ensure_token_classifier
+
+    ensure_token_classifier(model_path)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForTokenClassification.from_pretrained(model_path, num_labels=1, dtype=torch.float32)
     return run_training(

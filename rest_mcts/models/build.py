@@ -28,6 +28,38 @@ from transformers.models.auto.modeling_auto import (
 PRM_LABEL = "step_value"
 """Name of the PRM's single output (a logit; sigmoid gives the step value in [0, 1])."""
 
+_REGISTERED_CLASSIFIERS: set[str] = set()
+"""Token classifiers this module made for model types transformers has none of (`ensure_token_classifier`)."""
+
+
+def ensure_token_classifier(path: str | os.PathLike) -> None:
+    """Make `AutoModelForTokenClassification` load the model type saved at `path` even where transformers has no
+    token classifier of it (Gemma 3, say): the class made is transformers' own `GenericForTokenClassification`
+    (the model's body and a linear `score` head, as Llama's and Qwen's token classifiers are) over the type's
+    pretrained base class, registered for this process. Does nothing for types transformers covers or paths
+    without a readable config (their loading reports that)."""
+    from transformers import AutoConfig, AutoModel
+    from transformers.modeling_layers import GenericForTokenClassification
+    from transformers.modeling_utils import PreTrainedModel
+
+    try:
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, KeyError):
+        return
+    config_class = type(config)
+    if config_class in AutoModelForTokenClassification._model_mapping:
+        return
+    try:
+        body = AutoModel._model_mapping[config_class]
+    except KeyError:
+        return
+    base = next(c for c in body.__mro__[1:] if issubclass(c, PreTrainedModel) and c is not PreTrainedModel)
+    name = body.__name__.removesuffix("Model") + "ForTokenClassification"
+    classifier = type(name, (GenericForTokenClassification, base), {"config_class": config_class,
+                                                                   "__module__": __name__})
+    AutoModelForTokenClassification.register(config_class, classifier, exist_ok=True)
+    _REGISTERED_CLASSIFIERS.add(name)
+
 
 class ModelPathError(ValueError):
     """A local path does not hold the model or tokenizer that was asked for."""
@@ -140,7 +172,9 @@ def _load_model(path, auto_class, mapping: dict, expected: str, device, dtype) -
     path = Path(path)
     config = _read_config(path, expected)
     architectures = config.get("architectures") or []
-    if architectures and not set(architectures) & _class_names(mapping):
+    known = _class_names(mapping) | (_REGISTERED_CLASSIFIERS if auto_class is AutoModelForTokenClassification
+                                     else set())
+    if architectures and not set(architectures) & known:
         raise ModelPathError(f"{path} holds {', '.join(architectures)}; expected {expected}")
     try:
         model, loading_info = auto_class.from_pretrained(
@@ -175,6 +209,7 @@ def load_prm(path: str | os.PathLike, device: str = "cpu", dtype: torch.dtype | 
     Raises `ModelPathError` when `path` does not hold a token classifier, or one with other than one label.
     """
     expected = "a token-classification model with num_labels=1 (PRM)"
+    ensure_token_classifier(path)
     model = _load_model(
         path, AutoModelForTokenClassification, MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES, expected, device, dtype
     )
@@ -203,6 +238,7 @@ def prm_from_policy(policy_path: str | os.PathLike, seed: int = 0) -> PreTrained
     (the usual initialisation of PRMs from the SFT model).
     """
     load_policy(policy_path)  # the same clear error for a path that is not a policy
+    ensure_token_classifier(policy_path)
     torch_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:

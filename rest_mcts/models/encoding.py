@@ -42,10 +42,12 @@ def _segment_ids(tokenizer, text: str) -> list[int]:
 
 
 def encode_prompt(tokenizer, prompt: str) -> list[int]:
-    """BOS (if the tokenizer has one) followed by the prompt's tokens."""
+    """BOS (if the tokenizer has one) followed by the prompt's tokens. A prompt rendered by a chat template that
+    writes BOS itself already starts with it (special tokens in the text are read as themselves): no second one."""
     ids = _segment_ids(tokenizer, prompt)
-    if tokenizer.bos_token_id is not None:
-        ids = [tokenizer.bos_token_id] + ids
+    bos = tokenizer.bos_token_id
+    if bos is not None and not (ids and ids[0] == bos):
+        ids = [bos] + ids
     return ids
 
 

@@ -108,8 +108,13 @@ class StepSampler:
             for token_id in range(len(tokenizer))
             if delimiter in tokenizer.decode([token_id], clean_up_tokenization_spaces=False)
         ]
-        self.stop_token_ids = [self.eos_token_id] + [i for i in delimiter_token_ids if i != self.eos_token_id]
-        """EOS and every token whose text contains the delimiter: generation stops at any of them."""
+        ends = model.generation_config.eos_token_id
+        ends = ends if isinstance(ends, list) else [ends] if ends is not None else []
+        self.end_token_ids = frozenset([self.eos_token_id, *ends])
+        """EOS and the model's other ends of text (a chat model's end of turn, from its generation config)."""
+        self.stop_token_ids = sorted(self.end_token_ids) + [i for i in delimiter_token_ids
+                                                            if i not in self.end_token_ids]
+        """The ends of text and every token whose text contains the delimiter: generation stops at any of them."""
         self._stop_token_set = frozenset(self.stop_token_ids)
         delimiter_ids = tokenizer(delimiter, add_special_tokens=False)["input_ids"]
         self.stop_sequence = tuple(delimiter_ids) if len(delimiter_ids) > 1 else ()
@@ -246,7 +251,7 @@ class StepSampler:
         its step without the stop token): the context from which that step's node will be expanded."""
         width = cache.get_seq_length()  # positions written: the prompt and every token fed so far
         for position in stopped.nonzero().squeeze(-1).tolist():
-            if int(tokens[position]) == self.eos_token_id:
+            if int(tokens[position]) in self.end_token_ids:
                 continue
             row = int(batch_rows[position])
             fed = prompts[int(rows[row])] + generated[row][:-1]
@@ -314,7 +319,7 @@ class StepSampler:
             return next(i for i in range(len(before_stop)) if self.delimiter in self._decode(token_ids[: i + 1])), False
         if stop is None:
             return len(token_ids) - 1, False
-        return stop, token_ids[stop] == self.eos_token_id
+        return stop, token_ids[stop] in self.end_token_ids
 
     def _decode(self, token_ids: list[int]) -> str:
         return self.tokenizer.decode(token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)

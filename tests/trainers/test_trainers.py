@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import socket
 
 import pytest
@@ -296,6 +297,41 @@ def test_saving_again_replaces_the_checkpoint_folder(tmp_path, single_rank):
     assert AutoTokenizer.from_pretrained(out_dir).eos_token == "</s>"
     # no temporary folders left; the training log sits beside the checkpoint
     assert sorted(p.name for p in tmp_path.iterdir()) == ["policy0", "policy1", "policy1_train_log.jsonl"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gradient_checkpointing, layer_calls", [(False, 1), (True, 2)])
+def test_gradient_checkpointing_runs_each_layer_again_in_the_backward_and_still_trains(
+        tmp_path, single_rank, gradient_checkpointing, layer_calls):
+    from transformers import AutoModelForCausalLM
+
+    from trainers.engine import run_training
+
+    model_path = save_tiny_policy(tmp_path / "policy0")
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    before = parameters_of(model)
+    calls = []
+    mlp = model.model.layers[0].mlp
+    forward = mlp.forward
+    # Counted in forward itself: the recomputation runs forward without the module's hooks.
+    mlp.forward = lambda *args, **kwargs: calls.append(1) or forward(*args, **kwargs)
+    tokenizer = tiny_tokenizer()
+
+    def loss(engine, batch):
+        return causal_lm_loss(engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
+                              batch["labels"])
+
+    # One optimizer step of one micro-batch: the first layer's MLP runs once, or again when the backward recomputes it.
+    spec = policy_spec(max_steps=1, gradient_checkpointing=gradient_checkpointing)
+    result = run_training(model, tokenizer, policy_sequences(tokenizer, policy_examples()), loss,
+                          lambda labels: (labels[:, 1:] != IGNORE_INDEX).sum(), torch.long, spec,
+                          tmp_path / "policy1", 0, 1)
+    assert len(calls) == layer_calls
+    assert result.steps == 1 and math.isfinite(result.last_loss)
+    after = parameters_of(AutoModelForCausalLM.from_pretrained(tmp_path / "policy1"))
+    assert any(not torch.equal(before[name], after[name]) for name in before)
+    # The checkpoint is for sampling: it keeps the KV cache that training turned off.
+    assert AutoModelForCausalLM.from_pretrained(tmp_path / "policy1").config.use_cache is True
 
 
 @pytest.mark.slow
