@@ -20,8 +20,8 @@ class GoldAnswerError(ValueError):
     """A data set's gold answer cannot be parsed."""
 
 
-_HASHES = re.compile(r"(?<!#)####(?!#)\s*([^\n]*)")
-_ANSWER_IS = re.compile(r"(?:final\s+)?answer\s+is\s*:?\s*([^\n]*)", re.IGNORECASE)
+_HASHES = re.compile(r"(?<!#)####(?!#)")
+_ANSWER_IS = re.compile(r"answer\s+is\s*:?", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\$?\s*(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+")
 _WRAPPERS = ("$", "**", "*", "\\(", "\\)", "\\[", "\\]", "`")
 _NUMBER_OK = re.compile(r"^-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$|^-?\.\d+$|^-?\d+/\d+$")
@@ -40,21 +40,28 @@ def strict_answer(text: str, order: tuple[str, ...] = NUMERIC_ORDER) -> str | No
     the answer)."""
     for kind in order:
         if kind == "hashes":
-            hashes = _HASHES.findall(text)
-            answer = hashes[-1] if hashes else None
+            answer = _after_last(_HASHES, text)
         elif kind == "boxed":
             answer = extract_boxed(text)
         elif kind == "answer_is":
-            stated = _ANSWER_IS.findall(text)
-            answer = None
-            if stated:
-                inner = extract_boxed(stated[-1])  # "The final answer is $\boxed{5}$": the box is the answer
-                answer = inner if inner is not None else stated[-1]
+            answer = _after_last(_ANSWER_IS, text)
+            if answer is not None:
+                inner = extract_boxed(answer)  # "The final answer is $\boxed{5}$": the box is the answer
+                answer = inner if inner is not None else answer
         else:
             raise ValueError(f"unknown answer format {kind!r}; expected hashes, boxed or answer_is")
         if answer is not None and _unwrap(answer):
             return _unwrap(answer)
     return None
+
+
+def _after_last(marker: re.Pattern, text: str) -> str | None:
+    """The rest of the line after the last match of `marker` in `text` (None without one)."""
+    matches = list(marker.finditer(text))
+    if not matches:
+        return None
+    rest = text[matches[-1].end():]
+    return rest.split("\n", 1)[0].strip()
 
 
 def _unwrap(answer: str) -> str:
@@ -129,8 +136,8 @@ def numeric_answer(text: str) -> str | None:
 def gold_number(text: str, where: str) -> Fraction:
     """A numeric gold answer: the text after `#### ` if there is one (GSM8K), else the whole text; raises
     GoldAnswerError naming `where` when it is not a number."""
-    hashes = _HASHES.findall(text)
-    value = to_number(hashes[-1] if hashes else text)
+    after = _after_last(_HASHES, text)
+    value = to_number(after if after is not None else text)
     if value is None:
         raise GoldAnswerError(f"{where}: gold answer {text[-80:]!r} is not a number")
     return value
@@ -149,11 +156,15 @@ _OPERATORS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult
 
 
 def game24_value(expression: str, numbers: list[int], target: int = 24) -> bool:
-    """Whether `expression` (+, -, *, / and parentheses over integers; `x`, `×` and `÷` accepted; a trailing
-    `= 24` ignored) uses each of `numbers` exactly once, nothing else, and equals `target` in exact rational
-    arithmetic. Division by zero, unary minus, other operators or numbers, or a claimed result other than the
-    target make it wrong."""
-    text = expression.replace("×", "*").replace("÷", "/").replace("x", "*").replace("−", "-").strip()
+    """Whether `expression` (+, -, *, / and parentheses over integers; `x`, `×`, `÷`, LaTeX's `\\times`, `\\cdot`,
+    `\\div` and `$` accepted; a trailing `= 24` and period ignored) uses each of `numbers` exactly once, nothing
+    else, and equals `target` in exact rational arithmetic. Division by zero, unary minus, other operators or
+    numbers, or a claimed result other than the target make it wrong."""
+    text = expression
+    for written, operator in (("\\times", "*"), ("\\cdot", "*"), ("\\div", "/"), ("×", "*"), ("÷", "/"), ("x", "*"),
+                              ("−", "-"), ("\\left", ""), ("\\right", ""), ("$", ""), ("\\(", ""), ("\\)", "")):
+        text = text.replace(written, operator)
+    text = text.strip().rstrip(".").strip()
     if "=" in text:  # "... = 24": what it claims must be the target
         text, _, claimed = text.rpartition("=")
         if claimed.strip() != str(target):

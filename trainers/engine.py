@@ -8,6 +8,7 @@ Ray: the worker module owns the processes.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import json
@@ -196,6 +197,25 @@ def deepspeed_config(spec: TrainSpec, world_size: int, device: str | None = None
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }
+
+
+@contextlib.contextmanager
+def partitioned_loading(spec: TrainSpec, world_size: int):
+    """Under ZeRO-3, a model loaded with `from_pretrained` inside this block is partitioned across the ranks as it
+    loads (transformers' `HfDeepSpeedConfig`, which loads through `deepspeed.zero.Init`), so no rank ever holds
+    the whole model: a 7B policy in fp32 is 28 GB, more than a GPU holds beside its activations. Below stage 3
+    it does nothing. The model must be trained by an engine built from the same spec and world size."""
+    if spec.zero_stage != 3:
+        yield
+        return
+    from transformers.integrations.deepspeed import HfDeepSpeedConfig, unset_hf_deepspeed_config
+
+    keep = HfDeepSpeedConfig(deepspeed_config(spec, world_size))  # transformers holds it by weak reference
+    try:
+        yield
+    finally:
+        del keep
+        unset_hf_deepspeed_config()
 
 
 def enable_gradient_checkpointing(model: torch.nn.Module) -> bool:

@@ -14,7 +14,14 @@ import torch.nn.functional as F
 
 from rest_mcts.data import PolicyExample
 from rest_mcts.models.encoding import IGNORE_INDEX, encode_steps, policy_labels
-from trainers.engine import TrainResult, TrainSequence, TrainSpec, pick_device_and_backend, run_training
+from trainers.engine import (
+    TrainResult,
+    TrainSequence,
+    TrainSpec,
+    partitioned_loading,
+    pick_device_and_backend,
+    run_training,
+)
 
 
 def policy_sequences(tokenizer, examples: Sequence[PolicyExample]) -> list[TrainSequence]:
@@ -70,7 +77,8 @@ def train_policy(
 
     Every rank calls this with the same examples after `init_distributed`; each trains on its shard.
     """
-    tokenizer, model = load_causal_lm(model_path)
+    with partitioned_loading(spec, world_size):
+        tokenizer, model = load_causal_lm(model_path)
     return run_training(
         model,
         tokenizer,

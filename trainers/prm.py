@@ -19,7 +19,14 @@ import torch.nn.functional as F
 
 from rest_mcts.data import ValueExample
 from rest_mcts.models.encoding import IGNORE_INDEX, encode_steps, prm_labels
-from trainers.engine import TrainResult, TrainSequence, TrainSpec, pick_device_and_backend, run_training
+from trainers.engine import (
+    TrainResult,
+    TrainSequence,
+    TrainSpec,
+    partitioned_loading,
+    pick_device_and_backend,
+    run_training,
+)
 
 
 def prm_sequences(tokenizer, examples: Sequence[ValueExample]) -> list[TrainSequence]:
@@ -97,7 +104,8 @@ def train_prm(
 
     ensure_token_classifier(model_path)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForTokenClassification.from_pretrained(model_path, num_labels=1, dtype=torch.float32)
+    with partitioned_loading(spec, world_size):
+        model = AutoModelForTokenClassification.from_pretrained(model_path, num_labels=1, dtype=torch.float32)
     return run_training(
         model,
         tokenizer,

@@ -20,7 +20,14 @@ from rest_mcts.data import PolicyExample, PreferencePair, ValueExample, Verifica
 from rest_mcts.models.encoding import IGNORE_INDEX
 from rest_mcts.models.logprobs import labelled_logprob_sums, row_logprobs
 from rest_mcts.models.verifier_format import VerifierFormat, check_encodable, verification_training_row
-from trainers.engine import TrainResult, TrainSequence, TrainSpec, pick_device_and_backend, run_training
+from trainers.engine import (
+    TrainResult,
+    TrainSequence,
+    TrainSpec,
+    partitioned_loading,
+    pick_device_and_backend,
+    run_training,
+)
 from trainers.policy_sft import _count_predicted_tokens, load_causal_lm, policy_sequences
 from trainers.prm import train_prm
 
@@ -159,7 +166,8 @@ def mixed_verification_loss(
 def _train_genrm(model_path, data: VerifierData, spec: TrainSpec, out_dir, rank: int, world_size: int) -> TrainResult:
     """GenRM and GenRM-CoT: verification rows, and with λ > 0 the solutions' SFT rows, mixed in batches."""
     objective = data.objective
-    tokenizer, model = load_causal_lm(model_path)
+    with partitioned_loading(spec, world_size):
+        tokenizer, model = load_causal_lm(model_path)
     check_encodable(tokenizer, objective.format)
     sequences = verification_sequences(tokenizer, data.examples, objective.format,
                                        with_rationale=objective.kind == "genrm_cot")

@@ -127,7 +127,7 @@ class Game24Task(DataTask):
         return _ANSWER.search(step_text) is not None
 
     def extract_answer(self, steps: Sequence[str]) -> str | None:
-        matches = _ANSWER.findall("".join(steps))
+        matches = _ANSWER.findall("".join(steps).replace("**", ""))  # "**Answer:** ..." in markdown
         return matches[-1].strip() if matches else None
 
     def check_answer(self, answer: str | None, oracle: str) -> bool:

@@ -373,3 +373,22 @@ def test_cpu_ranks_use_plain_gloo_without_compiling_the_shared_memory_op(single_
     from deepspeed.comm import comm
 
     assert comm.cdb is not None and comm.cdb.shm_comm_op is None
+
+
+@pytest.mark.slow
+def test_zero3_loads_the_model_partitioned_and_only_inside_the_block(tmp_path, single_rank):
+    from transformers import AutoModelForCausalLM
+    from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
+
+    from trainers.engine import partitioned_loading
+
+    model_path = save_tiny_policy(tmp_path / "policy0")
+    with partitioned_loading(policy_spec(zero_stage=3), world_size=1):
+        assert is_deepspeed_zero3_enabled()
+        partitioned = AutoModelForCausalLM.from_pretrained(model_path)
+    assert not is_deepspeed_zero3_enabled()
+    assert all(hasattr(p, "ds_id") for p in partitioned.parameters())  # made under deepspeed.zero.Init
+    with partitioned_loading(policy_spec(zero_stage=2), world_size=1):
+        assert not is_deepspeed_zero3_enabled()
+        whole = AutoModelForCausalLM.from_pretrained(model_path)
+    assert not any(hasattr(p, "ds_id") for p in whole.parameters())
