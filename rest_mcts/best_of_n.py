@@ -16,6 +16,7 @@ Each stage is skipped when its file exists, so an interrupted study resumes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -23,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rest_mcts.config import ConfigError, RunConfig
+from rest_mcts.config import ConfigError, RunConfig, TaskConfig
 from rest_mcts.cotnpot import kept_or_all
 from rest_mcts.data import Problem, atomic_write_text, read_jsonl, write_jsonl
 from rest_mcts.tasks import Task, get_task, load_task
@@ -437,7 +438,8 @@ def run(args: argparse.Namespace, study: Study) -> dict:
 def write_study_meta(study: Study, rationale_counts: Sequence[int]) -> None:
     """study.json: what `table_from_folder` needs to recompute the table without the run (task, problems, K)."""
     config = study.config
-    meta = {"task": config.task.name, "data_seed": config.task.data_seed,
+    meta = {"task": config.task.name, "task_config": dataclasses.asdict(config.task),
+            "data_seed": config.task.data_seed,
             "train_problems": config.task.train_problems, "rationale_counts": list(rationale_counts),
             "held_out": {split: list(problems) for split, problems in study.held_out.items()}}
     atomic_write_text(study.out / "study.json", json.dumps(meta, indent=1))
@@ -449,7 +451,7 @@ def table_from_folder(out: Path, rationale_counts: Sequence[int] | None = None) 
     if not meta_path.exists():
         raise ConfigError(f"--out {out}: no study.json; give --run as well")
     meta = json.loads(meta_path.read_text())
-    task = get_task(meta["task"])
+    task = get_task(TaskConfig(**meta.get("task_config", {"name": meta["task"]})))  # data tasks read their files
     held_out = {}
     for split, ids in meta["held_out"].items():
         source = task.problems("train", meta["train_problems"], meta["data_seed"]) if split == "dev" else \

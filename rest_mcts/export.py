@@ -36,8 +36,9 @@ from statistics import fmean
 from rest_mcts.config import ConfigError, RunConfig
 from rest_mcts.data import PolicyExample, ValueExample, atomic_write_text, from_record, read_jsonl_lines, write_jsonl
 from rest_mcts.flags import apply_overrides, load_yaml
+from rest_mcts.prompting import PromptStyle, chat_messages
 from rest_mcts.rounds import Round, finished_rounds
-from rest_mcts.tasks import get_task
+from rest_mcts.tasks import DataTask, Task, load_task
 
 logger = logging.getLogger("rest_mcts")
 
@@ -87,12 +88,13 @@ def _mean(values: list[float] | None) -> float | None:
 
 
 def sft_rows(policy_examples: Iterable[PolicyExample], questions: Mapping[str, str] | None = None,
-             format: str = "messages") -> list[dict]:
+             format: str = "messages", style: PromptStyle | None = None) -> list[dict]:
     """SFT rows of verified traces, one per example, the completion being the steps joined exactly as trained.
 
     `format="messages"`: {"messages": [user: the question, assistant: the steps]}, the question looked up by
     problem id in `questions` (the prompt text where it is missing). `format="prompt-completion"`: {"prompt": the
-    exact prompt, "completion": the steps}.
+    exact prompt, "completion": the steps}. With a data task's prompt `style`, the messages are its conversation
+    (`prompting.chat_messages`: the instruction as the system turn, its few-shot turns, the question, the steps).
     """
     if format not in FORMATS:
         raise ValueError(f"unknown SFT format {format!r}; expected one of {FORMATS}")
@@ -104,8 +106,7 @@ def sft_rows(policy_examples: Iterable[PolicyExample], questions: Mapping[str, s
             rows.append({"prompt": example.prompt, "completion": completion})
         else:
             question = questions.get(example.problem_id, example.prompt)
-            rows.append({"messages": [{"role": "user", "content": question},
-                                      {"role": "assistant", "content": completion}]})
+            rows.append({"messages": chat_messages(style or PromptStyle(), question, completion)})
     return rows
 
 
@@ -160,10 +161,18 @@ def read_examples(path: Path, cls: type) -> list:
     return examples
 
 
-def run_questions(config: RunConfig, problem_ids: set[str]) -> tuple[dict[str, str], dict[str, str]]:
+def run_task(config: RunConfig, run_dir: Path) -> Task:
+    """The run's task as the run built it: its task section, and for a data task the tokenizer of the run's first
+    policy checkpoint (round 0's `init_policy`, else `model.policy_model`), whose chat template its prompts use."""
+    init_policy = run_dir / "round_00" / "init_policy"
+    policy = str(init_policy) if (init_policy / "config.json").exists() else config.model.policy_model or None
+    return load_task(config.task, policy)
+
+
+def run_questions(config: RunConfig, task: Task, problem_ids: set[str]) -> tuple[dict[str, str], dict[str, str]]:
     """(question, prompt) by problem id for `problem_ids`, from the run's seed and train problems rebuilt as the
     run drew them (`RunProblems.of`): two maps, problem id to question and problem id to the task's prompt."""
-    task, data_seed = get_task(config.task.name), config.task.data_seed
+    data_seed = config.task.data_seed
     questions, prompts = {}, {}
     for split, count in (("seed", config.task.seed_problems), ("train", config.task.train_problems)):
         for problem in task.problems(split, count, data_seed):
@@ -188,7 +197,8 @@ def build_export(run_dir: Path, round_index: int | None, what: Sequence[str], sf
     """Read and check everything the export needs, then build its rows; raises ConfigError or ValueError naming
     the path at fault before anything is written."""
     config = load_run_config(run_dir)
-    step_delimiter = get_task(config.task.name).step_delimiter
+    task = run_task(config, run_dir)
+    step_delimiter = task.step_delimiter
     round_ = pick_round(run_dir, round_index, what)
     files: dict[str, list[dict]] = {}
     meta: dict = {"run": str(run_dir.resolve()), "round": round_.index, "task": config.task.name,
@@ -206,12 +216,13 @@ def build_export(run_dir: Path, round_index: int | None, what: Sequence[str], sf
         examples = read_examples(round_.path / SOURCES["policy"], PolicyExample)
         questions: dict[str, str] = {}
         if sft_format == "messages":
-            found, prompts = run_questions(config, {example.problem_id for example in examples})
+            found, prompts = run_questions(config, task, {example.problem_id for example in examples})
             # a question counts only where the rebuilt problem gives the very prompt the run trained on
             mismatched = {e.problem_id for e in examples if prompts.get(e.problem_id) != e.prompt}
             questions = {problem_id: question for problem_id, question in found.items()
                          if problem_id not in mismatched}
-        files[POLICY_FILE] = sft_rows(examples, questions, sft_format)
+        files[POLICY_FILE] = sft_rows(examples, questions, sft_format,
+                                      task.prompt_style() if isinstance(task, DataTask) else None)
         meta["files"]["policy"] = POLICY_FILE
         meta["policy"] = {"format": sft_format, "rows": len(examples),
                           "questions_from_prompt": sum(e.problem_id not in questions for e in examples)

@@ -4,6 +4,9 @@ locally trained byte-level BPE tokenizer that has a chat template (as a user's c
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -12,7 +15,7 @@ from rest_mcts.config import TaskConfig
 from rest_mcts.models.build import build_tiny_policy
 from rest_mcts.models.tokenizer import build_bpe_tokenizer
 from rest_mcts.tasks import get_task
-from tests.test_iterate import finish, iterate
+from tests.test_iterate import REPO, finish, iterate
 
 
 @pytest.mark.slow
@@ -40,3 +43,10 @@ def test_a_gsm8k_run_on_a_chat_template_checkpoint_searches_trains_and_evaluates
                for tree in trees)
     values = [json.loads(line) for line in (run / "round_01" / "value_examples.jsonl").read_text().splitlines()]
     assert values and all(value["prompt"] in {tree["prompt"] for tree in trees} for value in values)
+    # The run's data exports for other tools with the prompts it was searched and trained with.
+    exported = subprocess.run([sys.executable, "-m", "rest_mcts.export", "--run", str(run), "--out",
+                               str(tmp_path / "export")], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert exported.returncode == 0, exported.stderr
+    rows = [json.loads(line) for line in (tmp_path / "export" / "prm_stepwise.jsonl").read_text().splitlines()]
+    assert rows and all(row["prompt"] in {tree["prompt"] for tree in trees} for row in rows)
