@@ -22,14 +22,15 @@ class GoldAnswerError(ValueError):
 
 _HASHES = re.compile(r"(?<!#)####(?!#)")
 _ANSWER_IS = re.compile(r"answer\s+is\s*:?", re.IGNORECASE)
+_ANSWER_COLON = re.compile(r"answer\s*(?:\*\*)?\s*:(?:\*\*)?", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\$?\s*(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+")
 _WRAPPERS = ("$", "**", "*", "\\(", "\\)", "\\[", "\\]", "`")
 _NUMBER_OK = re.compile(r"^-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$|^-?\.\d+$|^-?\d+/\d+$")
 
 
-NUMERIC_ORDER = ("hashes", "boxed", "answer_is")
+NUMERIC_ORDER = ("hashes", "boxed", "answer_is", "answer_colon")
 """Where a numeric task looks for the stated answer, first to last: GSM8K's `#### N`, then a box, then prose."""
-MATH_ORDER = ("boxed", "answer_is", "hashes")
+MATH_ORDER = ("boxed", "answer_is", "hashes", "answer_colon")
 """Where a math task looks: the box first (a stray `####` or a later "the answer is" in a note never wins)."""
 
 
@@ -37,19 +38,19 @@ def strict_answer(text: str, order: tuple[str, ...] = NUMERIC_ORDER) -> str | No
     """The answer a solution states in a strict format, stripped of markup; None when it states none. The
     formats are tried in `order` and the first present wins, each at its last occurrence: `hashes` (`#### N`),
     `boxed` (the last `\\boxed{}`, braces matched), `answer_is` ("The (final) answer is X"; a box inside it is
-    the answer)."""
+    the answer), `answer_colon` ("Answer: X", "**Final Answer:** X")."""
     for kind in order:
         if kind == "hashes":
             answer = _after_last(_HASHES, text)
         elif kind == "boxed":
             answer = extract_boxed(text)
-        elif kind == "answer_is":
-            answer = _after_last(_ANSWER_IS, text)
+        elif kind in ("answer_is", "answer_colon"):
+            answer = _after_last(_ANSWER_IS if kind == "answer_is" else _ANSWER_COLON, text)
             if answer is not None:
                 inner = extract_boxed(answer)  # "The final answer is $\boxed{5}$": the box is the answer
                 answer = inner if inner is not None else answer
         else:
-            raise ValueError(f"unknown answer format {kind!r}; expected hashes, boxed or answer_is")
+            raise ValueError(f"unknown answer format {kind!r}; expected hashes, boxed, answer_is or answer_colon")
         if answer is not None and _unwrap(answer):
             return _unwrap(answer)
     return None

@@ -168,11 +168,16 @@ def test_strict_answer_strips_the_markup_around_a_final_answer():
     pytest.param("##### 12", None, None, id="##### is not a marker"),
     pytest.param("Step ######\n#### 12", "12", "12", id="a real #### after a ######"),
     pytest.param("no format, 12", None, None, id="no strict format"),
+    pytest.param("Answer: 42", "42", "42", id="answer colon"),
+    pytest.param("**Final Answer:** $x^2$", "x^2", "x^2", id="bold answer colon"),
+    pytest.param("Answer: 3\nThe answer is 4", "4", "4", id="answer-is before answer colon"),
 ])
 def test_strict_answer_tries_the_formats_in_the_task_order_the_first_present_wins(text, numeric, math):
-    """Numeric tasks: `####`, box, "answer is"; math tasks: box, "answer is", `####`. The first format present
+    """Numeric tasks: `####`, box, "answer is", "Answer:"; math tasks: box, "answer is", `####`, "Answer:". The
+    first format present
     wins, at its last occurrence; only a run of exactly four `#` is GSM8K's marker."""
-    assert NUMERIC_ORDER == ("hashes", "boxed", "answer_is") and MATH_ORDER == ("boxed", "answer_is", "hashes")
+    assert NUMERIC_ORDER == ("hashes", "boxed", "answer_is", "answer_colon")
+    assert MATH_ORDER == ("boxed", "answer_is", "hashes", "answer_colon")
     assert strict_answer(text, NUMERIC_ORDER) == strict_answer(text) == numeric
     assert strict_answer(text, MATH_ORDER) == math
 

@@ -166,7 +166,10 @@ def test_math_worked_solutions_are_paragraphs_ending_in_the_boxed_answer():
     assert task.is_correct(problem, steps) and problem.answer == "420"
     assert task.is_correct(problem, ["So the product is about 420.\n\n", "The answer is $\\boxed{420}$.\n\n"])
     assert not task.is_correct(problem, ["It is \\boxed{419}.\n\n"])
-    assert not task.is_correct(problem, ["It is 420.\n\n"])  # MATH answers need a strict format
+    # Without a stated answer, the last number (as Qwen2.5-Math's evaluation reads MATH output).
+    assert task.is_correct(problem, ["It is 420.\n\n"])
+    assert not task.is_correct(problem, ["It is 420, or 419.\n\n"])
+    assert task.is_correct(problem, ["Final Answer: $420$\n\n"])
 
 
 def test_math_has_no_shipped_training_problems():

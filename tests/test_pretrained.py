@@ -130,3 +130,38 @@ def test_gemma3_270m_searches_scores_trains_and_reloads(tmp_path, timings):
     with torch.no_grad():
         assert torch.isfinite(trained_policy(input_ids=ids).logits).all()
         assert torch.isfinite(trained_prm(input_ids=ids).logits).all()
+
+
+def test_gemma3_270m_runs_a_self_training_round_through_the_cli(tmp_path, timings):
+    """The whole loop as a user runs it: Ray search workers and DeepSpeed trainer ranks (two each) on the real
+    checkpoint, one round after the warm start, a few GSM8K problems."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from rest_mcts.models.pretrained import gemma3_270m
+
+    policy = str(gemma3_270m())
+    args = ["--task", "gsm8k", "--model.policy_model", policy, "--rounds", "1", "--run-dir", str(tmp_path / "runs"),
+            "--task.seed_problems", "16", "--task.train_problems", "40", "--task.problems_per_round", "4",
+            "--task.test_problems", "4", "--eval.dev_problems", "4", "--policy_train.warm_start_steps", "1",
+            "--prm_train.warm_start_steps", "1", "--policy_train.max_steps", "1", "--prm_train.max_steps", "1",
+            "--policy_train.micro_batch_size", "1", "--prm_train.micro_batch_size", "1",
+            "--policy_train.learning_rate", "1e-5", "--prm_train.learning_rate", "1e-5",
+            "--search.max_simulations", "2", "--search.branch", "2", "--eval.max_simulations", "2",
+            "--eval.pass_at_k", "2", "--search.max_depth", "4", "--search.max_step_tokens", "48",
+            "--cluster.problems_per_task", "2"]
+    repo = Path(__file__).resolve().parents[1]
+    with Stage(timings, "cli_round_0_and_1"):
+        done = subprocess.run([sys.executable, "-m", "rest_mcts.iterate", *args], cwd=tmp_path, text=True,
+                              capture_output=True, timeout=3600,
+                              env={**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(repo)})
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    run = tmp_path / "runs" / "default"
+    for index in (0, 1):
+        metrics = json.loads((run / f"round_{index:02d}" / "eval.json").read_text())
+        assert 0.0 <= metrics["test/mcts/accuracy"] <= 1.0 and metrics["test/mcts/tokens_per_problem"] > 0
+    from rest_mcts.models.build import load_policy, load_prm
+
+    assert type(load_policy(run / "round_01" / "policy")).__name__ == "Gemma3ForCausalLM"
+    assert load_prm(run / "round_01" / "prm").config.num_labels == 1

@@ -1,7 +1,8 @@
 """MATH (Hendrycks et al. 2021): competition problems with LaTeX answers, graded by math-verify.
 
 The gold answer is the `answer` field, or the last `\\boxed{}` of the solution (braces matched) with
-`--task.answer_field none`; a solution's answer is its last `\\boxed{}`, else "The answer is X". Answers are compared by
+`--task.answer_field none`; a solution's answer is its last `\\boxed{}`, else "The answer is X", else
+"Answer: X", else its last number. Answers are compared by
 symbolic equivalence (`rest_mcts.math_answers.same_answer`, with a time limit), never by string equality. Steps
 are paragraphs (a blank line ends each). Shipped: 100 MATH test problems with their gold answers and solutions
 (QwenLM/Qwen2.5-Math's `math_cot_100.jsonl`, MIT); training problems come from `--task.data_path` (the MATH
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rest_mcts.answers import MATH_ORDER, strict_answer
+from rest_mcts.answers import MATH_ORDER, last_number, strict_answer
 from rest_mcts.tasks.data_task import SHIPPED, DataError, DataTask
 
 
@@ -44,7 +45,9 @@ class MathTask(DataTask):
         return strict_answer(step_text, MATH_ORDER) is not None
 
     def extract_answer(self, steps: Sequence[str]) -> str | None:
-        return strict_answer("".join(steps), MATH_ORDER)
+        """The stated answer (`MATH_ORDER`), else the last number of the text (as Qwen2.5-Math's evaluation does)."""
+        text = "".join(steps)
+        return strict_answer(text, MATH_ORDER) or last_number(text)
 
     def check_answer(self, answer: str | None, oracle: str) -> bool:
         from rest_mcts.math_answers import same_answer
