@@ -151,9 +151,12 @@ def resolve(args: argparse.Namespace) -> Plan:
     for split in args.splits:
         problems[split] = args.problems or (config.task.test_problems if split == "test" else config.task.ood_problems)
         try:
-            task.problems(split, problems[split], config.task.data_seed)
+            drawn = task.problems(split, problems[split], config.task.data_seed)
         except ValueError as error:
             raise ConfigError(f"--problems {problems[split]}: {error}") from error
+        if not drawn:  # a data task without this split (GSM8K has no ood problems)
+            logger.info("--task %s has no %s split; skipped", config.task.name, split)
+            del problems[split]
     load_policy(policy)
     load_prm(prm)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
@@ -163,27 +166,28 @@ def resolve(args: argparse.Namespace) -> Plan:
     else:
         seeds = [round_sampling_seed(config.seed, round_.index)] if round_ else [0]
     margin = config.eval.answer_margin
-    if round_ is not None and not (config.model.policy_model or config.model.prm_model):
+    if round_ is not None and (policy, prm) == (str(round_.policy), str(round_.prm)):
         # The margin the round's dev problems picked holds for the round's own checkpoints only.
         margin = round_.read_summary().get("dev/mcts/answer_margin", margin)
     return Plan(config, policy, prm, out, seeds, 0.0 if args.plain_mcts else margin, problems)
 
 
 def load_run(run_dir: str, round_index: int | None) -> tuple[RunConfig, Round]:
-    """An iterate run's configuration (its model paths cleared: they were its starting points, and its rounds'
-    checkpoints are what is read) and one finished round (default: the last); errors name --run and --round."""
+    """An iterate run's configuration (its model paths set to the round's checkpoints: the run's were its starting
+    points, and its rounds' checkpoints are what is read) and one finished round (default: the last); errors name
+    --run and --round."""
     run = Path(run_dir)
     if not (run / "config.yaml").exists():
         raise ConfigError(f"--run {run}: not an iterate run folder (no config.yaml)")
     base = apply_overrides(RunConfig(), load_yaml(str(run / "config.yaml")), str(run / "config.yaml"))
-    base = replace(base, model=replace(base.model, policy_model="", prm_model=""))
     rounds = finished_rounds(run)
     if round_index is None and not rounds:
         raise ConfigError(f"--run {run}: no finished round")
     index = rounds[-1] if round_index is None else round_index
     if index not in rounds:
         raise ConfigError(f"--round {index}: {run} has no finished round {index} (finished: {rounds})")
-    return base, Round.of(run, index)
+    round_ = Round.of(run, index)
+    return replace(base, model=replace(base.model, policy_model=str(round_.policy), prm_model=str(round_.prm))), round_
 
 
 def split_budgets(args: argparse.Namespace, greedy_tokens: float) -> list[int]:
@@ -220,7 +224,7 @@ def evaluate(args: argparse.Namespace, plan: Plan, budgets: dict | None = None) 
     groups = sorted({METHOD_GROUPS[method] for method in args.methods} - {"greedy"})
     records: list[MethodRecord] = []
     try:
-        for split in args.splits:
+        for split in plan.problems:
             problems = task.problems(split, plan.problems[split], config.task.data_seed)
             shards = shard(problems, config.cluster.problems_per_task, config.cluster.search_workers)
 
@@ -338,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     config = plan.config
     meta = {"task": config.task.name, "checkpoints": args.run or plan.policy, "policy": plan.policy, "prm": plan.prm,
             "methods": args.methods, "budget_multiples":
-            None if args.budgets else args.budget_multiples, "splits": args.splits, "seeds": plan.seeds,
+            None if args.budgets else args.budget_multiples, "splits": list(plan.problems), "seeds": plan.seeds,
             "problems": plan.problems, "temperature": config.eval.temperature, "beam_branch": args.beam_branch,
             "tot_branch": args.tot_branch, "plain_mcts": args.plain_mcts, "verifier": args.verifier,
             "answer_margin": plan.answer_margin,

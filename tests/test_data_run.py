@@ -50,3 +50,10 @@ def test_a_gsm8k_run_on_a_chat_template_checkpoint_searches_trains_and_evaluates
     assert exported.returncode == 0, exported.stderr
     rows = [json.loads(line) for line in (tmp_path / "export" / "prm_stepwise.jsonl").read_text().splitlines()]
     assert rows and all(row["prompt"] in {tree["prompt"] for tree in trees} for row in rows)
+    # The comparison CLI reads the same run: GSM8K has no ood split, so only test is evaluated.
+    compared = subprocess.run([sys.executable, "-m", "rest_mcts.evaluate", "--run", str(run), "--problems", "2",
+                               "--budgets", "60", "--methods", "greedy", "mcts", "--out", str(tmp_path / "compare")],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline"})
+    assert compared.returncode == 0, compared.stdout[-3000:] + compared.stderr[-3000:]
+    assert json.loads((tmp_path / "compare" / "summary.json").read_text())["meta"]["splits"] == ["test"]
