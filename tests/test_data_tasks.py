@@ -663,3 +663,13 @@ def test_the_cli_names_the_flag_of_a_split_larger_than_its_data(tmp_path, tiny_p
                                 "--logging.run_dir", str(runs)], capsys)
     assert code == 2 and "--task.test_problems 5000: the gsm8k test split holds 1319 problems" in output
     assert not runs.exists()
+
+
+def test_cotnpot_keeps_data_task_solutions_as_untranslatable():
+    """No program is written for a real solution (that needs a model), so CoTnPoT keeps them all."""
+    from rest_mcts.cotnpot import check_solutions
+
+    task = get_task(TaskConfig(name="gsm8k", seed_problems=10, train_problems=10))
+    problem = task.problems("test", 1, 0)[0]
+    checks = check_solutions(task, [(problem, ["#### 18\n"]), (problem, ["no answer\n"])])
+    assert [check.reason for check in checks] == ["untranslatable", "no_answer"]

@@ -288,6 +288,11 @@ class DataTask(Task):
     def check_answer(self, answer: str | None, oracle: str) -> bool:
         return answer is not None and same_number(answer, oracle)
 
+    def cot_program(self, problem: Problem, steps: Sequence[str]) -> str | None:
+        """None: a real solution's translation into a program has to be written by a model (CoTnPoT's second
+        pass), which this task does not do; CoTnPoT then keeps every solution as untranslatable."""
+        return None
+
     def is_correct(self, problem: Problem, steps: Sequence[str]) -> bool:
         """A finished solution is graded by the answer it gives, in a strict format or not (a real model often
         ends without the asked-for format; lm-evaluation-harness grades such output by its flexible extract)."""

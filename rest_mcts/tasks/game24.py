@@ -132,6 +132,3 @@ class Game24Task(DataTask):
 
     def check_answer(self, answer: str | None, oracle: str) -> bool:
         return answer is not None and game24_value(answer, [int(n) for n in oracle.split()], TARGET)
-
-    def is_correct(self, problem: Problem, steps: Sequence[str]) -> bool:
-        return bool(steps) and self.check_answer(self.extract_answer(steps), problem.answer)
