@@ -166,7 +166,11 @@ def resolve(args: argparse.Namespace) -> Plan:
     else:
         seeds = [round_sampling_seed(config.seed, round_.index)] if round_ else [0]
     margin = config.eval.answer_margin
-    if round_ is not None and (policy, prm) == (str(round_.policy), str(round_.prm)):
+    # Model paths given (by flag or --config) name other checkpoints, even the round's own path.
+    given = [getattr(args, f"model.{key}", None) for key in ("policy_model", "prm_model")]
+    if args.config:
+        given += [(load_yaml(args.config).get("model") or {}).get(key) for key in ("policy_model", "prm_model")]
+    if round_ is not None and not any(given):
         # The margin the round's dev problems picked holds for the round's own checkpoints only.
         margin = round_.read_summary().get("dev/mcts/answer_margin", margin)
     return Plan(config, policy, prm, out, seeds, 0.0 if args.plain_mcts else margin, problems)
