@@ -394,10 +394,16 @@ def validate(config: RunConfig) -> None:
         "policy_train.micro_batch_size": config.policy_train.micro_batch_size,
         "rest_em.samples_per_problem": config.rest_em.samples_per_problem,
         "prm_train.micro_batch_size": config.prm_train.micro_batch_size,
+        "model.hidden_size": config.model.hidden_size,
+        "model.num_layers": config.model.num_layers,
+        "model.num_heads": config.model.num_heads,
+        "model.intermediate_size": config.model.intermediate_size,
+        "model.max_positions": config.model.max_positions,
     }
     for name, value in positive.items():
         if value < 1:
             raise ConfigError(f"--{name} {value}: expected a positive integer")
+    _validate_shapes_and_sizes(config)
     if config.search.temperature <= 0 or config.eval.temperature <= 0:
         raise ConfigError("--search.temperature and --eval.temperature: expected positive temperatures")
     if not 0 <= config.eval.dev_problems < config.task.train_problems:
@@ -429,6 +435,26 @@ def validate(config: RunConfig) -> None:
         if getattr(config, name).zero_stage not in (0, 1, 2, 3):
             raise ConfigError(f"--{name}.zero_stage: expected 0, 1, 2 or 3")
     _validate_cluster(config)
+
+
+WANDB_MODES = ("", "online", "offline", "disabled")
+"""`logging.wandb_mode` values (empty: decided by WANDB_MODE and the W&B login)."""
+
+
+def _validate_shapes_and_sizes(config: RunConfig) -> None:
+    """Cross-field checks: the embedded models' shapes, a round's problems against the pool, the W&B mode."""
+    model, task = config.model, config.task
+    if not model.policy_model and model.hidden_size % model.num_heads:
+        raise ConfigError(f"--model.hidden_size {model.hidden_size}: expected a multiple of --model.num_heads "
+                          f"({model.num_heads}), each head takes an equal share")
+    searched = task.train_problems - config.eval.dev_problems
+    if task.problems_per_round > searched:
+        raise ConfigError(f"--task.problems_per_round {task.problems_per_round}: expected at most the "
+                          f"{searched} training problems searched (--task.train_problems {task.train_problems} "
+                          f"less --eval.dev_problems {config.eval.dev_problems}); a round never repeats a problem")
+    if config.logging.wandb_mode not in WANDB_MODES:
+        raise ConfigError(f"--logging.wandb_mode {config.logging.wandb_mode!r}: expected online, offline or "
+                          f"disabled (empty: WANDB_MODE, else online with a W&B login, else offline)")
 
 
 def _validate_data_task(config: RunConfig) -> None:

@@ -308,3 +308,24 @@ def test_every_field_of_every_section_has_its_own_flag():
     for section in SECTIONS:
         for f in dataclasses.fields(getattr(defaults, section)):
             assert f"--{section}.{f.name}" in options
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model.hidden_size", "130"], "--model.hidden_size 130: expected a multiple of --model.num_heads (4)"),
+    (["--model.num_layers", "0"], "--model.num_layers 0: expected a positive integer"),
+    (["--model.max_positions", "-1"], "--model.max_positions -1: expected a positive integer"),
+    (["--task.problems_per_round", "100000"], "--task.problems_per_round 100000: expected at most the 2900"),
+    (["--task.train_problems", "500", "--eval.dev_problems", "200"], "--task.problems_per_round 384: expected at "
+                                                                        "most the 300 training problems"),
+    (["--logging.wandb_mode", "nonsense"], "--logging.wandb_mode 'nonsense': expected online, offline or disabled"),
+    (["--task.ood_problems", "-1"], "--task.ood_problems -1: expected 0 or more"),
+])
+def test_values_no_run_can_use_are_refused_naming_the_flag(args, message):
+    with pytest.raises(ConfigError) as error:
+        parse(*args)
+    assert message in str(error.value)
+
+
+def test_a_users_model_is_not_held_to_the_embedded_shapes():
+    config = parse("--model.hidden_size", "130", "--policy-model", "some/checkpoint")
+    assert config.model.hidden_size == 130

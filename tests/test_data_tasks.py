@@ -218,7 +218,7 @@ def test_math_training_data_without_an_answer_field_takes_the_box_of_the_solutio
     flagged = task_from_flags("--task", "math", "--task.data_path", str(path), "--task.question_field", "problem",
                               "--task.answer_field", "none", "--task.solution_field", "solution",
                               "--task.seed_problems", "1", "--task.train_problems", "2", "--task.test_problems", "1",
-                              "--eval.dev_problems", "1")
+                              "--eval.dev_problems", "1", "--task.problems_per_round", "1")
     assert flagged.answer_field == "" and flagged.solution_field == "solution"
     splits = [flagged.problems(split, count, 0) for split, count in (("test", 1), ("seed", 1), ("train", 2))]
     by_id = {p.id: p for split in splits for p in split}
@@ -395,7 +395,7 @@ def numbers_file(tmp_path) -> Path:
 def test_jsonl_reads_custom_fields_and_holds_the_test_split_out_of_the_data_file(numbers_file):
     task = task_from_flags("--task", "jsonl", "--task.data_path", str(numbers_file), "--task.question_field", "q",
                            "--task.answer_field", "a", "--task.test_problems", "5", "--task.seed_problems", "5",
-                           "--task.train_problems", "20", "--eval.dev_problems", "2")
+                           "--task.train_problems", "20", "--eval.dev_problems", "2", "--task.problems_per_round", "4")
     test, seed, train = task.problems("test", 5, 0), task.problems("seed", 5, 0), task.problems("train", 20, 0)
     ids = [{p.id for p in split} for split in (test, seed, train)]
     assert [len(split) for split in ids] == [5, 5, 20]
@@ -410,7 +410,8 @@ def test_jsonl_reads_custom_fields_and_holds_the_test_split_out_of_the_data_file
     assert task.seed_examples(5, 0) == []  # no solution field: no warm start
     again = task_from_flags("--task", "jsonl", "--task.data_path", str(numbers_file), "--task.question_field", "q",
                             "--task.answer_field", "a", "--task.test_problems", "5", "--task.data_seed", "1",
-                            "--task.train_problems", "20", "--eval.dev_problems", "2")
+                            "--task.train_problems", "20", "--eval.dev_problems", "2",
+                            "--task.problems_per_round", "4")
     assert {p.id for p in again.problems("test", 5, 1)} != ids[0]
 
 
@@ -659,6 +660,7 @@ def test_the_cli_checks_the_config_then_the_model_paths_then_the_data(tmp_path, 
 def test_the_cli_names_the_flag_of_a_split_larger_than_its_data(tmp_path, tiny_policy, capsys):
     runs = tmp_path / "runs"
     code, output = run_iterate(["--task", "gsm8k", "--task.seed_problems", "100", "--task.train_problems", "200",
+                                "--task.problems_per_round", "10",
                                 "--task.test_problems", "5000", "--model.policy_model", str(tiny_policy),
                                 "--logging.run_dir", str(runs)], capsys)
     assert code == 2 and "--task.test_problems 5000: the gsm8k test split holds 1319 problems" in output

@@ -118,7 +118,7 @@ def evaluate_cli(args, cwd):
         (["--run", "no/such/run"], "--run no/such/run: not an iterate run folder"),
         (["--budgets", "100"], "give --run"),
         (["--policy-model", "p", "--prm-model", "q", "--problems", "5000"],
-         "--problems 5000: test split holds at most"),
+         "--problems 5000: the test split holds at most"),
     ],
 )
 def test_evaluate_rejects_bad_input_with_a_clear_error(tmp_path, args, message):

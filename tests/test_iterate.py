@@ -44,6 +44,10 @@ def finish(process: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
         (["--task", "sudoku"], "--task 'sudoku': unknown task"),
         (["--rounds", "two"], "rounds: expected int, got 'two'"),
         (["--policy-model", "does/not/exist"], "does/not/exist"),
+        (["--model.hidden_size", "130"], "--model.hidden_size 130: expected a multiple of --model.num_heads"),
+        (["--logging.wandb_mode", "nonsense"], "--logging.wandb_mode 'nonsense'"),
+        (["--task.problems_per_round", "100000"], "--task.problems_per_round 100000"),
+        (["--task.test_problems", "5000"], "the test split holds at most 1000 problems"),
     ],
 )
 def test_bad_flags_exit_non_zero_with_a_clear_error_and_write_nothing(tmp_path, args, message):

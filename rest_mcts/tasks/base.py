@@ -172,7 +172,8 @@ def draw_split(task: Task, split: str, count: int, seed: int, make_for_split) ->
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     if split in ("test", "ood"):
         if count > HELD_OUT_POOL:
-            raise ValueError(f"{split} split holds at most {HELD_OUT_POOL} problems, asked for {count}")
+            raise ValueError(f"the {split} split holds at most {HELD_OUT_POOL} problems, asked for {count} "
+                             f"(--task.{split}_problems)")
         pool = unique_problems(make_for_split(split), split_rng(task.name, split, seed), HELD_OUT_POOL, set(), split)
         return pool[:count]
     exclude = {p.question for s in ("test", "ood") for p in draw_split(task, s, HELD_OUT_POOL, seed, make_for_split)}
