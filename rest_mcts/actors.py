@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,10 +35,27 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def check_ray_address(address: str, timeout_s: float = 10.0) -> None:
+    """Fail at once, naming the flag, when `address` is a `host:port` nothing answers at (Ray's own connect
+    retries for minutes); `auto`, `local`, `ray://` addresses and an empty one are left to `ray.init`."""
+    if not address or address in ("auto", "local") or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--ray-address {address!r}: expected host:port (e.g. 10.0.0.1:6379), auto or ray://...")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as error:
+        raise ValueError(f"--ray-address {address}: no Ray cluster answers there ({error.strerror or error}); "
+                         f"start one with `ray start --head` or correct the address") from None
+
+
 def start_ray(address: str, dashboard_host: str, nodes: int = 1) -> None:
     """Join the Ray cluster at `address`, or start a local one with its dashboard on `dashboard_host`; warn when
     the cluster has fewer than the `nodes` the run was planned for (`cluster.nodes`)."""
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    check_ray_address(address)
     if address:
         context = ray.init(address=address, log_to_driver=False)
     else:

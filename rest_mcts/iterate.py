@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         check_model_paths(config)
         check_task_data(config)
+        from rest_mcts.actors import check_ray_address
+
+        check_ray_address(config.cluster.ray_address)
         config, run_dir = prepare_run_dir(config, args)
     except (ConfigError, ValueError) as error:
         parser.exit(2, f"error: {error}\n")

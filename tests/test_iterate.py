@@ -48,6 +48,8 @@ def finish(process: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
         (["--logging.wandb_mode", "nonsense"], "--logging.wandb_mode 'nonsense'"),
         (["--task.problems_per_round", "100000"], "--task.problems_per_round 100000"),
         (["--task.test_problems", "5000"], "the test split holds at most 1000 problems"),
+        (["--ray-address", "127.0.0.1:1"], "--ray-address 127.0.0.1:1: no Ray cluster answers there"),
+        (["--ray-address", "nowhere"], "--ray-address 'nowhere': expected host:port"),
     ],
 )
 def test_bad_flags_exit_non_zero_with_a_clear_error_and_write_nothing(tmp_path, args, message):
