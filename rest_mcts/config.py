@@ -494,6 +494,17 @@ def check_task_data(config: RunConfig) -> None:
                           f"or --policy_train.warm_start_steps 0")
     if problems.train:
         task.format_prompt(problems.train[0])  # renders a prompt (chat template, few-shot) once
+    if config.model.policy_model:
+        from rest_mcts.models.build import load_tokenizer
+
+        tokenizer = load_tokenizer(config.model.policy_model)
+        ids = tokenizer(task.step_delimiter, add_special_tokens=False)["input_ids"]
+        written = tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        if written != task.step_delimiter:
+            raise ConfigError(f"the step delimiter {task.step_delimiter!r} of --task {config.task.name}: the tokenizer "
+                              f"of --model.policy_model {config.model.policy_model} cannot write it (it reads back "
+                              f"as {written!r}), so no step could ever end; use a tokenizer that encodes it (data "
+                              f"tasks: or another --task.step_delimiter)")
 
 
 VERIFIER_DATA = ("solutions", "prefixes")

@@ -151,3 +151,13 @@ def test_the_character_tokenizer_still_encodes_the_synthetic_prompts_unchanged()
     problem = task.problems("test", 1, 0)[0]
     ids = encode_prompt(tokenizer, task.format_prompt(problem))
     assert ids[0] == tokenizer.bos_token_id and tokenizer.decode(ids[1:]) == task.format_prompt(problem)
+
+
+def test_a_policy_whose_tokenizer_cannot_write_the_step_delimiter_is_refused(tmp_path):
+    from rest_mcts.config import ConfigError, ModelConfig, RunConfig, check_task_data
+
+    tokenizer = build_char_tokenizer("0123456789abcdefghijklmnopqrstuvwxyz +-*=?")  # no newline
+    save_checkpoint(build_tiny_policy(tokenizer, 32, 1, 2, 64, 256, seed=0), tokenizer, tmp_path / "policy")
+    with pytest.raises(ConfigError, match=r"the step delimiter '\\n' of --task modtarget: the tokenizer of "
+                                          r"--model.policy_model .* cannot write it"):
+        check_task_data(RunConfig(model=ModelConfig(policy_model=str(tmp_path / "policy"))))
