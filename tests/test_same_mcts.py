@@ -33,7 +33,7 @@ def evaluated_round(tmp_path_factory):
 
     run_dir = tmp_path_factory.mktemp("run")
     config = RunConfig(
-        task=TaskConfig(seed_problems=10, train_problems=40, test_problems=8, ood_problems=4),
+        task=TaskConfig(seed_problems=10, train_problems=40, problems_per_round=8, test_problems=8, ood_problems=4),
         model=ModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64),
         eval=EvalConfig(max_simulations=4, dev_problems=6),
         cluster=ClusterConfig(problems_per_task=3, colocate=False),

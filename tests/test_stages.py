@@ -19,7 +19,8 @@ def test_policy_data_replays_seed_solutions_beside_the_verified_traces(tmp_path)
     traces = [PolicyExample(f"train-{i:05d}", f"q{i}\n", ("7\n",)) for i in range(5)]
     (tmp_path / "round_01").mkdir()
     write_jsonl(tmp_path / "round_01" / "policy_examples.jsonl", traces)
-    config = RunConfig(task=TaskConfig(seed_problems=40, train_problems=20, test_problems=5, ood_problems=5),
+    config = RunConfig(task=TaskConfig(seed_problems=40, train_problems=20, problems_per_round=8, test_problems=5,
+                                       ood_problems=5),
                        traces=TracesConfig(seed_replay_ratio=1.0), eval=EvalConfig(dev_problems=5))
 
     data = policy_training_data(Context.of(config, tmp_path), 1)
@@ -44,7 +45,8 @@ def test_value_and_policy_examples_do_not_depend_on_the_order_trees_were_appende
     from rest_mcts.stages import Context, filter_traces, infer_values
     from search.tree import Tree
 
-    config = RunConfig(task=TaskConfig(seed_problems=10, train_problems=6, test_problems=5, ood_problems=5),
+    config = RunConfig(task=TaskConfig(seed_problems=10, train_problems=6, problems_per_round=4, test_problems=5,
+                                       ood_problems=5),
                        eval=EvalConfig(dev_problems=2))
     context = Context.of(config, tmp_path)
     trees = []
@@ -113,7 +115,8 @@ def test_rest_em_keeps_correct_distinct_samples_per_problem_and_reads_the_matche
     (matched / "config.yaml").write_text("rounds: 1\n")
     Round.of(matched, 1).record("search", 1.0, {"search/tokens": 1234.0})
     config = RunConfig(method="rest_em", rest_em=RestEMConfig(match_tokens_of=str(matched)),
-                       task=TaskConfig(seed_problems=10, train_problems=8, test_problems=5, ood_problems=5),
+                       task=TaskConfig(seed_problems=10, train_problems=8, problems_per_round=4, test_problems=5,
+                                       ood_problems=5),
                        traces=TracesConfig(max_per_problem=2), eval=EvalConfig(dev_problems=2))
     context = Context.of(config, tmp_path / "run")
     assert rest_em_target_tokens(context, Round.of(tmp_path / "run", 1)) == 1234
@@ -166,8 +169,8 @@ def _verifier_context(tmp_path, kind: str, model: str = ""):
     from rest_mcts.config import EvalConfig, RunConfig, TaskConfig, VerifierConfig
     from rest_mcts.stages import Context
 
-    config = RunConfig(task=TaskConfig(name="last_letter", seed_problems=10, train_problems=6, test_problems=5,
-                                       ood_problems=5), eval=EvalConfig(dev_problems=2),
+    config = RunConfig(task=TaskConfig(name="last_letter", seed_problems=10, train_problems=6, problems_per_round=4,
+                                       test_problems=5, ood_problems=5), eval=EvalConfig(dev_problems=2),
                        verifier=VerifierConfig(kind=kind, train_in_rounds=True, model=model))
     return Context.of(config, tmp_path)
 
