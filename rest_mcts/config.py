@@ -497,7 +497,8 @@ def check_task_data(config: RunConfig) -> None:
     if config.model.policy_model:
         from rest_mcts.models.build import load_tokenizer
 
-        tokenizer = load_tokenizer(config.model.policy_model)
+        # A data task loaded the policy's tokenizer already (its chat template); a synthetic task did not.
+        tokenizer = getattr(task, "tokenizer", None) or load_tokenizer(config.model.policy_model)
         ids = tokenizer(task.step_delimiter, add_special_tokens=False)["input_ids"]
         written = tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         if written != task.step_delimiter:

@@ -34,7 +34,7 @@ from rest_mcts.evaluation import (
     summarize,
     verifier_comparisons,
 )
-from rest_mcts.flags import add_config_arguments, apply_overrides, config_from_args, load_yaml
+from rest_mcts.flags import add_config_arguments, config_from_args, load_yaml, read_saved_config
 from rest_mcts.rounds import Round, finished_rounds
 from rest_mcts.search_models import SamplerSettings
 from rest_mcts.seeds import round_sampling_seed
@@ -183,7 +183,7 @@ def load_run(run_dir: str, round_index: int | None) -> tuple[RunConfig, Round]:
     run = Path(run_dir)
     if not (run / "config.yaml").exists():
         raise ConfigError(f"--run {run}: not an iterate run folder (no config.yaml)")
-    base = apply_overrides(RunConfig(), load_yaml(str(run / "config.yaml")), str(run / "config.yaml"))
+    base = read_saved_config(run / "config.yaml")
     rounds = finished_rounds(run)
     if round_index is None and not rounds:
         raise ConfigError(f"--run {run}: no finished round")

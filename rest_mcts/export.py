@@ -35,7 +35,7 @@ from statistics import fmean
 
 from rest_mcts.config import ConfigError, RunConfig
 from rest_mcts.data import PolicyExample, ValueExample, atomic_write_text, from_record, read_jsonl_lines, write_jsonl
-from rest_mcts.flags import apply_overrides, load_yaml
+from rest_mcts.flags import read_saved_config
 from rest_mcts.prompting import PromptStyle, chat_messages
 from rest_mcts.rounds import Round, finished_rounds
 from rest_mcts.tasks import DataTask, Task, load_task
@@ -120,7 +120,7 @@ def load_run_config(run_dir: Path) -> RunConfig:
     saved = run_dir / "config.yaml"
     if not saved.is_file():
         raise ConfigError(f"--run {run_dir}: not an iterate run folder (no {saved})")
-    return apply_overrides(RunConfig(), load_yaml(str(saved)), str(saved))
+    return read_saved_config(saved)
 
 
 def pick_round(run_dir: Path, round_index: int | None, what: Sequence[str]) -> Round:

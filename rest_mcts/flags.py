@@ -108,6 +108,11 @@ def load_yaml(path: str) -> dict:
     return data or {}
 
 
+def read_saved_config(path: str | Path) -> RunConfig:
+    """A run's saved config.yaml over the defaults, as the run itself was configured (not validated)."""
+    return apply_overrides(RunConfig(), load_yaml(str(path)), str(path))
+
+
 def to_dict(config: RunConfig) -> dict:
     return dataclasses.asdict(config)
 

@@ -19,7 +19,7 @@ import yaml
 
 from rest_mcts.config import ConfigError, RunConfig, check_task_data, validate
 from rest_mcts.data import atomic_write_text
-from rest_mcts.flags import add_config_arguments, apply_overrides, config_from_args, load_yaml, save_yaml, to_dict
+from rest_mcts.flags import add_config_arguments, config_from_args, read_saved_config, save_yaml, to_dict
 from rest_mcts.rounds import Round, run_stage
 
 logger = logging.getLogger("rest_mcts")
@@ -87,7 +87,7 @@ def resumed_config(config: RunConfig, args: argparse.Namespace) -> RunConfig:
     saved = Path(config.logging.run_dir) / config.logging.experiment / "config.yaml"
     if not saved.exists():
         raise ConfigError(f"--resume: no run to resume at {saved.parent} (no config.yaml)")
-    resumed = apply_overrides(RunConfig(), load_yaml(str(saved)), str(saved))
+    resumed = read_saved_config(saved)
     if args.rounds is not None:
         resumed = replace(resumed, rounds=config.rounds)
     validate(resumed)

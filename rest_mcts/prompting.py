@@ -18,7 +18,6 @@ A template's own BOS text stays in the prompt; `encoding.encode_prompt` then add
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -66,8 +65,3 @@ def chat_messages(style: PromptStyle, question: str, answer: str | None = None) 
     if answer is not None:
         messages.append({"role": "assistant", "content": answer})
     return messages
-
-
-def solution_text(steps: Sequence[str]) -> str:
-    """A solution's text as the policy writes it: its steps, each ending in its delimiter, joined as they are."""
-    return "".join(steps)

@@ -112,7 +112,6 @@ class DataTask(Task):
     default_question_field = "question"
     default_answer_field = "answer"
     default_solution_field = ""
-    answer_format = "number"
     shipped_train: Path | None = None
     shipped_test: Path | None = None
 
@@ -276,7 +275,7 @@ class DataTask(Task):
             raise DataError(str(error)) from None
 
     def is_final_step(self, step_text: str) -> bool:
-        return strict_answer(step_text) is not None
+        return strict_answer(step_text, self.answer_order) is not None
 
     def extract_answer(self, steps: Sequence[str]) -> str | None:
         """Strict formats first, then the last number (lm-evaluation-harness's flexible extract); numbers are
@@ -305,14 +304,13 @@ class JsonlTask(DataTask):
     name = "jsonl"
 
     def __init__(self, options=None, tokenizer=None):
+        answer_format = options.answer_format if options is not None else "number"
+        if answer_format not in ANSWER_FORMATS:
+            raise ValueError(f"--task.answer_format {answer_format!r}: expected one of {ANSWER_FORMATS}")
+        self.answer_format = answer_format
+        self.answer_order = MATH_ORDER if answer_format == "math" else NUMERIC_ORDER
+        self.default_delimiter = "\n\n" if answer_format == "math" else "\n"  # paragraphs, as the math task's
         super().__init__(options, tokenizer)
-        if self.options.answer_format not in ANSWER_FORMATS:
-            raise ValueError(f"--task.answer_format {self.options.answer_format!r}: expected one of {ANSWER_FORMATS}")
-        self.answer_format = self.options.answer_format
-        self.answer_order = MATH_ORDER if self.answer_format == "math" else NUMERIC_ORDER
-        if self.answer_format == "math" and not self.options.step_delimiter:
-            self.step_delimiter = "\n\n"
-            self._style = PromptStyle(self._style.instruction, (), self._style.chat_template, "\n\n")
 
     def source(self, split: str) -> Path | None:
         if split in ("seed", "train") and not self.options.data_path:
@@ -330,9 +328,6 @@ class JsonlTask(DataTask):
         if not normalise_text(answer):
             raise DataError(f"{where}: gold answer {raw[:80]!r} is empty")
         return answer
-
-    def is_final_step(self, step_text: str) -> bool:
-        return strict_answer(step_text, self.answer_order) is not None
 
     def extract_answer(self, steps: Sequence[str]) -> str | None:
         if self.answer_format == "number":

@@ -41,9 +41,6 @@ class MathTask(DataTask):
     def final_step(self, answer: str) -> str:
         return f"The answer is $\\boxed{{{answer}}}$.{self.step_delimiter}"
 
-    def is_final_step(self, step_text: str) -> bool:
-        return strict_answer(step_text, MATH_ORDER) is not None
-
     def extract_answer(self, steps: Sequence[str]) -> str | None:
         """The stated answer (`MATH_ORDER`), else the last number of the text (as Qwen2.5-Math's evaluation does)."""
         text = "".join(steps)
