@@ -12,6 +12,7 @@ An answer whose parsing or comparison runs out of time counts as not equivalent.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import logging
 import multiprocessing
@@ -96,11 +97,24 @@ def _in_helper_process(gold: str, answer: str) -> bool:
             return future.result(timeout=HELPER_WAIT_SECONDS)
         except concurrent.futures.TimeoutError:
             logger.warning("grading %r against %r ran out of time; counted as not equivalent", answer[:80], gold[:80])
-            for process in list(getattr(_helper, "_processes", {}).values()):
-                process.kill()
-            _helper.shutdown(wait=False, cancel_futures=True)
-            _helper = None
+            _stop_helper(kill=True)
             return False
+
+
+def _stop_helper(kill: bool = False) -> None:
+    """Shut the helper process down (killed first with `kill`); the next grading call starts a fresh one. Also
+    run at interpreter exit, so no half-torn-down pool reports errors then."""
+    global _helper
+    if _helper is None:
+        return
+    if kill:
+        for process in list((getattr(_helper, "_processes", None) or {}).values()):
+            process.kill()
+    _helper.shutdown(wait=False, cancel_futures=True)
+    _helper = None
+
+
+atexit.register(_stop_helper)
 
 
 def _same_answer(gold: str, answer: str) -> bool:
