@@ -7,7 +7,7 @@ embedded default) and a one-line docstring, which is also its `--help` text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -370,8 +370,44 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown or of the wrong type; the message says where."""
 
 
+RANGES: dict[str, tuple[float, float | None]] = {
+    "seed": (0, None), "task.train_problems": (1, None), "task.data_seed": (0, None),
+    "search.exploration_constant": (0, None), "search.unvisited_bonus": (0, None), "search.end_gate": (0, 1),
+    "search.kv_store_mb": (0, None), "traces.max_per_problem": (1, None),
+    "eval.pass_at_k": (0, None), "eval.answer_margin": (0, 1),
+    "verifier.simpo_beta": (1e-12, None), "verifier.simpo_gamma": (0, None), "verifier.dpo_beta": (1e-12, None),
+    "verifier.temperature": (1e-12, None), "cluster.timeout_s": (1, None),
+    **{f"{name}.{key}": bounds for name in ("policy_train", "prm_train", "verifier_train") for key, bounds in (
+        ("gradient_accumulation_steps", (1, None)), ("learning_rate", (1e-12, None)), ("weight_decay", (0, None)),
+        ("warmup_steps", (0, None)), ("max_steps", (0, None)), ("epochs", (1, None)), ("seed", (0, None)),
+        ("max_grad_norm", (0, None)), ("warm_start_steps", (0, None)))},
+}
+"""Numeric fields and the closed range each must lie in (None: unbounded above); 1e-12 stands for "positive".
+The other numeric fields are checked where their meaning is (`validate`)."""
+
+
+def _check_numbers(config: RunConfig) -> None:
+    """Every number of the configuration finite (no nan or inf), and each of `RANGES` in its range."""
+    import math
+
+    for section in fields(config):
+        value = getattr(config, section.name)
+        items = [(f"{section.name}.{f.name}", getattr(value, f.name)) for f in fields(value)] if is_dataclass(
+            value) else [(section.name, value)]
+        for name, number in items:
+            if isinstance(number, float) and not math.isfinite(number):
+                raise ConfigError(f"--{name} {number}: expected a finite number")
+            if name in RANGES:
+                low, high = RANGES[name]
+                if number < low or (high is not None and number > high):
+                    expected = ("a positive number" if low == 1e-12 else f"at least {low:g}" if high is None
+                                else f"a number in [{low:g}, {high:g}]")
+                    raise ConfigError(f"--{name} {number}: expected {expected}")
+
+
 def validate(config: RunConfig) -> None:
     """Reject values no run can use, naming the flag."""
+    _check_numbers(config)
     if config.rounds < 0:
         raise ConfigError(f"--rounds {config.rounds}: expected 0 (the warm start only) or more rounds")
     from rest_mcts.stages import ROUND_STAGES

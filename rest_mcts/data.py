@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -137,3 +140,37 @@ def read_jsonl(path: str | os.PathLike, cls: type[T] | None = None) -> Iterator[
     """Read JSON lines; with `cls`, build that dataclass from each line (errors name file and line)."""
     for where, record in read_jsonl_lines(path):
         yield from_record(cls, record, where) if cls is not None else record
+
+
+def read_appended_jsonl(path: str | os.PathLike) -> list[Any]:
+    """The records of a JSONL file that is written by appending whole lines (a stage's finished trees): a torn
+    last line (an append the process did not finish: no newline at the end, or not JSON) is cut off the file with
+    a warning, so the next append starts on a clean line. A bad line before the last is damage this writer does
+    not make: ValueError naming the file and line."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    records, good_bytes = [], 0
+    lines = data.splitlines(keepends=True)
+    for line_number, raw in enumerate(lines, start=1):
+        last = line_number == len(lines)
+        try:
+            if not raw.endswith(b"\n"):
+                raise ValueError("no newline at its end")
+            record = json.loads(raw) if raw.strip() else None
+        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            if not last:
+                raise ValueError(f"{path}:{line_number}: not a JSON line ({error}); the file is damaged "
+                                 f"before its last line: remove the file to redo its stage") from None
+            logger.warning("%s:%d: torn last line (%d bytes, an interrupted append) discarded", path,
+                           line_number, len(raw))
+            with open(path, "r+b") as handle:
+                handle.truncate(good_bytes)
+                handle.flush()
+                os.fsync(handle.fileno())
+            break
+        if record is not None:
+            records.append(record)
+        good_bytes += len(raw)
+    return records

@@ -15,6 +15,11 @@ from rest_mcts.data import atomic_write_text
 
 logger = logging.getLogger("rest_mcts")
 
+def is_wall_clock(key: str) -> bool:
+    """Whether metric `key` measures wall-clock time (a stage's seconds, a rate per second): those are kept out of
+    eval.json, in timing.json, so that two runs with one seed write the same eval.json."""
+    return key.startswith(("timing_s/", "perf/")) or key.endswith("_per_s")
+
 
 @dataclass(frozen=True)
 class Round:
@@ -66,7 +71,7 @@ class Round:
         atomic_write_text(self.path / "stages.json", json.dumps(stages, indent=2))
 
     def summary(self) -> dict[str, float]:
-        """Every stage's metrics and seconds (`timing_s/<stage>`), flattened: the round's `eval.json`."""
+        """Every stage's metrics and seconds (`timing_s/<stage>`), flattened."""
         summary: dict[str, float] = {}
         for stage, record in self.stages().items():
             summary.update(record["metrics"])
@@ -74,12 +79,22 @@ class Round:
         return summary
 
     def finish(self) -> None:
-        """Write eval.json, then DONE."""
-        atomic_write_text(self.path / "eval.json", json.dumps(self.summary(), indent=2, sort_keys=True))
+        """Write eval.json (the metrics that seed, configuration and installed versions fix), timing.json (the
+        wall-clock figures, `WALL_CLOCK_PREFIXES`), then DONE."""
+        summary = self.summary()
+        timing = {key: value for key, value in summary.items() if is_wall_clock(key)}
+        metrics = {key: value for key, value in summary.items() if key not in timing}
+        atomic_write_text(self.path / "eval.json", json.dumps(metrics, indent=2, sort_keys=True))
+        atomic_write_text(self.path / "timing.json", json.dumps(timing, indent=2, sort_keys=True))
         atomic_write_text(self.path / "DONE", time.strftime("%Y-%m-%dT%H:%M:%S\n"))
 
     def read_summary(self) -> dict[str, float]:
-        return json.loads((self.path / "eval.json").read_text())
+        """eval.json and timing.json together (a run written before timing.json had both in eval.json)."""
+        summary = json.loads((self.path / "eval.json").read_text())
+        timing = self.path / "timing.json"
+        if timing.exists():
+            summary.update(json.loads(timing.read_text()))
+        return summary
 
 
 def run_stage(round_: Round, name: str, body: Callable[[], dict[str, float]]) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
-from rest_mcts.data import Problem
+from rest_mcts.data import Problem, read_appended_jsonl
 from rest_mcts.search_models import NEUTRAL_SCORE, SamplerSettings, build_search_models, load_verifier
 from rest_mcts.seeds import shard_seed, verifier_shard_seed, worker_seed
 from search.mcts import MCTSParams, Scorers, complete_best_paths, run_mcts
@@ -81,6 +81,10 @@ class SearchWorker:
         elif not settings.verifier_path:
             self.verifier = None
         self.settings = settings
+
+    def pid(self) -> int:
+        """This worker's process id (a restarted worker has a new one)."""
+        return os.getpid()
 
     def _score(self, prefixes: Sequence[Prefix]) -> list[float]:
         if self.scorer is None:
@@ -159,21 +163,8 @@ class SearchWorker:
 
 
 def read_finished_trees(path: Path) -> list[dict]:
-    """Trees already in `trees.jsonl`; a torn last line (an interrupted append) is dropped."""
-    if not path.exists():
-        return []
-    trees, good_bytes = [], 0
-    with open(path, "rb") as handle:
-        for raw in handle:
-            try:
-                trees.append(json.loads(raw))
-            except json.JSONDecodeError:
-                break
-            good_bytes += len(raw)
-    if good_bytes != path.stat().st_size:
-        with open(path, "r+b") as handle:
-            handle.truncate(good_bytes)
-    return trees
+    """Trees already in `trees.jsonl`; a torn last line (an interrupted append) is dropped with a warning."""
+    return read_appended_jsonl(path)
 
 
 class SearchPool:
@@ -186,6 +177,8 @@ class SearchPool:
         self.timeout_s = timeout_s
         self.settings = settings
         """Sent with every request; change it to serve other settings or checkpoints with these workers."""
+        self.in_flight: dict[int, int] = {}
+        """Worker index -> the shard index it is searching, while a `map` runs."""
         self.workers = [
             SearchWorker.options(
                 name=f"{name}-worker{index}",
@@ -202,19 +195,29 @@ class SearchPool:
         results: list[Any] = [None] * len(shards)
         pending: dict[Any, tuple[int, Any]] = {}
         next_shard, done, started = 0, 0, time.time()
-        idle = list(self.workers)
+        idle = list(range(len(self.workers)))[::-1]
+        self.in_flight = {}
         while done < len(shards):
             while idle and next_shard < len(shards):
                 worker = idle.pop()
-                ref = getattr(worker, method).options(name=f"{label}:{method}[{shards[next_shard][0].id}..]").remote(
+                ref = getattr(self.workers[worker], method).options(
+                    name=f"{label}:{method}[{shards[next_shard][0].id}..]").remote(
                     self.settings, shards[next_shard], *args)
                 pending[ref] = (next_shard, worker)
+                self.in_flight[worker] = next_shard
                 next_shard += 1
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=self.timeout_s)
             if not ready:
-                raise TimeoutError(f"{label}: no search result within {self.timeout_s:.0f} s")
+                raise TimeoutError(f"{label}: no {method} result within --cluster.timeout_s {self.timeout_s:.0f} s "
+                                   f"(shards in flight on workers {sorted(self.in_flight)})")
             index, worker = pending.pop(ready[0])
-            results[index] = ray.get(ready[0], timeout=self.timeout_s)
+            del self.in_flight[worker]
+            try:
+                results[index] = ray.get(ready[0], timeout=self.timeout_s)
+            except ray.exceptions.RayActorError as error:
+                raise RuntimeError(f"{label}: search worker {worker} died and could not be restarted "
+                                   f"({type(error).__name__}); its shard starts with problem "
+                                   f"{shards[index][0].id}") from error
             idle.append(worker)
             done += 1
             if on_result is not None:
@@ -243,23 +246,28 @@ def shard(problems: Sequence[Problem], size: int, workers: int = 1) -> list[list
 def search_to_file(pool: SearchPool, problems: Sequence[Problem], params: MCTSParams, path: Path,
                    problems_per_task: int, label: str, verifier_use: str = "none") -> list[Tree]:
     """Search every problem not yet in `path`, appending each finished shard's trees; all trees, in problem order.
-    `verifier_use` (`VERIFIER_USES`): how the search reads the verifier of the pool's settings."""
+    `verifier_use` (`VERIFIER_USES`): how the search reads the verifier of the pool's settings.
+
+    The shards are those of all `problems`, resumed or not, and a shard with any tree missing is searched whole
+    (its trees share the shard's sampling stream): so a resumed stage grows the same trees an uninterrupted one
+    would, and only the trees not yet in the file are appended, each problem's tree exactly once."""
     finished = {record["problem_id"]: record for record in read_finished_trees(path)}
-    todo = [problem for problem in problems if problem.id not in finished]
+    shards = [part for part in shard(problems, problems_per_task, len(pool.workers))
+              if any(problem.id not in finished for problem in part)]
     if finished:
-        logger.info("%s: %d trees already in %s, searching %d more", label, len(finished), path, len(todo))
+        logger.info("%s: %d trees already in %s, searching %d more shards", label, len(finished), path, len(shards))
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def append(_index: int, tree_dicts: list[dict]) -> None:
+        new = [record for record in tree_dicts if record["problem_id"] not in finished]
         with open(path, "a", encoding="utf-8") as handle:
-            handle.write("".join(json.dumps(record) + "\n" for record in tree_dicts))
+            handle.write("".join(json.dumps(record) + "\n" for record in new))
             handle.flush()
             os.fsync(handle.fileno())
-        for record in tree_dicts:
+        for record in new:
             finished[record["problem_id"]] = record
 
-    if todo:
-        shards = shard(todo, problems_per_task, len(pool.workers))
+    if shards:
         pool.map("search", shards, params, verifier_use, on_result=append, label=label)
     return [Tree.from_dict(finished[problem.id]) for problem in problems]
 
