@@ -172,7 +172,8 @@ class Actors:
         if self._trainers is None:
             self._trainers = TrainerGroup(cluster.trainer_ranks, cluster.cpus_per_rank, cluster.gpus_per_rank,
                                           "trainer" if cluster.colocate else label, cluster.timeout_s,
-                                          cluster.cpu_shm_comm, self.placement(TRAINER_RANK))
+                                          cluster.cpu_shm_comm, self.placement(TRAINER_RANK),
+                                          loopback=not cluster.ray_address)  # a local cluster is one machine
         return self._trainers
 
     def release_search_pool(self) -> None:

@@ -333,6 +333,8 @@ class LoggingConfig:
     """W&B project."""
     wandb_mode: str = ""
     """W&B mode: online, offline or disabled (empty: offline unless WANDB_MODE or a W&B login says otherwise)."""
+    wandb_init_timeout_s: float = 90.0
+    """Seconds W&B may take to start its run (online: to reach the server) before the run is abandoned."""
 
 
 @dataclass(frozen=True)
@@ -377,6 +379,7 @@ RANGES: dict[str, tuple[float, float | None]] = {
     "eval.pass_at_k": (0, None), "eval.answer_margin": (0, 1),
     "verifier.simpo_beta": (1e-12, None), "verifier.simpo_gamma": (0, None), "verifier.dpo_beta": (1e-12, None),
     "verifier.temperature": (1e-12, None), "cluster.timeout_s": (1, None),
+    "logging.wandb_init_timeout_s": (1, None),
     **{f"{name}.{key}": bounds for name in ("policy_train", "prm_train", "verifier_train") for key, bounds in (
         ("gradient_accumulation_steps", (1, None)), ("learning_rate", (1e-12, None)), ("weight_decay", (0, None)),
         ("warmup_steps", (0, None)), ("max_steps", (0, None)), ("epochs", (1, None)), ("seed", (0, None)),
@@ -488,6 +491,12 @@ def _validate_shapes_and_sizes(config: RunConfig) -> None:
         raise ConfigError(f"--task.problems_per_round {task.problems_per_round}: expected at most the "
                           f"{searched} training problems searched (--task.train_problems {task.train_problems} "
                           f"less --eval.dev_problems {config.eval.dev_problems}); a round never repeats a problem")
+    experiment = config.logging.experiment
+    if not experiment.strip() or Path(experiment).is_absolute() or ".." in Path(experiment).parts:
+        raise ConfigError(f"--experiment {experiment!r}: expected a folder name under --run-dir (not empty, not "
+                          f"absolute, no '..')")
+    if not config.logging.run_dir.strip():
+        raise ConfigError("--run-dir '': expected a folder")
     if config.logging.wandb_mode not in WANDB_MODES:
         raise ConfigError(f"--logging.wandb_mode {config.logging.wandb_mode!r}: expected online, offline or "
                           f"disabled (empty: WANDB_MODE, else online with a W&B login, else offline)")
@@ -530,11 +539,14 @@ def check_task_data(config: RunConfig) -> None:
                           f"or --policy_train.warm_start_steps 0")
     if problems.train:
         task.format_prompt(problems.train[0])  # renders a prompt (chat template, few-shot) once
-    if config.model.policy_model:
-        from rest_mcts.models.build import load_tokenizer
+    from rest_mcts.models.build import load_tokenizer
+    from rest_mcts.models.tokenizer import build_char_tokenizer
 
-        # A data task loaded the policy's tokenizer already (its chat template); a synthetic task did not.
-        tokenizer = getattr(task, "tokenizer", None) or load_tokenizer(config.model.policy_model)
+    # A data task loaded the policy's tokenizer already (its chat template); a synthetic task did not.
+    tokenizer = getattr(task, "tokenizer", None) or (
+        load_tokenizer(config.model.policy_model) if config.model.policy_model else build_char_tokenizer())
+    _check_positions(config, task, problems, tokenizer)
+    if config.model.policy_model:
         ids = tokenizer(task.step_delimiter, add_special_tokens=False)["input_ids"]
         written = tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         if written != task.step_delimiter:
@@ -542,6 +554,34 @@ def check_task_data(config: RunConfig) -> None:
                               f"of --model.policy_model {config.model.policy_model} cannot write it (it reads back "
                               f"as {written!r}), so no step could ever end; use a tokenizer that encodes it (data "
                               f"tasks: or another --task.step_delimiter)")
+
+
+def _check_positions(config: RunConfig, task, problems, tokenizer) -> None:
+    """The policy's positions hold the longest prompt of every split plus one step, and the longest worked
+    solution of the warm start (a model with learned positions fails past its last one)."""
+    from rest_mcts.models.encoding import encode_prompt, encode_steps
+
+    if config.model.policy_model:
+        from transformers import AutoConfig
+
+        positions = getattr(AutoConfig.from_pretrained(config.model.policy_model), "max_position_embeddings", None)
+        where = f"--model.policy_model {config.model.policy_model}: max_position_embeddings {positions}"
+    else:
+        positions, where = config.model.max_positions, f"--model.max_positions {config.model.max_positions}"
+    if not positions:
+        return
+    split_problems = [*problems.train, *problems.dev, *(p for split in problems.held_out.values() for p in split)]
+    if split_problems:
+        length, problem = max((len(encode_prompt(tokenizer, task.format_prompt(p))), p.id) for p in split_problems)
+        if length + config.search.max_step_tokens > positions:
+            raise ConfigError(f"{where}: the longest prompt (problem {problem}, {length} tokens) and one step of "
+                              f"--search.max_step_tokens {config.search.max_step_tokens} do not fit")
+    if problems.seed_examples and config.policy_train.warm_start_steps > 0:
+        length, problem = max((len(encode_steps(tokenizer, e.prompt, e.steps, add_eos=True).input_ids),
+                               e.problem_id) for e in problems.seed_examples)
+        if length > positions:
+            raise ConfigError(f"{where}: the longest worked solution of the warm start (problem {problem}, prompt "
+                              f"and steps {length} tokens) does not fit")
 
 
 VERIFIER_DATA = ("solutions", "prefixes")

@@ -80,7 +80,8 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any], source: str) -
                 names = {f.name for f in fields(section)}
                 if sub_key not in names:
                     raise ConfigError(f"{source}: unknown key {key}.{sub_key}; known keys: {sorted(names)}")
-                changes[sub_key] = coerce(sub_value, _field_type(type(section), sub_key), f"{source}: {key}.{sub_key}")
+                changes[sub_key] = coerce(sub_value, _field_type(type(section), sub_key),
+                                          _where(source, f"{key}.{sub_key}"))
             try:
                 top[key] = replace(section, **changes)
             except ValueError as error:  # a section's own checks (e.g. MCTSParams.__post_init__)
@@ -90,8 +91,16 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any], source: str) -
             names = {f.name for f in fields(RunConfig)} - SECTIONS
             if key not in names:
                 raise ConfigError(f"{source}: unknown key {key!r}; known keys: {sorted(names | SECTIONS)}")
-            top[key] = coerce(value, _field_type(RunConfig, key), f"{source}: {key}")
+            top[key] = coerce(value, _field_type(RunConfig, key), _where(source, key))
     return replace(config, **top)
+
+
+COMMAND_LINE = "command line"
+"""`apply_overrides`'s source for flags: its errors name the flag itself."""
+
+
+def _where(source: str, dotted: str) -> str:
+    return f"--{dotted}" if source == COMMAND_LINE else f"{source}: {dotted}"
 
 
 def load_yaml(path: str) -> dict:
@@ -173,7 +182,7 @@ def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) ->
             nested.setdefault(section, {})[key] = value
         else:
             nested[dest] = value
-    config = apply_overrides(config, nested, "command line")
+    config = apply_overrides(config, nested, COMMAND_LINE)
     validate(config)
     return config
 

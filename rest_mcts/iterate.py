@@ -21,6 +21,7 @@ from rest_mcts.config import ConfigError, RunConfig, check_task_data, validate
 from rest_mcts.data import atomic_write_text
 from rest_mcts.flags import add_config_arguments, config_from_args, read_saved_config, save_yaml, to_dict
 from rest_mcts.rounds import Round, run_stage
+from rest_mcts.tracking import redact
 
 logger = logging.getLogger("rest_mcts")
 
@@ -76,10 +77,15 @@ def check_model_paths(config: RunConfig) -> None:
     """Fail before anything is written if a given model path is not a usable checkpoint."""
     from rest_mcts.models.build import load_policy, load_prm
 
-    if config.model.policy_model:
-        load_policy(config.model.policy_model)
-    if config.model.prm_model:
-        load_prm(config.model.prm_model)
+    for flag, path, load in (("--model.policy_model", config.model.policy_model, load_policy),
+                             ("--model.prm_model", config.model.prm_model, load_prm)):
+        if path:
+            try:
+                load(path)
+            except Exception as error:  # ModelPathError, or whatever transformers or safetensors say of the files
+                what = "" if isinstance(error, (ValueError, OSError)) else f"{type(error).__name__}: "
+                first_line = (str(error).strip().splitlines() or ["no message"])[0]
+                raise ConfigError(f"{flag} {path}: not a loadable checkpoint ({what}{first_line})") from None
 
 
 def resumed_config(config: RunConfig, args: argparse.Namespace) -> RunConfig:
@@ -97,8 +103,8 @@ def resumed_config(config: RunConfig, args: argparse.Namespace) -> RunConfig:
 def prepare_run_dir(config: RunConfig, args: argparse.Namespace) -> tuple[RunConfig, Path]:
     run_dir = Path(config.logging.run_dir) / config.logging.experiment
     saved = run_dir / "config.yaml"
-    if args.resume:
-        return resumed_config(config, args), run_dir
+    if args.resume:  # `config` is the saved one (`resumed_config`)
+        return config, run_dir
     if run_dir.exists() and any(run_dir.iterdir()):
         if not args.overwrite:
             raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it, --overwrite to "
@@ -150,32 +156,58 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args)
+        if args.resume:
+            config = resumed_config(config, args)
         if args.dry_run:
-            print(dry_run_report(resumed_config(config, args) if args.resume else config), end="", flush=True)
+            print(dry_run_report(config), end="", flush=True)
             return 0
+        from rest_mcts.actors import check_ray_address
+        from rest_mcts.preflight import check_run_folder, check_wandb, outermost_new_folder, run_folder
+
+        check_wandb(config)
+        check_run_folder(config, args.resume)
         check_model_paths(config)
         check_task_data(config)
-        from rest_mcts.actors import check_ray_address
-
         check_ray_address(config.cluster.ray_address)
+        # what a start that fails removes: the folders this run makes (--overwrite: the run folder it remakes)
+        new_folder = None if args.resume else outermost_new_folder(run_folder(config)) or run_folder(config)
         config, run_dir = prepare_run_dir(config, args)
     except (ConfigError, ValueError) as error:
-        parser.exit(2, f"error: {error}\n")
+        parser.exit(2, f"error: {redact(str(error))}\n")
+    except OSError as error:  # e.g. the run folder vanished or turned read-only since it was checked
+        parser.exit(2, f"error: {error.filename or 'the run folder'}: {error.strerror or error}\n")
     from rest_mcts.actors import start_ray
     from rest_mcts.plan import placement_plan
     from rest_mcts.tracking import Tracker, format_table
 
     for warning in placement_plan(config)["warnings"]:
         logger.warning(warning)
-    start_ray(config.cluster.ray_address, config.cluster.dashboard_host, config.cluster.nodes)
+    tracker = None
+    try:
+        tracker = Tracker(config.logging.wandb_project, config.logging.experiment, config.logging.wandb_mode,
+                          str(run_dir), to_dict(config), name=f"{config.logging.experiment}-seed{config.seed}",
+                          init_timeout_s=config.logging.wandb_init_timeout_s)
+        start_ray(config.cluster.ray_address, config.cluster.dashboard_host, config.cluster.nodes)
+    except Exception as error:  # W&B or Ray did not start: nothing ran, so a new run leaves no folder
+        if tracker is not None:
+            tracker.finish()
+        if new_folder is not None:
+            import shutil
 
-    tracker = Tracker(config.logging.wandb_project, config.logging.experiment, config.logging.wandb_mode,
-                      str(run_dir), to_dict(config), name=f"{config.logging.experiment}-seed{config.seed}")
+            shutil.rmtree(new_folder, ignore_errors=True)
+        parser.exit(2, f"error: {redact(str(error))}\n")
     try:
         started = time.time()
         rows = run_rounds(config, run_dir, tracker)
         print("\n" + format_table(rows), flush=True)
         print(f"\nrun folder: {run_dir}   total {time.time() - started:.0f} s", flush=True)
+    except OSError as error:
+        from rest_mcts.preflight import DISK_FULL_ERRNOS
+
+        if error.errno not in DISK_FULL_ERRNOS:
+            raise
+        parser.exit(1, f"error: no room left writing {error.filename or 'a run file'} ({error.strerror}); the "
+                       f"finished stages are kept: free space, then continue with --resume\n")
     finally:
         tracker.finish()
         import ray

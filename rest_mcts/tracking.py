@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import netrc
 import os
+import re
 from typing import Any
+from urllib.parse import urlparse
 
 logger = logging.getLogger(__name__)
 
@@ -14,32 +17,65 @@ def console_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
 
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
+"""Environment variables whose values `redact` hides."""
+
+
+def redact(text: str) -> str:
+    """`text` with the value of every secret-looking environment variable (`SECRET_NAME`, 8 characters or more)
+    replaced by ***: for messages that quote what a library said."""
+    for name, value in os.environ.items():
+        if SECRET_NAME.search(name) and len(value) >= 8:
+            text = text.replace(value, "***")
+    return text
+
+
+def wandb_credentials() -> bool:
+    """Whether W&B can log in without asking: WANDB_API_KEY, or a ~/.netrc entry for the W&B host
+    (WANDB_BASE_URL's, by default api.wandb.ai)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or "api.wandb.ai"
+    try:
+        return netrc.netrc(os.environ.get("NETRC") or None).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
 def resolve_wandb_mode(configured: str) -> str:
     """The config's mode, else WANDB_MODE, else online only if the user has W&B credentials, else offline."""
     if configured:
         return configured
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
-    has_login = bool(os.environ.get("WANDB_API_KEY")) or os.path.exists(os.path.expanduser("~/.netrc")) and (
-        "api.wandb.ai" in open(os.path.expanduser("~/.netrc"), encoding="utf-8", errors="ignore").read()
-    )
-    return "online" if has_login else "offline"
+    return "online" if wandb_credentials() else "offline"
+
+
+class TrackerError(RuntimeError):
+    """W&B did not start its run; the message says why and what to do."""
 
 
 class Tracker:
     """Thin wrapper over a W&B run: `log(round, metrics)` with step = round, `finish()`."""
 
-    def __init__(self, project: str, group: str, mode: str, run_dir: str, config: dict[str, Any], name: str):
+    def __init__(self, project: str, group: str, mode: str, run_dir: str, config: dict[str, Any], name: str,
+                 init_timeout_s: float = 90.0):
         import wandb
 
         os.environ.setdefault("WANDB_SILENT", "true")
         if os.environ.get("WANDB_MODE") == "":
             del os.environ["WANDB_MODE"]  # set but empty: wandb rejects it even when a mode is passed
         self.mode = resolve_wandb_mode(mode)
-        self.run = wandb.init(
-            project=project, group=group, name=name, config=config, dir=run_dir, mode=self.mode,
-            reinit="finish_previous",
-        )
+        try:
+            self.run = wandb.init(
+                project=project, group=group, name=name, config=config, dir=run_dir, mode=self.mode,
+                reinit="finish_previous", settings=wandb.Settings(init_timeout=init_timeout_s),
+            )
+        except Exception as error:  # wandb raises its own errors (CommError, UsageError, AuthenticationError, ...)
+            message = redact(str(error)).strip().splitlines()
+            raise TrackerError(f"W&B could not start its {self.mode} run ({type(error).__name__}: "
+                               f"{message[0] if message else 'no message'}); "
+                               f"check the W&B login and network, or use --logging.wandb_mode offline") from None
         logger.info("W&B run %s (%s) in %s", self.run.id, self.mode, self.run.dir)
 
     def log(self, round_index: int, metrics: dict[str, float]) -> None:

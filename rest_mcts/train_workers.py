@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,18 +46,29 @@ class TrainerRank:
         if rank == 0:
             logging.basicConfig(level=logging.INFO)
 
-    def address_and_free_port(self) -> tuple[str, int]:
-        """This node's IP and a port free on it right now (rank 0 publishes them as the master)."""
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("", 0))
-            port = sock.getsockname()[1]
-        return ray.util.get_node_ip_address(), port
+    def pid(self) -> int:
+        """This rank's process id."""
+        import os
+
+        return os.getpid()
+
+    def listen_for_ranks(self, loopback: bool) -> tuple[str, int]:
+        """Open the rendezvous socket of the group (rank 0): bound to 127.0.0.1 when every rank is on this machine
+        (`loopback`), else to this node's IP, never to every interface; its address and port. The socket is kept
+        and handed to torch's TCPStore, so no other process can take the port in between."""
+        address = "127.0.0.1" if loopback else ray.util.get_node_ip_address()
+        self._rendezvous = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._rendezvous.bind((address, 0))
+        self._rendezvous.listen(self.world_size)
+        return address, self._rendezvous.getsockname()[1]
 
     def init_distributed(self, master_addr: str, master_port: int) -> int:
         from trainers.engine import init_distributed
 
+        listening = getattr(self, "_rendezvous", None)
         # Ray gives each GPU actor its own CUDA_VISIBLE_DEVICES, so the local device is always 0.
-        init_distributed(self.rank, self.world_size, master_addr, master_port, 0, self.timeout_s, self.cpu_shm_comm)
+        init_distributed(self.rank, self.world_size, master_addr, master_port, 0, self.timeout_s, self.cpu_shm_comm,
+                         rendezvous_fd=listening.fileno() if listening is not None else None, own_store=True)
         return self.rank
 
     def train(self, role: str, model_path: str, examples: Sequence[Any], spec: TrainSpec, out_dir: str):
@@ -98,7 +110,8 @@ class ProgressTail:
 
 
 class TrainerGroup:
-    """`world_size` TrainerRank actors named f"{name_prefix}-rank{r}", joined into one process group."""
+    """`world_size` TrainerRank actors named f"{name_prefix}-rank{r}", joined into one process group. With
+    `loopback` (a local Ray cluster, one machine) the group's sockets listen on 127.0.0.1 only."""
 
     def __init__(
         self,
@@ -109,12 +122,15 @@ class TrainerGroup:
         timeout_s: float = 1800.0,
         cpu_shm_comm: bool = False,
         placement: Placement | None = None,
+        loopback: bool = True,
     ):
         from rest_mcts.actors import actor_resources
 
         self.world_size = world_size
         self.timeout_s = timeout_s
         env_vars = {} if num_gpus_per_rank > 0 else {"DS_ACCELERATOR": "cpu"}
+        if loopback and sys.platform == "linux":
+            env_vars["GLOO_SOCKET_IFNAME"] = "lo"  # gloo's own connections between the ranks stay on loopback
         self.ranks = [
             TrainerRank.options(
                 name=f"{name_prefix}-rank{rank}",
@@ -125,7 +141,7 @@ class TrainerGroup:
             for rank in range(world_size)
         ]
         try:
-            master_addr, master_port = self._wait([self.ranks[0].address_and_free_port.remote()])[0]
+            master_addr, master_port = self._wait([self.ranks[0].listen_for_ranks.remote(loopback)])[0]
             self._wait([actor.init_distributed.remote(master_addr, master_port) for actor in self.ranks])
         except BaseException:
             self.shutdown()
@@ -172,12 +188,17 @@ class TrainerGroup:
             if not ready and time.monotonic() < deadline:
                 continue
             if not ready:
+                silent = [refs.index(ref) for ref in pending]
                 self.shutdown()
-                raise TimeoutError(f"trainer ranks did not answer within {self.timeout_s:.0f} s")
+                raise TimeoutError(f"trainer ranks {silent} of {self.world_size} did not answer within "
+                                   f"--cluster.timeout_s {self.timeout_s:.0f} s")
             try:
                 ray.get(ready[0])
-            except BaseException:
+            except BaseException as error:
                 # The other ranks would block in a collective until its timeout: stop them now.
                 self.shutdown()
+                if isinstance(error, ray.exceptions.RayActorError):
+                    raise RuntimeError(f"trainer rank {refs.index(ready[0])} of {self.world_size} died "
+                                       f"({type(error).__name__}); the other ranks were stopped") from error
                 raise
         return ray.get(refs)

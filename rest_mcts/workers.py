@@ -260,10 +260,16 @@ def search_to_file(pool: SearchPool, problems: Sequence[Problem], params: MCTSPa
 
     def append(_index: int, tree_dicts: list[dict]) -> None:
         new = [record for record in tree_dicts if record["problem_id"] not in finished]
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write("".join(json.dumps(record) + "\n" for record in new))
-            handle.flush()
-            os.fsync(handle.fileno())
+        data = memoryview("".join(json.dumps(record) + "\n" for record in new).encode("utf-8"))
+        with open(path, "ab", buffering=0) as handle:  # unbuffered: nothing is left to write after a failure
+            size = handle.seek(0, os.SEEK_END)
+            try:
+                while data:
+                    data = data[handle.write(data):]
+                os.fsync(handle.fileno())
+            except OSError:  # e.g. a full disk: leave no torn line behind
+                handle.truncate(size)
+                raise
         for record in new:
             finished[record["problem_id"]] = record
 

@@ -274,7 +274,7 @@ def test_genrm_cot_in_the_rounds_needs_the_tasks_written_checks(plain_task):
 
 
 def test_cli_value_of_the_wrong_type_names_the_flag_and_type():
-    with pytest.raises(ConfigError, match="command line: search.branch: expected int, got 'x'"):
+    with pytest.raises(ConfigError, match="--search.branch: expected int, got 'x'"):
         parse("--search.branch", "x")
 
 

@@ -26,8 +26,13 @@ TINY = [
 ]
 
 
+SECRETS = {"WANDB_API_KEY": "0123456789abcdef0123456789abcdef01234567", "HF_TOKEN": "hf_secrettokenvalue123",
+           "OPENAI_API_KEY": "sk-secretvalue456"}
+"""Secrets in the environment of the runs below; none may reach a log, a saved config or the W&B files."""
+
+
 def iterate(args: list[str], tmp_path: Path, **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO), **SECRETS}
     return subprocess.Popen([sys.executable, "-m", "rest_mcts.iterate", *args], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
@@ -161,6 +166,10 @@ def test_a_run_killed_mid_search_resumes_to_the_eval_json_of_an_uninterrupted_ru
         assert "timing_s/search" in logged[index]
     assert "test greedy" in output and "Ray dashboard: http://127.0.0.1" in output
     assert "train policy: step 4/4" in output  # training progress reaches the console
+    for secret in SECRETS.values():  # no secret in the console, the run folders or their W&B files
+        assert secret not in output
+        for file in (tmp_path / "runs").rglob("*"):
+            assert not file.is_file() or secret.encode() not in file.read_bytes(), file
 
 
 @pytest.mark.slow

@@ -118,3 +118,50 @@ def test_a_search_values_terminals_or_every_node_by_the_verifier_as_asked(checkp
             assert tree.verifier_tokens == 2 * len(verified)
             if use == "leaf":
                 assert all(node.prm_score != 0.25 for node in tree.nodes[1:] if not node.is_terminal)
+
+
+class OneShardPool:
+    """A stand-in for SearchPool: one worker, each shard's 'trees' are just their problem ids."""
+
+    workers = [None]
+
+    def map(self, method, shards, *args, on_result, label):
+        for index, part in enumerate(shards):
+            on_result(index, [{"problem_id": problem.id} for problem in part])
+
+
+def test_an_append_that_fails_leaves_the_trees_file_as_it_was(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from rest_mcts import workers
+    from rest_mcts.data import Problem
+
+    path = tmp_path / "trees.jsonl"
+    path.write_text('{"problem_id": "a"}\n')
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(workers.os, "fsync", disk_full)
+    problems = [Problem(name, "q", "1") for name in ("a", "b", "c")]
+    with pytest.raises(OSError, match="No space left"):
+        workers.search_to_file(OneShardPool(), problems, MCTSParams(), path, 1, "test")
+    assert path.read_text() == '{"problem_id": "a"}\n'
+    assert os.path.getsize(path) == len('{"problem_id": "a"}\n')
+
+
+def test_a_torn_last_line_is_cut_with_a_warning_and_damage_before_it_is_named(tmp_path, caplog):
+    from rest_mcts.data import read_appended_jsonl
+
+    path = tmp_path / "trees.jsonl"
+    path.write_bytes(b'{"problem_id": "a"}\n{"problem_id": "b"}\n{"problem_id": "c", "no')
+    assert read_appended_jsonl(path) == [{"problem_id": "a"}, {"problem_id": "b"}]
+    assert "trees.jsonl:3: torn last line" in caplog.text
+    assert path.read_bytes() == b'{"problem_id": "a"}\n{"problem_id": "b"}\n'  # the next append starts clean
+    path.write_bytes(b'{"problem_id": "a"}\n{"problem_id": "b"}\n{"problem_id": "c"}')  # whole, but no newline
+    assert read_appended_jsonl(path) == [{"problem_id": "a"}, {"problem_id": "b"}]
+    path.write_bytes(b'{"problem_id": "a"}\nnot json\n{"problem_id": "c"}\n')
+    with pytest.raises(ValueError, match=r"trees\.jsonl:2: not a JSON line .* damaged before its last line"):
+        read_appended_jsonl(path)
+    assert read_appended_jsonl(tmp_path / "absent.jsonl") == []

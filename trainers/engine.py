@@ -122,8 +122,14 @@ def init_distributed(
     local_rank: int = 0,
     timeout_s: float = 1800.0,
     cpu_shm_comm: bool = False,
+    rendezvous_fd: int | None = None,
+    own_store: bool = False,
 ) -> None:
     """Join the process group (gloo on CPU, nccl on GPU); a second call in a process does nothing.
+
+    With `own_store`, the group meets at a torch TCPStore at master_addr:master_port whose server (rank 0) listens
+    on `rendezvous_fd`, a socket rank 0 has bound and listens on (on master_addr only); without, the env://
+    rendezvous, whose store listens on every interface.
 
     `timeout_s` bounds every collective of the group, so a rank that dies cannot hang the others.
     `cpu_shm_comm` lets DeepSpeed on CPU use its shared-memory allreduce, a C++ op it compiles on
@@ -153,6 +159,11 @@ def init_distributed(
 
         # DeepSpeed keeps its op-compatibility table in one module dict and reads it before building.
         deepspeed.ops.__compatible_ops__[ShareMemCommBuilder.NAME] = False
+    if own_store:  # DeepSpeed then takes the group that exists instead of forming its own
+        store = dist.TCPStore(master_addr, master_port, world_size, rank == 0, timedelta(seconds=timeout_s),
+                              master_listen_fd=rendezvous_fd if rank == 0 else None)
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world_size,
+                                timeout=timedelta(seconds=timeout_s))
     deepspeed.init_distributed(
         dist_backend=backend, timeout=timedelta(seconds=timeout_s), verbose=False
     )

@@ -11,6 +11,7 @@ nor train ever holds.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
@@ -52,6 +53,10 @@ class Row:
     solution: str
 
 
+MAX_LINE_BYTES = 2**20
+"""The longest line a data file may have (a GSM8K line is about 1 KB, a MATH solution rarely 10 KB)."""
+
+
 def read_json_lines(path: Path, fields: Sequence[str]) -> list[tuple[int, dict]]:
     """(line number, object) of every non-blank line of JSONL file `path`; each object must hold `fields`.
     Raises DataError naming the file and line."""
@@ -59,8 +64,14 @@ def read_json_lines(path: Path, fields: Sequence[str]) -> list[tuple[int, dict]]
         raise DataError(f"{path}: no such file; expected a JSONL data file")
     rows = []
     with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        for number in itertools.count(1):
+            raw = handle.readline(MAX_LINE_BYTES + 1)  # never more than the limit in memory
+            if not raw:
+                break
             where = f"{path}:{number}"
+            if len(raw) > MAX_LINE_BYTES:
+                raise DataError(f"{where}: a line longer than {MAX_LINE_BYTES // 2**20} MiB; expected one problem "
+                                f"per line (is the file one JSON document rather than JSON lines?)")
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as error:

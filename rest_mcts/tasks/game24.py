@@ -93,8 +93,8 @@ class Game24Task(DataTask):
         for record in reader:
             numbers = (record.get("Puzzles") or "").split()
             if len(numbers) != 4 or not all(n.isascii() and n.isdigit() for n in numbers):
-                raise DataError(f"{path}:{reader.line_num}: Puzzles {record.get('Puzzles')!r}; expected four "
-                                f"integers")
+                given = (record.get("Puzzles") or "")[:40]
+                raise DataError(f"{path}:{reader.line_num}: Puzzles {given!r}; expected four integers")
             puzzle = " ".join(str(int(n)) for n in numbers)
             rows.append(Row(Problem(f"{self.role_of(path)}-{len(rows) + 1:04d}", puzzle, puzzle), ""))
         if not rows:

@@ -76,3 +76,32 @@ def test_two_ranks_train_the_prm_and_save_it(tmp_path, trainer_group):
     saved = AutoModelForTokenClassification.from_pretrained(tmp_path / "prm1")
     assert checksum_of(saved) == pytest.approx(rank0, abs=1e-6)
     assert result.tokens > 0
+
+
+@pytest.mark.slow
+def test_a_rank_killed_mid_training_fails_the_call_naming_the_rank(tmp_path, ray_cluster):
+    """Rank 1's process killed once training has begun: the call fails with the rank's number (a RuntimeError,
+    not the TimeoutError of the deadline) and the other rank, blocked in a collective, is stopped."""
+    import signal
+    import threading
+    import time
+
+    from rest_mcts.train_workers import TrainerGroup
+    from trainers.engine import progress_path
+
+    # no CPUs asked: the module's group holds the cluster's two
+    group = TrainerGroup(world_size=2, num_cpus_per_rank=0, name_prefix="doomed-trainer", timeout_s=600)
+    model_path = save_tiny_policy(tmp_path / "policy0")
+    spec = TrainSpec(micro_batch_size=2, learning_rate=3e-3, warmup_steps=0, max_steps=400)
+    pid = ray_cluster.get(group.ranks[1].pid.remote())
+    log = progress_path(tmp_path / "policy1")
+
+    def kill_once_training() -> None:
+        while not log.exists():
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+
+    threading.Thread(target=kill_once_training, daemon=True).start()
+    with pytest.raises(RuntimeError, match=r"trainer rank 1 of 2 died"):
+        group.train("policy", str(model_path), policy_examples(), spec, str(tmp_path / "policy1"))
+    assert group.ranks == []  # the group was stopped
