@@ -39,6 +39,7 @@ from rest_mcts.rounds import Round, finished_rounds
 from rest_mcts.search_models import SamplerSettings
 from rest_mcts.seeds import round_sampling_seed
 from rest_mcts.tasks import load_task
+from rest_mcts.tracking import redact
 
 logger = logging.getLogger("rest_mcts")
 
@@ -338,10 +339,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         plan = resolve(args)
+        from rest_mcts.actors import check_ray_address
+        from rest_mcts.preflight import check_local_resources, check_wandb
+
+        check_local_resources(plan.config)
+        check_wandb(plan.config)
+        check_ray_address(plan.config.cluster.ray_address)
     except (ConfigError, ValueError) as error:
-        parser.exit(2, f"error: {error}\n")
+        parser.exit(2, f"error: {redact(str(error))}\n")
     from rest_mcts.actors import start_ray
-    from rest_mcts.tracking import Tracker
+    from rest_mcts.tracking import Tracker, TrackerError
 
     config = plan.config
     meta = {"task": config.task.name, "checkpoints": args.run or plan.policy, "policy": plan.policy, "prm": plan.prm,
@@ -356,8 +363,12 @@ def main(argv: list[str] | None = None) -> int:
 
     tracker = None
     try:
-        tracker = Tracker(config.logging.wandb_project, "evaluate", config.logging.wandb_mode, str(plan.out.parent),
-                          meta, name=args.name)
+        try:
+            tracker = Tracker(config.logging.wandb_project, "evaluate", config.logging.wandb_mode,
+                              str(plan.out.parent), meta, name=args.name,
+                              init_timeout_s=config.logging.wandb_init_timeout_s)
+        except TrackerError as error:
+            parser.exit(2, f"error: {error}\n")
         started = time.time()
         budgets: dict = {}
         records = evaluate(args, plan, budgets)

@@ -162,8 +162,15 @@ def main(argv: list[str] | None = None) -> int:
             print(dry_run_report(config), end="", flush=True)
             return 0
         from rest_mcts.actors import check_ray_address
-        from rest_mcts.preflight import check_run_folder, check_wandb, outermost_new_folder, run_folder
+        from rest_mcts.preflight import (
+            check_local_resources,
+            check_run_folder,
+            check_wandb,
+            outermost_new_folder,
+            run_folder,
+        )
 
+        check_local_resources(config)
         check_wandb(config)
         check_run_folder(config, args.resume)
         check_model_paths(config)

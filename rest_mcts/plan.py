@@ -184,7 +184,7 @@ def _check_trainer_gpus(cluster: ClusterConfig, group: GroupPlan) -> None:
                           f"share a GPU, which NCCL refuses; give each rank a whole GPU or use one rank")
 
 
-def _group_flags(group: GroupPlan, resource: str, cluster: ClusterConfig) -> str:
+def group_flags(group: GroupPlan, resource: str, cluster: ClusterConfig) -> str:
     """The flags that size `resource` of `group`, with their values (for error messages)."""
     unit = "gpus" if resource == "GPU" else "cpus"
     worker = f"--cluster.{unit}_per_worker {getattr(cluster, f'{unit}_per_worker')}"
@@ -207,11 +207,11 @@ def _layout(group: GroupPlan, cluster: ClusterConfig) -> dict[str, dict] | str:
         total = group.count * amount
         if total > nodes * capacity[resource] + 1e-9:
             raise ConfigError(f"the {group.name} placement group needs {_number(total)} {resource}s "
-                              f"({_group_flags(group, resource, cluster)}), more than --cluster.nodes {nodes} x "
+                              f"({group_flags(group, resource, cluster)}), more than --cluster.nodes {nodes} x "
                               f"{node_flags[resource]} {capacity[resource]} = {nodes * capacity[resource]}")
         if amount > capacity[resource] + 1e-9:
             raise ConfigError(f"a bundle of the {group.name} placement group needs {amount} {resource}s "
-                              f"({_group_flags(group, resource, cluster)}), more than one node has "
+                              f"({group_flags(group, resource, cluster)}), more than one node has "
                               f"({node_flags[resource]} {capacity[resource]})")
     strategy = group.strategy
     if strategy == "STRICT_SPREAD" and group.count > nodes:

@@ -99,3 +99,30 @@ def check_wandb(config: RunConfig) -> None:
     if mode == "online" and not wandb_credentials():
         raise ConfigError("--logging.wandb_mode online: no W&B credentials (set WANDB_API_KEY or run `wandb login`); "
                           "or log offline with --logging.wandb_mode offline")
+
+
+def local_resources() -> dict[str, int]:
+    """The CPUs this process may use and the GPUs torch sees: what a local Ray cluster offers."""
+    import torch
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return {"CPU": cpus, "GPU": torch.cuda.device_count() if torch.cuda.is_available() else 0}
+
+
+def check_local_resources(config: RunConfig) -> None:
+    """On a local Ray cluster (no --ray-address), every placement group fits this machine; otherwise Ray would
+    wait --cluster.timeout_s for resources that never come."""
+    if config.cluster.ray_address:
+        return
+    from rest_mcts.plan import SEARCH_WORKER, TRAINER_RANK, group_flags, group_of
+
+    have = local_resources()
+    for kind in (SEARCH_WORKER, TRAINER_RANK):
+        group = group_of(kind, config.cluster)
+        for resource, amount in group.bundle.items():
+            total = group.count * amount
+            if total > have.get(resource, 0) + 1e-9:
+                raise ConfigError(f"the {group.name} placement group needs {total:g} {resource}s "
+                                  f"({group_flags(group, resource, config.cluster)}), and this machine has "
+                                  f"{have.get(resource, 0)} for a local Ray cluster; ask for fewer, or join a "
+                                  f"cluster with --ray-address")

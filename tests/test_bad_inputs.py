@@ -100,6 +100,13 @@ CASES = [
      r"--model\.policy_model .*config_only: not a loadable checkpoint \(.*Unrecognized model"),
     ("tokenizer-without-delimiter", ["--policy-model", "{no_newline_policy}"],
      r"the step delimiter '\\n' of --task modtarget: the tokenizer of --model\.policy_model .* cannot write it"),
+    ("more-cpus-than-the-machine", ["--cluster.search_workers", "64"],
+     r"the colocation placement group needs 64 CPUs \(max\(--cluster\.search_workers 64, .*\), and this machine "
+     r"has \d+ for a local Ray cluster"),
+    ("more-gpus-than-the-machine", ["--cluster.gpus_per_rank", "1", "--cluster.cpus_per_rank", "0.01",
+                                    "--cluster.trainer_ranks", "64", "--cluster.colocate", "false"],
+     r"the trainer placement group needs 64 GPUs \(--cluster\.trainer_ranks 64 x --cluster\.gpus_per_rank 1\.0\), "
+     r"and this machine has \d+ for a local Ray cluster"),
     ("unreachable-ray-address", ["--ray-address", "127.0.0.1:1"],
      r"--ray-address 127\.0\.0\.1:1: no Ray cluster answers there"),
     ("malformed-ray-address", ["--ray-address", "nowhere"], r"--ray-address 'nowhere': expected host:port"),
