@@ -157,7 +157,7 @@ class TrainConfig(TrainSpec):
     seed: int = 0
     """Offset of the training seed: a round trains with run seed + round + this offset."""
     warm_start_steps: int = 1400
-    """Optimizer steps of the round-0 warm start."""
+    """Optimizer steps of the round-0 warm start (0: none, the initial model is kept)."""
 
 
 @dataclass(frozen=True)
@@ -502,6 +502,11 @@ def _validate_shapes_and_sizes(config: RunConfig) -> None:
                           f"disabled (empty: WANDB_MODE, else online with a W&B login, else offline)")
 
 
+DATA_TASK_FIELDS = ("data_path", "test_path", "ood_path", "question_field", "answer_field", "solution_field",
+                    "answer_format", "step_delimiter", "instruction", "few_shot", "chat_template")
+"""The task fields only data tasks read."""
+
+
 def _validate_data_task(config: RunConfig) -> None:
     """The checks of a data task's fields (files themselves are read by `check_task_data`)."""
     from rest_mcts.tasks import TASKS, DataTask
@@ -510,17 +515,23 @@ def _validate_data_task(config: RunConfig) -> None:
     task = config.task
     if task.ood_problems < 0:
         raise ConfigError(f"--task.ood_problems {task.ood_problems}: expected 0 or more")
-    if not issubclass(TASKS[task.name], DataTask):
-        return
-    if not config.model.policy_model:
-        raise ConfigError(f"--task {task.name}: a data task needs a real tokenizer; give --model.policy_model PATH "
-                          f"(a local Hugging Face checkpoint; the embedded tiny models read only the synthetic tasks)")
     if task.answer_format not in ANSWER_FORMATS:
         raise ConfigError(f"--task.answer_format {task.answer_format!r}: expected one of {ANSWER_FORMATS}")
     if task.chat_template not in ("auto", "off"):
         raise ConfigError(f"--task.chat_template {task.chat_template!r}: expected auto or off")
     if task.few_shot < 0:
         raise ConfigError(f"--task.few_shot {task.few_shot}: expected 0 or more")
+    if not issubclass(TASKS[task.name], DataTask):
+        defaults = TaskConfig()
+        given = [f"--task.{name}" for name in DATA_TASK_FIELDS if getattr(task, name) != getattr(defaults, name)]
+        if given:
+            data_tasks = sorted(name for name, cls in TASKS.items() if issubclass(cls, DataTask))
+            raise ConfigError(f"{', '.join(given)}: --task {task.name} is built in and reads none of these (the data "
+                              f"tasks do: {', '.join(data_tasks)})")
+        return
+    if not config.model.policy_model:
+        raise ConfigError(f"--task {task.name}: a data task needs a real tokenizer; give --model.policy_model PATH "
+                          f"(a local Hugging Face checkpoint; the embedded tiny models read only the synthetic tasks)")
     if task.name == "jsonl" and not task.data_path:
         raise ConfigError("--task jsonl: needs --task.data_path FILE (one JSON object per line)")
 

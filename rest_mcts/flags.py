@@ -85,8 +85,8 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any], source: str) -
             try:
                 top[key] = replace(section, **changes)
             except ValueError as error:  # a section's own checks (e.g. MCTSParams.__post_init__)
-                given = ", ".join(f"{key}.{name} {value!r}" for name, value in changes.items())
-                raise ConfigError(f"{source}: {given}: {error}") from None
+                given = ", ".join(f"{_where(source, f'{key}.{name}')} {value!r}" for name, value in changes.items())
+                raise ConfigError(f"{given}: {error}") from None
         else:
             names = {f.name for f in fields(RunConfig)} - SECTIONS
             if key not in names:

@@ -319,12 +319,24 @@ def keep_prm(ctx: Context, round_: Round) -> dict[str, float]:
 
 def train(ctx: Context, round_: Round, role: str, start: Path, examples: list, section: TrainConfig,
           steps: int) -> dict[str, float]:
-    """Train the model of `role` from checkpoint `start` for `steps` optimizer steps into the round folder."""
+    """Train the model of `role` from checkpoint `start` for `steps` optimizer steps into the round folder; with
+    no examples, `start` is kept as the round's model."""
+    if not examples:
+        return keep_model(round_, role, start, "no training examples")
     spec = replace(section, max_steps=steps, seed=seeds.train_seed(ctx.config.seed, round_.index, section.seed))
     trainers = ctx.actors.trainers(f"r{round_.index:02d}-train")
     result = trainers.train(role, start, examples, spec, round_.path / role, f"round {round_.index} train_{role}")
     return {f"{role}/loss": result.last_loss, f"{role}/first_loss": result.first_loss,
             f"{role}/steps": float(result.steps), f"{role}/tokens_per_s": result.tokens_per_s}
+
+
+def keep_model(round_: Round, role: str, start: Path, why: str) -> dict[str, float]:
+    """The checkpoint `start`, untrained, as the round's model of `role`."""
+    from rest_mcts.checkpoints import copy_checkpoint
+
+    logger.warning("round %d: %s; the %s is kept untrained", round_.index, why, role)
+    copy_checkpoint(start, round_.path / role)
+    return {f"{role}/steps": 0.0}
 
 
 def policy_training_data(ctx: Context, round_index: int) -> list[PolicyExample]:
@@ -349,7 +361,10 @@ def _policy_metrics(ctx: Context, round_: Round, start: Path, examples: list[Pol
 
 
 def warm_start_policy(ctx: Context, round_: Round) -> dict[str, float]:
-    """Round 0: SFT of the initial policy on the seed solutions."""
+    """Round 0: SFT of the initial policy on the seed solutions (none with policy_train.warm_start_steps 0)."""
+    if ctx.config.policy_train.warm_start_steps == 0:
+        return {**keep_model(round_, "policy", round_.path / "init_policy", "no warm start asked"),
+                "policy/examples": 0.0}
     return _policy_metrics(ctx, round_, round_.path / "init_policy", ctx.problems.seed_examples,
                            ctx.config.policy_train.warm_start_steps)
 
@@ -361,19 +376,20 @@ def train_policy(ctx: Context, round_: Round) -> dict[str, float]:
 
 
 def _prm_metrics(ctx: Context, round_: Round, start: Path, steps: int) -> dict[str, float]:
-    from rest_mcts.checkpoints import copy_checkpoint
 
     examples = list(read_jsonl(round_.path / "value_examples.jsonl", ValueExample))
     if not examples:
-        logger.warning("round %d: no value examples (no tree found a correct answer); PRM kept", round_.index)
-        copy_checkpoint(start, round_.prm)
-        return {"prm/examples": 0.0}
+        return {**keep_model(round_, "prm", start, "no value examples (no tree found a correct answer)"),
+                "prm/examples": 0.0}
     metrics = train(ctx, round_, "prm", start, examples, ctx.config.prm_train, steps)
     return {**metrics, "prm/examples": float(len(examples))}
 
 
 def warm_start_prm(ctx: Context, round_: Round) -> dict[str, float]:
-    """Round 0: the initial PRM trained on the values of the bootstrap search."""
+    """Round 0: the initial PRM trained on the values of the bootstrap search (not with prm_train.warm_start_steps
+    0)."""
+    if ctx.config.prm_train.warm_start_steps == 0:
+        return {**keep_model(round_, "prm", round_.path / "init_prm", "no warm start asked"), "prm/examples": 0.0}
     return _prm_metrics(ctx, round_, round_.path / "init_prm", ctx.config.prm_train.warm_start_steps)
 
 
