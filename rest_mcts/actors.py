@@ -41,7 +41,7 @@ def check_ray_address(address: str, timeout_s: float = 10.0) -> None:
     if not address or address in ("auto", "local") or "://" in address:
         return
     host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"--ray-address {address!r}: expected host:port (e.g. 10.0.0.1:6379), auto or ray://...")
     try:
         with socket.create_connection((host, int(port)), timeout=timeout_s):

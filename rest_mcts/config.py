@@ -497,6 +497,8 @@ def _validate_shapes_and_sizes(config: RunConfig) -> None:
                           f"absolute, no '..')")
     if not config.logging.run_dir.strip():
         raise ConfigError("--run-dir '': expected a folder")
+    if not config.logging.wandb_project.strip():
+        raise ConfigError("--logging.wandb_project '': expected a W&B project name")
     if config.logging.wandb_mode not in WANDB_MODES:
         raise ConfigError(f"--logging.wandb_mode {config.logging.wandb_mode!r}: expected online, offline or "
                           f"disabled (empty: WANDB_MODE, else online with a W&B login, else offline)")

@@ -103,13 +103,30 @@ def _where(source: str, dotted: str) -> str:
     return f"--{dotted}" if source == COMMAND_LINE else f"{source}: {dotted}"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML would keep the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(path: str) -> dict:
-    """Read a YAML config file; errors name the file (and line, for syntax errors)."""
+    """Read a YAML config file; errors name the file (and line, for syntax errors and repeated keys)."""
     file = Path(path)
+    if not path or not file.exists():
+        raise ConfigError(f"--config {path!r}: no such file; expected a YAML file of config sections")
     if not file.is_file():
-        raise ConfigError(f"--config {path}: no such file")
+        raise ConfigError(f"--config {path}: a folder; expected a YAML file of config sections")
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = yaml.load(file.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a safe loader)
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 (byte {error.start}); expected a UTF-8 YAML file") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -170,7 +187,7 @@ def _add_flag(parser, flag: str, dest: str, defaults: Any, name: str) -> None:
 def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
     """`base` (default: the defaults), then the YAML file, then the flags that were given; validated."""
     config = base if base is not None else RunConfig()
-    if getattr(args, "config", None):
+    if getattr(args, "config", None) is not None:
         config = apply_overrides(config, load_yaml(args.config), args.config)
     top_level = {f.name for f in fields(RunConfig)} - SECTIONS
     nested: dict[str, Any] = {}

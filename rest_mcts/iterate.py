@@ -77,8 +77,17 @@ def check_model_paths(config: RunConfig) -> None:
     """Fail before anything is written if a given model path is not a usable checkpoint."""
     from rest_mcts.models.build import load_policy, load_prm
 
+    def load_config(path):  # a verifier's kind decides its class; any checkpoint has a loadable config
+        from transformers import AutoConfig
+
+        if not (Path(path) / "config.json").is_file():
+            raise ValueError(f"{path}: not a directory with a config.json; expected a checkpoint saved with "
+                             f"save_pretrained")
+        AutoConfig.from_pretrained(path)
+
     for flag, path, load in (("--model.policy_model", config.model.policy_model, load_policy),
-                             ("--model.prm_model", config.model.prm_model, load_prm)):
+                             ("--model.prm_model", config.model.prm_model, load_prm),
+                             ("--verifier.model", config.verifier.model, load_config)):
         if path:
             try:
                 load(path)
@@ -154,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     console_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.resume and args.overwrite:
+        parser.exit(2, "error: --resume and --overwrite: choose one (continue the run, or delete it and start again)\n")
+    new_folder = None
     try:
         config = config_from_args(args)
         if args.resume:
@@ -182,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as error:
         parser.exit(2, f"error: {redact(str(error))}\n")
     except OSError as error:  # e.g. the run folder vanished or turned read-only since it was checked
+        if new_folder is not None:
+            import shutil
+
+            shutil.rmtree(new_folder, ignore_errors=True)
         parser.exit(2, f"error: {error.filename or 'the run folder'}: {error.strerror or error}\n")
     from rest_mcts.actors import start_ray
     from rest_mcts.plan import placement_plan
@@ -208,13 +224,15 @@ def main(argv: list[str] | None = None) -> int:
         rows = run_rounds(config, run_dir, tracker)
         print("\n" + format_table(rows), flush=True)
         print(f"\nrun folder: {run_dir}   total {time.time() - started:.0f} s", flush=True)
-    except OSError as error:
-        from rest_mcts.preflight import DISK_FULL_ERRNOS
+    except Exception as error:
+        from rest_mcts.preflight import disk_full
 
-        if error.errno not in DISK_FULL_ERRNOS:
+        if not disk_full(error):
             raise
-        parser.exit(1, f"error: no room left writing {error.filename or 'a run file'} ({error.strerror}); the "
-                       f"finished stages are kept: free space, then continue with --resume\n")
+        where = getattr(error, "filename", None) or "a run file"
+        reason = getattr(error, "strerror", None) or "no space left on device"
+        parser.exit(1, f"error: no room left writing {where} ({reason}); the finished stages are kept: free space, "
+                       f"then continue with --resume\n")
     finally:
         tracker.finish()
         import ray

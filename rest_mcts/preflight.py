@@ -18,6 +18,14 @@ DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 """Write errors that mean no room is left: a full disk, a spent quota, a file-size limit."""
 
 
+def disk_full(error: BaseException) -> bool:
+    """Whether `error` says a write found no room: an OSError of `DISK_FULL_ERRNOS`, or a library's own error (a
+    checkpoint's SafetensorError, a trainer rank's error as Ray passes it on) whose message is the system's."""
+    if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
+        return True
+    return any(os.strerror(number) in str(error) for number in DISK_FULL_ERRNOS)
+
+
 def run_folder(config: RunConfig) -> Path:
     return Path(config.logging.run_dir) / config.logging.experiment
 

@@ -73,7 +73,10 @@ CASES = [
     ("unknown-top-level-key", ["--config", "{data}/unknown_top.yaml"], r"unknown_top\.yaml: unknown key 'epochs'"),
     ("config-not-a-mapping", ["--config", "{data}/list.yaml"], r"list\.yaml: expected a mapping"),
     ("config-not-yaml", ["--config", "{data}/broken.yaml"], r"broken\.yaml:2: not valid YAML"),
-    ("config-missing-file", ["--config", "{data}/nowhere.yaml"], r"--config .*nowhere\.yaml: no such file"),
+    ("config-repeated-key", ["--config", "{data}/repeated.yaml"], r"repeated\.yaml:3: not valid YAML \(key 'search' "
+                                                                   r"given twice\)"),
+    ("config-not-utf8", ["--config", "{data}/latin1.yaml"], r"latin1\.yaml: not UTF-8 \(byte \d+\)"),
+    ("config-missing-file", ["--config", "{data}/nowhere.yaml"], r"--config '.*nowhere\.yaml': no such file"),
     ("wrong-type-flag", ["--rounds", "two"], r"--rounds: expected int, got 'two'"),
     ("wrong-type-in-config", ["--config", "{data}/wrong_type.yaml"], r"search\.branch: expected int, got 'many'"),
     ("negative-rounds", ["--rounds", "-1"], r"--rounds -1: expected 0 \(the warm start only\) or more rounds"),
@@ -119,6 +122,12 @@ CASES = [
      r"--experiment '\.\./elsewhere': expected a folder name under --run-dir"),
     ("run-dir-is-a-file", ["--run-dir", "{data}/good.jsonl"], r"good\.jsonl is a file, not a folder"),
     ("resume-without-a-run", ["--resume"], r"--resume: no run to resume at"),
+    ("resume-and-overwrite", ["--resume", "--overwrite"], r"--resume and --overwrite: choose one"),
+    ("empty-wandb-project", ["--logging.wandb_project", ""], r"--logging\.wandb_project '': expected a W&B project"),
+    ("missing-verifier-model", ["--verifier.model", "{data}/no_verifier_here"],
+     r"--verifier\.model .*no_verifier_here: not a loadable checkpoint"),
+    ("data-file-is-a-folder", ["--task", "jsonl", "--task.data_path", "{data}"], r"bad_inputs\d*: a folder; "
+                                                                                 r"expected a JSONL data file"),
     ("wandb-online-without-login", ["--logging.wandb_mode", "online"],
      r"--logging\.wandb_mode online: no W&B credentials"),
 ]
@@ -126,12 +135,12 @@ CASES = [
 does not answer and an existing run folder are tested below."""
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("bad_inputs")
+def write_inputs(folder: Path) -> Path:
+    """The data and config files of the cases into `folder`."""
     for name, content in DATA_FILES.items():
         (folder / name).write_bytes(content)
     (folder / "good.jsonl").write_bytes(jsonl(*rows()))
+    (folder / "latin1.yaml").write_bytes("search:\n  branch: 2 # caf\xe9\n".encode("latin-1"))
     (folder / "config_only").mkdir()
     (folder / "config_only" / "config.json").write_text("{}")
     with open(folder / "huge_line.jsonl", "wb") as handle:  # a 100 MB line, written without holding it
@@ -142,9 +151,15 @@ def data(tmp_path_factory) -> Path:
         handle.write(b'", "answer": "1"}\n')
     for name, text in {"unknown_key.yaml": "search:\n  branchy: 3\n", "unknown_top.yaml": "epochs: 3\n",
                        "list.yaml": "- rounds\n- 3\n", "broken.yaml": "rounds: [1\n",
-                       "wrong_type.yaml": "search:\n  branch: many\n"}.items():
+                       "wrong_type.yaml": "search:\n  branch: many\n",
+                       "repeated.yaml": "search:\n  branch: 2\nsearch:\n  branch: 3\n"}.items():
         (folder / name).write_text(text)
     return folder
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_inputs(tmp_path_factory.mktemp("bad_inputs"))
 
 
 @pytest.fixture(scope="module")
@@ -292,13 +307,18 @@ def test_an_existing_run_is_not_touched_without_resume_or_overwrite(tmp_path, ca
     assert (run / "config.yaml").read_text() == "rounds: 3\n"
 
 
-def test_a_disk_that_fills_mid_run_stops_it_with_one_line_and_resume_in_view(tmp_path, capsys, monkeypatch):
-    """A write that finds no room mid-run (after the checks): exit code 1, the file named, --resume suggested."""
+@pytest.mark.parametrize("library_error", [False, True])
+def test_a_disk_that_fills_mid_run_stops_it_with_one_line_and_resume_in_view(library_error, tmp_path, capsys,
+                                                                              monkeypatch):
+    """A write that finds no room mid-run (after the checks): exit code 1, the file named (when the error names
+    it), --resume suggested; also when a library reports it in its own error (safetensors, through Ray)."""
     import errno
 
     import rest_mcts.actors
 
     def no_room(config, run_dir, tracker):
+        if library_error:
+            raise RuntimeError("ray::round 0 train_prm: SafetensorError: No space left on device (os error 28)")
         raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / "round_00" / "trees.jsonl"))
 
     monkeypatch.setattr(rest_mcts.actors, "start_ray", lambda *args: None)
@@ -308,8 +328,10 @@ def test_a_disk_that_fills_mid_run_stops_it_with_one_line_and_resume_in_view(tmp
         iterate.main(["--run-dir", "runs", "--logging.wandb_mode", "disabled"])
     output = capsys.readouterr().err
     assert exit_.value.code == 1, output
-    assert re.search(r"error: no room left writing .*round_00/trees\.jsonl \(No space left on device\); the "
-                     r"finished stages are kept: free space, then continue with --resume", output), output
+    where = r"a run file \(no space left on device\)" if library_error else (
+        r".*round_00/trees\.jsonl \(No space left on device\)")
+    assert re.search(rf"error: no room left writing {where}; the finished stages are kept: free space, then "
+                     rf"continue with --resume", output), output
     assert (tmp_path / "runs" / "default" / "config.yaml").exists()  # kept for --resume
 
 

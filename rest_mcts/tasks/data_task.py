@@ -61,7 +61,7 @@ def read_json_lines(path: Path, fields: Sequence[str]) -> list[tuple[int, dict]]
     """(line number, object) of every non-blank line of JSONL file `path`; each object must hold `fields`.
     Raises DataError naming the file and line."""
     if not path.is_file():
-        raise DataError(f"{path}: no such file; expected a JSONL data file")
+        raise DataError(f"{path}: {'a folder' if path.is_dir() else 'no such file'}; expected a JSONL data file")
     rows = []
     with open(path, "rb") as handle:
         for number in itertools.count(1):
