@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             import shutil
 
             shutil.rmtree(new_folder, ignore_errors=True)
-        parser.exit(2, f"error: {redact(str(error))}\n")
+        parser.exit(2, f"error: {redact(str(error)) or type(error).__name__}\n")
     try:
         started = time.time()
         rows = run_rounds(config, run_dir, tracker)

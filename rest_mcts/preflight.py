@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import socket
 from pathlib import Path
 
 from rest_mcts.config import ConfigError, RunConfig
@@ -118,10 +119,19 @@ def local_resources() -> dict[str, int]:
 
 
 def check_local_resources(config: RunConfig) -> None:
-    """On a local Ray cluster (no --ray-address), every placement group fits this machine; otherwise Ray would
-    wait --cluster.timeout_s for resources that never come."""
+    """On a local Ray cluster (no --ray-address), the dashboard's host is an address of this machine, and every
+    placement group fits this machine (otherwise Ray would wait --cluster.timeout_s for resources that never
+    come)."""
     if config.cluster.ray_address:
         return
+    host = config.cluster.dashboard_host
+    try:  # the dashboard of a local cluster listens here: an address of this machine
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.bind((host, 0))
+    except (OSError, UnicodeError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise ConfigError(f"--cluster.dashboard_host {host!r}: not an address this machine can listen on "
+                          f"({reason}); expected e.g. 127.0.0.1 or 0.0.0.0") from None
     from rest_mcts.plan import SEARCH_WORKER, TRAINER_RANK, group_flags, group_of
 
     have = local_resources()

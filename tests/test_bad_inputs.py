@@ -115,6 +115,8 @@ CASES = [
                                     "--cluster.trainer_ranks", "64", "--cluster.colocate", "false"],
      r"the trainer placement group needs 64 GPUs \(--cluster\.trainer_ranks 64 x --cluster\.gpus_per_rank 1\.0\), "
      r"and this machine has \d+ for a local Ray cluster"),
+    ("dashboard-host-not-here", ["--cluster.dashboard_host", "not a host"],
+     r"--cluster\.dashboard_host 'not a host': not an address this machine can listen on"),
     ("unreachable-ray-address", ["--ray-address", "127.0.0.1:1"],
      r"--ray-address 127\.0\.0\.1:1: no Ray cluster answers there"),
     ("malformed-ray-address", ["--ray-address", "nowhere"], r"--ray-address 'nowhere': expected host:port"),
