@@ -267,9 +267,9 @@ def search_to_file(pool: SearchPool, problems: Sequence[Problem], params: MCTSPa
                 while data:
                     data = data[handle.write(data):]
                 os.fsync(handle.fileno())
-            except OSError:  # e.g. a full disk: leave no torn line behind
+            except OSError as error:  # e.g. a full disk: leave no torn line behind
                 handle.truncate(size)
-                raise
+                raise OSError(error.errno, error.strerror, str(path)) from error
         for record in new:
             finished[record["problem_id"]] = record
 
