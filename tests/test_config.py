@@ -185,7 +185,7 @@ def test_invalid_yaml_syntax_names_the_file_and_line(write_yaml):
 
 def test_a_missing_config_file_is_named(tmp_path):
     missing = str(tmp_path / "absent.yaml")
-    with pytest.raises(ConfigError, match=f"--config {missing}: no such file"):
+    with pytest.raises(ConfigError, match=f"--config '{missing}': no such file"):
         parse("--config", missing)
 
 

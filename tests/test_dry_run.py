@@ -98,7 +98,7 @@ def test_dry_run_of_a_resume_shows_the_saved_configuration_and_changes_nothing(t
     saved = tmp_path / "runs" / "default" / "config.yaml"
     saved.parent.mkdir(parents=True)
     saved.write_text(save_yaml(RunConfig(rounds=1)), encoding="utf-8")
-    code, config, _ = dry_run(["--resume", "--rounds", "2", "--overwrite"], capsys)
+    code, config, _ = dry_run(["--resume", "--rounds", "2"], capsys)
     assert code == 0 and config["rounds"] == 2
     assert [path.name for path in saved.parent.iterdir()] == ["config.yaml"]
     assert yaml.safe_load(saved.read_text(encoding="utf-8"))["rounds"] == 1
