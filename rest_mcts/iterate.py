@@ -157,6 +157,14 @@ def _short(values: list, collection) -> bool:
     return all(not isinstance(value, (dict, list, tuple)) for value in values) and len(str(collection)) <= 60
 
 
+def remove_new_folder(folder: Path | None) -> None:
+    """Undo what a start that failed made (`preflight.outermost_new_folder`); None: nothing to undo."""
+    if folder is not None:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     from rest_mcts.tracking import console_logging
 
@@ -194,10 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as error:
         parser.exit(2, f"error: {redact(str(error))}\n")
     except OSError as error:  # e.g. the run folder vanished or turned read-only since it was checked
-        if new_folder is not None:
-            import shutil
-
-            shutil.rmtree(new_folder, ignore_errors=True)
+        remove_new_folder(new_folder)
         parser.exit(2, f"error: {error.filename or 'the run folder'}: {error.strerror or error}\n")
     from rest_mcts.actors import start_ray
     from rest_mcts.plan import placement_plan
@@ -214,10 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # W&B or Ray did not start: nothing ran, so a new run leaves no folder
         if tracker is not None:
             tracker.finish()
-        if new_folder is not None:
-            import shutil
-
-            shutil.rmtree(new_folder, ignore_errors=True)
+        remove_new_folder(new_folder)
         parser.exit(2, f"error: {redact(str(error)) or type(error).__name__}\n")
     try:
         started = time.time()

@@ -1,6 +1,7 @@
-"""Checks of the world outside the configuration that `iterate` makes before it writes anything: the run folder
-can be made and written, its disk holds what the run will write, and an online W&B run has credentials.
-(`config.validate` checks the values themselves, `config.check_task_data` the task's data.)"""
+"""Checks of the world outside the configuration that `iterate` makes before it writes anything: a local Ray
+cluster fits this machine, an online W&B run has credentials, the run folder can be made and written and its
+disk holds what the run will write. (`config.validate` checks the values themselves, `config.check_task_data`
+the task's data.)"""
 
 from __future__ import annotations
 

@@ -80,7 +80,7 @@ class Round:
 
     def finish(self) -> None:
         """Write eval.json (the metrics that seed, configuration and installed versions fix), timing.json (the
-        wall-clock figures, `WALL_CLOCK_PREFIXES`), then DONE."""
+        wall-clock figures, `is_wall_clock`), then DONE."""
         summary = self.summary()
         timing = {key: value for key, value in summary.items() if is_wall_clock(key)}
         metrics = {key: value for key, value in summary.items() if key not in timing}
