@@ -23,6 +23,9 @@ FIGURES = [
     ("ood/mcts/accuracy", "ood MCTS*"),
     ("test/prm/auroc", "PRM AUROC"),
     ("test/prm/sibling_accuracy", "PRM sibling acc"),
+    ("test/step_scorer/auroc", "step scorer AUROC"),
+    ("test/step_scorer/sibling_accuracy", "step scorer sibling acc"),
+    ("test/step_scorer/sibling_pairs", "sibling pairs"),
     ("dev/mcts/answer_margin", "answer margin"),
     ("dev/mcts/accuracy_prm_choice", "dev PRM choice"),
     ("dev/mcts/accuracy_first_path", "dev first path"),
@@ -33,7 +36,8 @@ FIGURES = [
     ("search/tokens", "search tokens"),
     ("sample/tokens", "ReST-EM tokens"),
 ]
-COUNTS = ("examples/policy", "search/tokens", "sample/tokens", "test/mcts/tokens_per_problem")
+COUNTS = ("examples/policy", "search/tokens", "sample/tokens", "test/mcts/tokens_per_problem",
+          "test/step_scorer/sibling_pairs")
 
 
 def load(run_dir: Path) -> dict[str, dict[int, dict[int, dict]]]:
@@ -68,6 +72,28 @@ def table(results) -> str:
                 values = [row[key] for row in rows if key in row]
                 cells.append(cell(values, "{:.0f}" if key in COUNTS else "{:.3f}"))
             lines.append(f"| {arm} | {round_index} | {len(rows)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def length_table(results) -> str:
+    """Test accuracy per problem length (`test/<method>/accuracy_len<n>`), greedy / MCTS*, per arm and round (mean over
+    seeds); empty when no run has per-length figures."""
+    lengths = sorted({int(key.rsplit("accuracy_len", 1)[1]) for seeds in results.values()
+                      for per_seed in seeds.values() for row in per_seed.values()
+                      for key in row if key.startswith("test/greedy/accuracy_len")})
+    if not lengths:
+        return ""
+    lines = ["| arm | round | " + " | ".join(f"{n} steps: greedy / MCTS*" for n in lengths) + " |",
+             "|---|---|" + "---|" * len(lengths)]
+    for arm, seeds in sorted(results.items()):
+        for round_index in sorted({r for per_seed in seeds.values() for r in per_seed}):
+            rows = [per_seed[round_index] for per_seed in seeds.values() if round_index in per_seed]
+            cells = []
+            for n in lengths:
+                keys = [f"test/{method}/accuracy_len{n}" for method in ("greedy", "mcts")]
+                pair = [[row[key] for row in rows if key in row] for key in keys]
+                cells.append(" / ".join(f"{np.mean(values):.3f}" if values else "-" for values in pair))
+            lines.append(f"| {arm} | {round_index} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -126,6 +152,10 @@ def main() -> int:
     results = load(Path(sys.argv[1]))
     print(table(results))
     print()
+    by_length = length_table(results)
+    if by_length:
+        print(by_length)
+        print()
     print(per_seed_gains(results))
     print(comparisons(Path(sys.argv[1])))
     return 0

@@ -32,6 +32,13 @@ class TaskConfig:
     """Held-out out-of-distribution (longer) problems used for evaluation."""
     data_seed: int = 0
     """Seed that fixes which problems each split holds."""
+    curriculum_start: int = -1
+    """The rounds' difficulty schedule: round r searches training problems of at most curriculum_start +
+    r x curriculum_step steps (the task's difficulty), so each round reaches a step further than the last and its
+    traces, not the seed solutions, teach the longer problems; -1: the task's own (modtarget: 3; tasks without a
+    difficulty: none), 0: none (every round draws from the whole pool)."""
+    curriculum_step: int = 1
+    """Steps the schedule adds per round (see curriculum_start)."""
     data_path: str = ""
     """Data tasks: JSONL (CSV for game24) the seed and train splits come from (empty: the shipped file; jsonl and
     math's training problems need one). Without test_path, the test split is held out of it."""
@@ -91,8 +98,9 @@ class SearchConfig(MCTSParams):
     that generates training data does)."""
     max_simulations: int = 10
     """MCTS* simulations per training problem."""
-    temperature: float = 1.0
-    """Sampling temperature of the policy during search."""
+    temperature: float = 0.7
+    """Sampling temperature of the policy during search (on the default task, 1.0 slipped so often on the longer
+    problems that the search solved few of a round's new length; docs/tasks.md)."""
     max_step_tokens: int = 32
     """Longest step the sampler generates (tokens)."""
     decode: str = "cached"
@@ -102,6 +110,11 @@ class SearchConfig(MCTSParams):
     kv_store_mb: float = 256.0
     """Memory per model and search worker for the KV of tree nodes kept across simulations, so that expanding
     or scoring under a node encodes only the new step (least recently used dropped first; 0: off)."""
+    step_check: bool = True
+    """Run the task's execution check (its step's computation redone from what the question and the step state) on
+    every step a PRM-guided method scores: a step that fails scores 0 and MCTS* prunes it and samples its parent's
+    step again; every method that reads the PRM (Best-of-N, the weighted vote, beam search, ToT) gets the same
+    checked scores. Tasks without a check (all but modtarget) ignore it."""
 
     def mcts_params(self, **changes: Any) -> MCTSParams:
         """The MCTS* parameters alone (what `search/` takes), with `changes` applied."""
@@ -156,8 +169,11 @@ class TrainConfig(TrainSpec):
     """Optimizer steps per round (0: use epochs); equal steps make the seed-only control fair."""
     seed: int = 0
     """Offset of the training seed: a round trains with run seed + round + this offset."""
-    warm_start_steps: int = 1400
+    warm_start_steps: int = 1000
     """Optimizer steps of the round-0 warm start (0: none, the initial model is kept)."""
+    round_learning_rate: float = 0.0
+    """Peak learning rate of the rounds' training after the warm start (0: learning_rate, the warm start's); a
+    converged policy continued at the warm start's rate lost several points in round 1 (docs/tasks.md)."""
 
 
 @dataclass(frozen=True)
@@ -178,7 +194,7 @@ class EvalConfig:
     """Follow the path of first candidates (with greedy_first, greedy decoding) to its terminal first, one
     simulation per step, then search by UCT: the tree always holds the greedy solution, and the answer margin
     decides whether the PRM's values overrule it."""
-    dev_problems: int = 100
+    dev_problems: int = 50
     """Training problems held out from search (the end of the pool) on which each round's evaluation runs MCTS*
     first and picks its answer margin from `evaluation.ANSWER_MARGINS`: the first-path margin unless a smaller
     one beats it by a sign test with family-wise error 0.01 (`evaluation.pick_answer_margin`). 0: no dev
@@ -194,11 +210,17 @@ class EvalConfig:
     ties go to the path of first candidates (with greedy_first, the greedy path), so the PRM overrules greedy
     decoding only when it prefers another answer by more than the margin. Used only when dev_problems is 0."""
 
+    initial_branch: int = 1
+    """Candidates at a node's first expansion when solving (progressive widening: more are sampled only where every
+    child is pruned or the PRM values every child below search.widen_below; 0: search.branch at once), so the first
+    path costs one solution's tokens (`search.mcts.MCTSParams.initial_branch`)."""
+
     def mcts_params(self, search: SearchConfig, **changes: Any) -> MCTSParams:
         """The evaluation's MCTS*: the training search's parameters, solving (stop at end_gate), with this
-        section's simulations and first-path setting, and `changes`."""
+        section's simulations, first-path and widening settings, and `changes`."""
         return search.mcts_params(**{"max_simulations": self.max_simulations, "stop_at_end_gate": True,
-                                     "first_path_first": self.first_path_first, **changes})
+                                     "first_path_first": self.first_path_first,
+                                     "initial_branch": min(self.initial_branch, search.branch), **changes})
 
 
 VERIFIER_KINDS = ("genrm", "genrm_cot", "orm", "simpo", "dpo")
@@ -354,10 +376,11 @@ class RunConfig:
     values: ValuesConfig = field(default_factory=ValuesConfig)
     traces: TracesConfig = field(default_factory=TracesConfig)
     rest_em: RestEMConfig = field(default_factory=RestEMConfig)
-    policy_train: TrainConfig = field(default_factory=lambda: TrainConfig(learning_rate=2e-3, warmup_steps=60))
+    policy_train: TrainConfig = field(default_factory=lambda: TrainConfig(learning_rate=2e-3, warmup_steps=60,
+                                                                          round_learning_rate=5e-4))
     prm_train: TrainConfig = field(
         default_factory=lambda: TrainConfig(micro_batch_size=32, learning_rate=1e-3, max_steps=100,
-                                            warm_start_steps=200)
+                                            warm_start_steps=100)
     )
     eval: EvalConfig = field(default_factory=EvalConfig)
     verifier: VerifierConfig = field(default_factory=VerifierConfig)
@@ -376,14 +399,15 @@ RANGES: dict[str, tuple[float, float | None]] = {
     "seed": (0, None), "task.train_problems": (1, None), "task.data_seed": (0, None),
     "search.exploration_constant": (0, None), "search.unvisited_bonus": (0, None), "search.end_gate": (0, 1),
     "search.kv_store_mb": (0, None), "traces.max_per_problem": (1, None),
-    "eval.pass_at_k": (0, None), "eval.answer_margin": (0, 1),
+    "eval.pass_at_k": (0, None), "eval.answer_margin": (0, 1), "eval.initial_branch": (0, None),
+    "search.initial_branch": (0, None), "search.widen_branch": (1, None), "search.widen_below": (0, 1),
     "verifier.simpo_beta": (1e-12, None), "verifier.simpo_gamma": (0, None), "verifier.dpo_beta": (1e-12, None),
     "verifier.temperature": (1e-12, None), "cluster.timeout_s": (1, None),
     "logging.wandb_init_timeout_s": (1, None),
     **{f"{name}.{key}": bounds for name in ("policy_train", "prm_train", "verifier_train") for key, bounds in (
         ("gradient_accumulation_steps", (1, None)), ("learning_rate", (1e-12, None)), ("weight_decay", (0, None)),
         ("warmup_steps", (0, None)), ("max_steps", (0, None)), ("epochs", (1, None)), ("seed", (0, None)),
-        ("max_grad_norm", (0, None)), ("warm_start_steps", (0, None)))},
+        ("max_grad_norm", (0, None)), ("warm_start_steps", (0, None)), ("round_learning_rate", (0, None)))},
 }
 """Numeric fields and the closed range each must lie in (None: unbounded above); 1e-12 stands for "positive".
 The other numeric fields are checked where their meaning is (`validate`)."""
@@ -486,6 +510,10 @@ def _validate_shapes_and_sizes(config: RunConfig) -> None:
     if not model.policy_model and model.hidden_size % model.num_heads:
         raise ConfigError(f"--model.hidden_size {model.hidden_size}: expected a multiple of --model.num_heads "
                           f"({model.num_heads}), each head takes an equal share")
+    if task.curriculum_start < -1 or task.curriculum_step < 1:
+        raise ConfigError(f"--task.curriculum_start {task.curriculum_start} --task.curriculum_step "
+                          f"{task.curriculum_step}: expected a start of -1 (the task's own), 0 (none) or more, and a "
+                          f"step of 1 or more")
     searched = task.train_problems - config.eval.dev_problems
     if task.problems_per_round > searched:
         raise ConfigError(f"--task.problems_per_round {task.problems_per_round}: expected at most the "
@@ -550,6 +578,12 @@ def check_task_data(config: RunConfig) -> None:
         raise ConfigError(f"--policy_train.warm_start_steps {config.policy_train.warm_start_steps}: --task "
                           f"{config.task.name} has no worked solutions to warm-start on; set --task.solution_field "
                           f"or --policy_train.warm_start_steps 0")
+    for round_index in range(config.rounds + 1):
+        limit = problems.max_difficulty(round_index)
+        if limit is not None and not any((problems.difficulty(p) or 0) <= limit for p in problems.train):
+            raise ConfigError(f"--task.curriculum_start {config.task.curriculum_start}: round {round_index} may search "
+                              f"problems of at most {limit} steps and the training pool holds none; expected a "
+                              f"larger start (or 0: no schedule)")
     if problems.train:
         task.format_prompt(problems.train[0])  # renders a prompt (chat template, few-shot) once
     from rest_mcts.models.build import load_tokenizer

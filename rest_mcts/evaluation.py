@@ -13,7 +13,7 @@ from rest_mcts.data import Problem
 from rest_mcts.tasks import Task
 from search.mcts import MCTSParams, best_answer_node
 from search.tree import Tree
-from search.types import GreedyFn, ProposeFn, ScoreFn, VerifyFn
+from search.types import CheckFn, GreedyFn, ProposeFn, ScoreFn, VerifyFn
 
 
 def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
@@ -48,13 +48,19 @@ def sibling_ranking(tree: Tree, labels: dict[int, bool]) -> tuple[float, int]:
     return ranked_right, pairs
 
 
-def step_ranking(task: Task, problems: Sequence[Problem], trees: Sequence[Tree]) -> dict[str, float]:
-    """How the nodes' scores (`prm_score`: whatever valued them) rank the true step labels on these trees
-    (synthetic tasks): 'auroc' over every non-root node (absent with one class) and 'sibling_accuracy' with
-    'sibling_pairs' (`sibling_ranking`; absent without a pair)."""
+def step_ranking(task: Task, problems: Sequence[Problem], trees: Sequence[Tree],
+                 checked: bool = False) -> dict[str, float]:
+    """How the nodes' scores (`prm_score`: whatever valued them; with `checked`, 0 for a pruned node, the score the
+    execution check and the PRM give together) rank the true step labels on these trees (synthetic tasks): 'auroc'
+    over every non-root node (absent with one class) and 'sibling_accuracy' with 'sibling_pairs' (`sibling_ranking`;
+    absent without a pair)."""
     scores, labels = [], []
     ranked_right, pairs = 0.0, 0
     for problem, tree in zip(problems, trees, strict=True):
+        if checked:
+            tree = Tree.from_dict(tree.to_dict())
+            for node in tree.nodes:
+                node.prm_score = 0.0 if node.pruned else node.prm_score
         tree_labels = node_step_labels(task, problem, tree)
         for node_id, label in tree_labels.items():
             scores.append(tree.nodes[node_id].prm_score)
@@ -85,11 +91,28 @@ def mcts_metrics(task: Task, problems: Sequence[Problem], trees: Sequence[Tree],
     metrics = {
         f"{split}/{method}/accuracy": float(np.mean(correct)),
         f"{split}/{method}/tokens_per_problem": float(np.mean([tree.tokens_used for tree in trees])),
+        **length_accuracy(task, problems, correct, f"{split}/{method}"),
     }
     if task.synthetic and scorer is not None:
         metrics.update({f"{split}/{scorer}/{name}": value
                         for name, value in step_ranking(task, problems, trees).items()})
+        if any(tree.step_checks for tree in trees):
+            metrics.update({f"{split}/step_scorer/{name}": value
+                            for name, value in step_ranking(task, problems, trees, checked=True).items()})
+            metrics[f"{split}/{method}/step_checks_per_problem"] = float(np.mean([t.step_checks for t in trees]))
     return metrics
+
+
+def length_accuracy(task: Task, problems: Sequence[Problem], correct: Sequence[bool], prefix: str
+                    ) -> dict[str, float]:
+    """`<prefix>/accuracy_len<n>`: the accuracy over the problems of each difficulty n (`Task.difficulty`); empty for
+    a task without one."""
+    by_length: dict[int, list[bool]] = {}
+    for problem, right in zip(problems, correct, strict=True):
+        length = task.difficulty(problem)
+        if length is not None:
+            by_length.setdefault(length, []).append(bool(right))
+    return {f"{prefix}/accuracy_len{length}": float(np.mean(values)) for length, values in sorted(by_length.items())}
 
 
 ANSWER_MARGINS = (0.0, 0.05, 0.1, 0.2, 0.3, 1.0)
@@ -236,8 +259,11 @@ class MethodRecord:
 
 
 def run_call(call: MethodCall, task: Task, problems: Sequence[Problem], propose: ProposeFn, greedy: GreedyFn,
-             score: ScoreFn, verify: VerifyFn | None = None) -> list[MethodRecord]:
-    """Run `call` on `problems` with the given models (and verifier); one record per method and problem."""
+             score: ScoreFn, verify: VerifyFn | None = None, check: CheckFn | None = None,
+             prm: ScoreFn | None = None) -> list[MethodRecord]:
+    """Run `call` on `problems` with the given models (and verifier); one record per method and problem. `score` is
+    the step scorer the PRM-guided baselines read; with an execution `check`, MCTS* reads the PRM alone (`prm`,
+    default `score`) and prunes the steps that fail the check."""
     import time
 
     from search import baselines
@@ -268,8 +294,8 @@ def run_call(call: MethodCall, task: Task, problems: Sequence[Problem], propose:
     elif call.group in ("mcts", "mcts_leaf_verifier", "mcts_step_verifier"):
         if call.group != "mcts" and verify is None:
             raise ValueError(f"method group {call.group!r} needs a verifier")
-        scorers = Scorers(score, leaf_verify=verify if call.group != "mcts" else None,
-                          step_verify=verify if call.group == "mcts_step_verifier" else None)
+        scorers = Scorers(prm or score, leaf_verify=verify if call.group != "mcts" else None,
+                          step_verify=verify if call.group == "mcts_step_verifier" else None, check=check)
         params = replace(call.mcts, max_tokens=budget, stop_at_end_gate=True)
         trees = run_mcts(prompts, propose, scorers, params)
         complete_best_paths(trees, greedy, scorers, params.max_depth)

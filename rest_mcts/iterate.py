@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"error: {error.filename or 'the run folder'}: {error.strerror or error}\n")
     from rest_mcts.actors import start_ray
     from rest_mcts.plan import placement_plan
-    from rest_mcts.tracking import Tracker, format_table
+    from rest_mcts.tracking import Tracker, format_table, length_columns, plot_length_accuracy
 
     for warning in placement_plan(config)["warnings"]:
         logger.warning(warning)
@@ -225,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
         started = time.time()
         rows = run_rounds(config, run_dir, tracker)
         print("\n" + format_table(rows), flush=True)
+        by_length = length_columns(rows)
+        if by_length:
+            print("\naccuracy per problem length (steps)\n" + format_table(rows, [("round", "round", "{:d}"),
+                                                                                   *by_length]), flush=True)
+            plot_length_accuracy(rows, run_dir / "accuracy_by_length.png")
         print(f"\nrun folder: {run_dir}   total {time.time() - started:.0f} s", flush=True)
     except Exception as error:
         from rest_mcts.preflight import disk_full

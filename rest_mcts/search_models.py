@@ -37,8 +37,10 @@ class SamplerSettings:
     """A verifier checkpoint to serve beside the PRM (empty: none); read as `verifier.kind` says."""
     verifier: VerifierConfig | None = None
     """The verifier's settings (kind, format, checks per solution)."""
+    step_check: bool = False
+    """Run the task's execution check on every step the PRM scores (see SearchConfig.step_check)."""
 
-    APPLIED_PER_REQUEST = ("temperature", "seed", "greedy_first")
+    APPLIED_PER_REQUEST = ("temperature", "seed", "greedy_first", "step_check")
     """Fields a worker applies to its loaded sampler; a change of any other field but the verifier's loads the
     models again."""
     VERIFIER_FIELDS = ("verifier_path", "verifier")
@@ -49,7 +51,7 @@ class SamplerSettings:
                     greedy_first: bool = False) -> SamplerSettings:
         """Settings for `policy_path` and `prm_path` with the run's task and search section."""
         return cls(policy_path, prm_path, config.task, temperature, config.search.max_step_tokens, seed,
-                   config.search.decode, config.search.kv_store_mb, greedy_first)
+                   config.search.decode, config.search.kv_store_mb, greedy_first, step_check=config.search.step_check)
 
     def same_models(self, other: SamplerSettings | None) -> bool:
         """Whether `other` needs the same loaded policy and PRM (it differs at most in APPLIED_PER_REQUEST and

@@ -37,12 +37,18 @@ class RunProblems:
     dev: list[Problem]
     """The end of the pool, never searched for training: each evaluation picks MCTS*'s answer margin on them."""
     held_out: dict[str, list[Problem]]
+    max_difficulty: Callable[[int], int | None] = lambda _round_index: None
+    """The largest difficulty a round may search (None: any), the task section's schedule."""
+    difficulty: Callable[[Problem], int | None] = lambda _problem: None
 
     @classmethod
     def of(cls, config: RunConfig, task: Task) -> RunProblems:
         data_seed = config.task.data_seed
         pool = task.problems("train", config.task.train_problems, data_seed)
         dev_count = config.eval.dev_problems
+        start = config.task.curriculum_start
+        start = task.default_curriculum_start if start == -1 else start
+        step = config.task.curriculum_step
         return cls(
             seed_examples=task.seed_examples(config.task.seed_problems, data_seed),
             train=pool[:len(pool) - dev_count],
@@ -50,12 +56,23 @@ class RunProblems:
             held_out={split: problems for split, problems in (
                 ("test", task.problems("test", config.task.test_problems, data_seed)),
                 ("ood", task.problems("ood", config.task.ood_problems, data_seed))) if problems},
+            max_difficulty=(lambda r: start + r * step) if start > 0 else (lambda _r: None),
+            difficulty=task.difficulty,
         )
 
     def for_round(self, round_index: int, count: int) -> list[Problem]:
-        """A new slice of `count` training problems each round (wrapping around)."""
-        start = (round_index * count) % len(self.train)
-        return [self.train[(start + i) % len(self.train)] for i in range(count)]
+        """`count` training problems for round `round_index`, in pool order: those no earlier round searched first
+        (then those earlier rounds searched fewest times, so that once all are used the rounds cycle through the
+        pool: without a schedule, consecutive slices wrapping around), among the problems within the round's
+        difficulty; never one problem twice in a round."""
+        searched: dict[str, int] = {}
+        for index in range(round_index + 1):
+            limit = self.max_difficulty(index)
+            eligible = [p for p in self.train if limit is None or (self.difficulty(p) or 0) <= limit]
+            chosen = sorted(eligible, key=lambda p: searched.get(p.id, 0))[:count]  # stable: pool order kept
+            for p in chosen:
+                searched[p.id] = searched.get(p.id, 0) + 1
+        return chosen
 
 
 @dataclass
@@ -324,6 +341,8 @@ def train(ctx: Context, round_: Round, role: str, start: Path, examples: list, s
     if not examples:
         return keep_model(round_, role, start, "no training examples")
     spec = replace(section, max_steps=steps, seed=seeds.train_seed(ctx.config.seed, round_.index, section.seed))
+    if round_.index > 0 and section.round_learning_rate > 0:
+        spec = replace(spec, learning_rate=section.round_learning_rate)
     trainers = ctx.actors.trainers(f"r{round_.index:02d}-train")
     result = trainers.train(role, start, examples, spec, round_.path / role, f"round {round_.index} train_{role}")
     return {f"{role}/loss": result.last_loss, f"{role}/first_loss": result.first_loss,
@@ -457,7 +476,7 @@ def evaluate(ctx: Context, round_: Round) -> dict[str, float]:
     With dev problems, MCTS* runs on them first and its answer margin is the one that answered them best
     (`pick_answer_margin`); the test and OOD answers then use that margin.
     """
-    from rest_mcts.evaluation import greedy_metrics, mcts_metrics, pick_answer_margin
+    from rest_mcts.evaluation import greedy_metrics, length_accuracy, mcts_metrics, pick_answer_margin
     from rest_mcts.workers import greedy_results, search_to_file
 
     config, metrics = ctx.config, {}
@@ -484,6 +503,8 @@ def evaluate(ctx: Context, round_: Round) -> dict[str, float]:
                                 f"round {round_.index} {split} greedy")
         write_jsonl(round_.path / f"eval_{split}_greedy.jsonl", greedy)
         metrics.update(greedy_metrics(greedy, split))
+        right = {result.problem_id: result.correct for result in greedy}
+        metrics.update(length_accuracy(ctx.task, problems, [right[p.id] for p in problems], f"{split}/greedy"))
         if split == "test" and config.eval.pass_at_k and (round_.index == 0 or config.eval.pass_at_k_every_round):
             metrics.update(pass_at_k_metrics(pool, problems, config, split))
         trees = search_to_file(pool, problems, params, round_.path / f"eval_{split}_trees.jsonl", per_task,

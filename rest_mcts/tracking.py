@@ -107,10 +107,14 @@ TABLE_COLUMNS = [
     ("round", "round", "{:d}"),
     ("test/greedy/accuracy", "test greedy", "{:.3f}"),
     ("test/mcts/accuracy", "test MCTS*", "{:.3f}"),
+    ("test/greedy/tokens_per_problem", "greedy tok", "{:.0f}"),
+    ("test/mcts/tokens_per_problem", "MCTS* tok", "{:.0f}"),
     ("ood/greedy/accuracy", "ood greedy", "{:.3f}"),
     ("ood/mcts/accuracy", "ood MCTS*", "{:.3f}"),
     ("test/prm/auroc", "PRM AUROC", "{:.3f}"),
     ("test/prm/sibling_accuracy", "PRM sib", "{:.3f}"),
+    ("test/step_scorer/auroc", "scorer AUROC", "{:.3f}"),
+    ("test/step_scorer/sibling_accuracy", "scorer sib", "{:.3f}"),
     ("value/auroc", "value AUROC", "{:.3f}"),
     ("examples/policy", "policy ex", "{:d}"),
     ("examples/value", "value ex", "{:d}"),
@@ -122,13 +126,27 @@ TABLE_COLUMNS = [
 ]
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table of the rounds' metrics (missing values shown as '-')."""
-    header = [title for _, title, _ in TABLE_COLUMNS]
+def length_columns(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """Columns of per-length accuracy (`<split>/<method>/accuracy_len<n>`, test then ood, greedy then MCTS*) found
+    in `rows`, shortest first."""
+    keys = {key for row in rows for key in row if "/accuracy_len" in key}
+    def order(key: str):
+        split, method, name = key.split("/")
+        return (split != "test", int(name.removeprefix("accuracy_len")), method != "greedy")
+    return [(key, f"{key.split('/')[0]} {key.split('/')[2].removeprefix('accuracy_')} "
+                  f"{'greedy' if key.split('/')[1] == 'greedy' else 'MCTS*'}", "{:.3f}")
+            for key in sorted(keys, key=order) if key.split("/")[1] in ("greedy", "mcts")]
+
+
+def format_table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]] | None = None) -> str:
+    """A plain-text table of the rounds' metrics (missing values shown as '-'); `columns` default to
+    `TABLE_COLUMNS`."""
+    columns = columns or TABLE_COLUMNS
+    header = [title for _, title, _ in columns]
     body = []
     for row in rows:
         cells = []
-        for key, _, fmt in TABLE_COLUMNS:
+        for key, _, fmt in columns:
             value = row.get(key)
             if value is None:
                 cells.append("-")
@@ -139,3 +157,38 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(cells, widths)) for cells in body]
     return "\n".join(lines)
+
+
+def plot_length_accuracy(rows: list[dict[str, Any]], path) -> bool:
+    """Greedy and MCTS* test accuracy per problem length, one line per round (`accuracy_by_length.png`); False when
+    the rows hold no per-length accuracy. Written atomically."""
+    import os
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [key for key, _, _ in length_columns(rows) if key.startswith("test/")]
+    lengths = sorted({int(key.rsplit("accuracy_len", 1)[1]) for key in keys})
+    if not lengths:
+        return False
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for axis, method, title in ((axes[0], "greedy", "greedy decoding"), (axes[1], "mcts", "MCTS*")):
+        for row in rows:
+            values = [row.get(f"test/{method}/accuracy_len{n}") for n in lengths]
+            axis.plot(lengths, [float("nan") if v is None else v for v in values], marker="o",
+                      label=f"round {int(row['round'])}")
+        axis.set_title(f"test accuracy, {title}")
+        axis.set_xlabel("problem length (steps)")
+        axis.set_xticks(lengths)
+        axis.set_ylim(0, 1)
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy")
+    axes[1].legend()
+    figure.tight_layout()
+    temporary = f"{path}.tmp.png"
+    figure.savefig(temporary, dpi=100)
+    plt.close(figure)
+    os.replace(temporary, path)
+    return True

@@ -86,10 +86,27 @@ class SearchWorker:
         """This worker's process id (a restarted worker has a new one)."""
         return os.getpid()
 
-    def _score(self, prefixes: Sequence[Prefix]) -> list[float]:
+    def _prm(self, prefixes: Sequence[Prefix]) -> list[float]:
         if self.scorer is None:
             return [NEUTRAL_SCORE] * len(prefixes)
         return self.scorer.score(prefixes)
+
+    def _check(self, prefixes: Sequence[Prefix]) -> list[bool]:
+        """The task's execution check of each prefix's last step (a prefix without steps passes)."""
+        return [not prefix.steps or self.task.check_step(prefix.prompt, prefix.steps) is not False
+                for prefix in prefixes]
+
+    @property
+    def _checking(self) -> bool:
+        return bool(self.settings and self.settings.step_check and self.task.has_step_check)
+
+    def _score(self, prefixes: Sequence[Prefix]) -> list[float]:
+        """The step scorer every PRM-guided method reads: the PRM's value, 0 where the step fails the execution
+        check (with `SamplerSettings.step_check`)."""
+        scores = self._prm(prefixes)
+        if not self._checking:
+            return scores
+        return [score if ok else 0.0 for score, ok in zip(scores, self._check(prefixes), strict=True)]
 
     def _reseed_for(self, problems: list[Problem], sampling_seed: int) -> None:
         self.sampler.reseed(shard_seed(sampling_seed, problems[0].id))
@@ -98,12 +115,14 @@ class SearchWorker:
         """What values the nodes of a search (`VERIFIER_USES`): the PRM alone, or with the settings' verifier."""
         if verifier_use not in VERIFIER_USES:
             raise ValueError(f"verifier use {verifier_use!r}: expected one of {VERIFIER_USES}")
+        check = self._check if self._checking else None
         if verifier_use == "none":
-            return self._score
+            return Scorers(self._prm, check=check)
         if self.verifier is None:
             raise ValueError(f"a search with the verifier as {verifier_use} scorer needs SamplerSettings.verifier_path")
         verify = self.verifier.verify
-        return Scorers(self._score, leaf_verify=verify, step_verify=verify if verifier_use == "step" else None)
+        return Scorers(self._prm, leaf_verify=verify, step_verify=verify if verifier_use == "step" else None,
+                       check=check)
 
     def search(self, settings: SamplerSettings, problems: list[Problem], params: MCTSParams,
                verifier_use: str = "none") -> list[dict]:
@@ -159,7 +178,8 @@ class SearchWorker:
 
         self._reseed_for(problems, call.seed)
         verify = self.verifier.verify if self.verifier is not None else None
-        return run_call(call, self.task, problems, self.sampler.propose, self.sampler.greedy, self._score, verify)
+        return run_call(call, self.task, problems, self.sampler.propose, self.sampler.greedy, self._score, verify,
+                        self._check if self._checking else None, self._prm)
 
 
 def read_finished_trees(path: Path) -> list[dict]:

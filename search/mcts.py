@@ -17,6 +17,7 @@ from itertools import pairwise
 from search.tree import Node, Tree
 from search.types import (
     AnswerFn,
+    CheckFn,
     GreedyFn,
     Prefix,
     ProposedStep,
@@ -37,6 +38,16 @@ class MCTSParams:
 
     branch: int = 3
     """Candidate next steps sampled per expansion (and per rollout level)."""
+    initial_branch: int = 0
+    """Candidates at a node's first expansion (0: `branch`). With fewer, the node is widened later (progressive
+    widening, `widen_branch` more candidates at a time) while it has fewer than `branch` children and the PRM values
+    every child below `widen_below`: the first path costs one solution's tokens, and alternatives are sampled
+    only where the scorer doubts a step."""
+    widen_branch: int = 2
+    """Candidates sampled per widening (with a sampler that proposes the argmax step first, the first of them
+    repeats an existing child and is dropped)."""
+    widen_below: float = 0.5
+    """A node is widened while every child's value is below this (see `initial_branch`)."""
     exploration_constant: float = 0.4
     """c in the UCT score V + c·sqrt(2·ln N_parent / N_child)."""
     unvisited_bonus: float = 1.0
@@ -64,6 +75,9 @@ class MCTSParams:
     def __post_init__(self) -> None:
         if self.branch < 1:
             raise ValueError(f"branch must be at least 1, got {self.branch}")
+        if not 0 <= self.initial_branch <= self.branch or self.widen_branch < 1:
+            raise ValueError(f"initial_branch must lie in [0, branch] and widen_branch be at least 1, got "
+                             f"{self.initial_branch} and {self.widen_branch}")
         if self.max_depth < 1:
             raise ValueError(f"max_depth must be at least 1, got {self.max_depth}")
         if self.max_simulations < 1:
@@ -92,23 +106,26 @@ def uct_score(child: Node, parent_visit_count: int, params: MCTSParams) -> float
 def exhausted_nodes(tree: Tree) -> list[bool]:
     """Per node id: True when the node's subtree is exhausted, i.e. every leaf in it is terminal.
 
-    A terminal node is exhausted, a non-terminal leaf is not, and an inner node is exhausted when
-    all its children are. One pass over the nodes in reverse id order, which visits every child
-    before its parent because `Tree.add_child` gives a child a higher id than its parent.
+    A terminal node is exhausted, a non-terminal leaf is not, and an inner node is exhausted when all its children
+    that are not pruned are; a node whose children are all pruned is not (it is expanded again, see `select_leaf`).
+    One pass over the nodes in reverse id order, which visits every child before its parent because
+    `Tree.add_child` gives a child a higher id than its parent.
     """
     exhausted = [False] * len(tree.nodes)
     for node in reversed(tree.nodes):
-        exhausted[node.node_id] = node.is_terminal or (
-            bool(node.children) and all(exhausted[child_id] for child_id in node.children)
-        )
+        alive = [child_id for child_id in node.children if not tree.nodes[child_id].pruned]
+        exhausted[node.node_id] = node.is_terminal or (bool(alive) and all(exhausted[i] for i in alive))
     return exhausted
 
 
 def select_leaf(tree: Tree, params: MCTSParams) -> int:
     """Descend from the root by the highest UCT score (ties: lowest node id); returns the leaf's id.
 
-    With `first_path_first`, the leaf at the end of the first-child path is returned instead while it is not
-    terminal.
+    Pruned children (failed the execution check) are never selected; a node whose children are all pruned is
+    returned itself, to be expanded again with new candidates (the failed step resampled, not the whole solution).
+
+    With `first_path_first`, the node at the end of the first-child path (first child not pruned) is returned
+    instead while it is not terminal.
 
     When spending the full budget (`stop_at_end_gate` False), children whose subtrees are
     exhausted (every leaf terminal) are skipped, so the descent ends at a non-terminal leaf while
@@ -116,10 +133,13 @@ def select_leaf(tree: Tree, params: MCTSParams) -> int:
     ones. When the whole tree is exhausted, or when solving, every child competes and the descent
     may end at a terminal leaf.
     """
+    def alive(node: Node) -> list[int]:
+        return [child_id for child_id in node.children if not tree.nodes[child_id].pruned]
+
     if params.first_path_first:
         node = tree.root
-        while node.children:
-            node = tree.nodes[node.children[0]]
+        while alive(node):
+            node = tree.nodes[alive(node)[0]]
         if not node.is_terminal:
             return node.node_id
     skip: list[bool] | None = None
@@ -128,18 +148,35 @@ def select_leaf(tree: Tree, params: MCTSParams) -> int:
         if not exhausted[tree.root.node_id]:
             skip = exhausted
     node = tree.root
-    while node.children:
+    while alive(node):
+        if widenable(tree, node, params):
+            return node.node_id
         best_score = -math.inf
         best_child = node
-        for child_id in node.children:
+        for child_id in alive(node):
             if skip is not None and skip[child_id]:
                 continue
             child = tree.nodes[child_id]
             child_score = uct_score(child, node.visit_count, params)
             if child_score > best_score:
                 best_score, best_child = child_score, child
+        if best_child is node:
+            break
         node = best_child
     return node.node_id
+
+
+def widenable(tree: Tree, node: Node, params: MCTSParams) -> bool:
+    """Whether selection stops at the expanded `node` to sample more candidates under it: every child is pruned (the
+    step is sampled again), or, with progressive widening (`initial_branch`), it has fewer than `branch` children
+    and every child's value is below `widen_below`."""
+    if not node.children or node.is_terminal:
+        return False
+    alive = [tree.nodes[child_id] for child_id in node.children if not tree.nodes[child_id].pruned]
+    if not alive:
+        return True
+    return (0 < params.initial_branch and not node.saturated and len(node.children) < params.branch
+            and max(child.value for child in alive) < params.widen_below)
 
 
 # Backup ---------------------------------------------------------------------------------------
@@ -192,6 +229,23 @@ class Scorers:
     score: ScoreFn
     leaf_verify: VerifyFn | None = None
     step_verify: VerifyFn | None = None
+    check: CheckFn | None = None
+    """An execution check of each new step (`search.types.CheckFn`): a step that fails is pruned (`Node.pruned`)."""
+
+
+def prune_failed_steps(nodes: list[tuple[Tree, int]], scorers: Scorers | ScoreFn) -> None:
+    """Run the execution check (`Scorers.check`) on each (tree, node) and prune those that fail: terminal, value 0.
+    One call for all nodes; each check counts in its tree's `step_checks`."""
+    if not isinstance(scorers, Scorers) or scorers.check is None or not nodes:
+        return
+    passed = scorers.check([tree.prefix_of(node_id) for tree, node_id in nodes])
+    if len(passed) != len(nodes):
+        raise ValueError(f"check returned {len(passed)} verdicts for {len(nodes)} steps")
+    for (tree, node_id), ok in zip(nodes, passed):
+        tree.step_checks += 1
+        if not ok:
+            node = tree.nodes[node_id]
+            node.pruned, node.is_terminal, node.value = True, True, 0.0
 
 
 def score_nodes(nodes: list[tuple[Tree, int]], scorers: Scorers | ScoreFn) -> list[float]:
@@ -225,7 +279,14 @@ def _expand(
     """
     if not requests:
         return []
-    proposals = checked_propose(propose, [tree.prefix_of(leaf) for tree, leaf in requests], params.branch)
+    first = params.initial_branch or params.branch
+    counts = [params.widen_branch if tree.nodes[leaf].children else first for tree, leaf in requests]
+    proposals: list[list[ProposedStep]] = [[] for _ in requests]
+    for count in sorted(set(counts)):  # one propose call per candidate count (first expansions, widenings)
+        indices = [i for i, c in enumerate(counts) if c == count]
+        for i, steps in zip(indices, checked_propose(propose, [requests[i][0].prefix_of(requests[i][1])
+                                                               for i in indices], count)):
+            proposals[i] = steps
     new_children: list[list[int]] = []
     for (tree, leaf), steps in zip(requests, proposals):
         leaf_node = tree.nodes[leaf]
@@ -238,7 +299,13 @@ def _expand(
             for step in kept
         ]
         if not child_ids:
-            leaf_node.is_terminal = True
+            alive = [c for c in leaf_node.children if not tree.nodes[c].pruned]
+            if alive:  # a widening that brought nothing new
+                leaf_node.saturated = True
+            else:
+                leaf_node.is_terminal = True
+                if leaf_node.children:  # expanded again after every candidate failed its check, and nothing new came
+                    leaf_node.pruned, leaf_node.value = True, 0.0
         new_children.append(child_ids)
     scored = [(tree, child_id) for (tree, _), child_ids in zip(requests, new_children) for child_id in child_ids]
     if scored:
@@ -247,6 +314,7 @@ def _expand(
             child = tree.nodes[child_id]
             child.prm_score = prm_score
             child.value = prm_score
+        prune_failed_steps(scored, score)
     return new_children
 
 
@@ -337,7 +405,7 @@ def simulate(trees: Sequence[Tree], propose: ProposeFn, score: Scorers | ScoreFn
             to_expand.append((tree, leaf_id))
         elif params.stop_at_end_gate and leaf.value >= params.end_gate:
             tree.stop_reason = "end_gate"
-        elif all(tree.nodes[i].is_terminal for i in tree.leaves()):
+        elif exhausted_nodes(tree)[tree.root.node_id]:
             tree.stop_reason = "exhausted"
         else:
             backup(tree, leaf_id)
@@ -375,21 +443,24 @@ def run_mcts(
 
 
 def best_leaf(tree: Tree) -> int:
-    """The leaf reached from the root by always taking the child of highest V (ties: the earlier child)."""
+    """The leaf reached from the root by always taking the child of highest V (ties: the earlier child); pruned
+    children are passed over (a node whose children are all pruned is the leaf)."""
     node = tree.root
-    while node.children:
-        children = [tree.nodes[child_id] for child_id in node.children]
+    while True:
+        children = [tree.nodes[child_id] for child_id in node.children if not tree.nodes[child_id].pruned]
+        if not children:
+            return node.node_id
         node = max(children, key=lambda child: (child.value, -child.node_id))
-    return node.node_id
 
 
 def complete_best_paths(trees: Sequence[Tree], greedy: GreedyFn, score: Scorers | ScoreFn, max_depth: int) -> None:
     """Give every tree without a terminal node one: its best path (`best_leaf`) continued by the policy's argmax
     steps until a final step or max_depth, each new step added as a scored node (its tokens count in
     `tokens_used`). So a search stopped by its budget before any solution finished still answers, as anytime
-    search should; trees that hold a terminal node are left alone. One `greedy` call and one scoring (`score_nodes`)
-    per level."""
-    open_leaves = {index: best_leaf(tree) for index, tree in enumerate(trees) if not tree.terminal_nodes()}
+    search should; trees that hold a terminal node that is not pruned are left alone. The completion is not checked
+    (the answer it reaches is read as written). One `greedy` call and one scoring (`score_nodes`) per level."""
+    open_leaves = {index: best_leaf(tree) for index, tree in enumerate(trees)
+                   if not any(not tree.nodes[i].pruned for i in tree.terminal_nodes())}
     while open_leaves:
         indices = list(open_leaves)
         steps = greedy([trees[index].prefix_of(open_leaves[index]) for index in indices])
@@ -427,7 +498,8 @@ def sibling_ranks(tree: Tree, node_id: int) -> tuple[int, ...]:
 
 
 def best_answer_node(tree: Tree, margin: float = 0.0, extract_answer: AnswerFn | None = None) -> int | None:
-    """The terminal node with the highest V; None if the tree has no terminal node. With `extract_answer`,
+    """The terminal node with the highest V; None if the tree has no terminal node. Pruned nodes compete only when
+    every terminal is pruned. With `extract_answer`,
     only terminals whose answer can be read compete, unless none can: a solution with no answer is never
     picked over one that has an answer, as a vote never counts it.
 
@@ -436,7 +508,9 @@ def best_answer_node(tree: Tree, margin: float = 0.0, extract_answer: AnswerFn |
     whose first proposal is the greedy step answers like greedy decoding unless its scorer prefers
     another terminal by more than `margin`.
     """
-    terminal_ids = readable_first(tree.terminal_nodes(), tree.steps_of, extract_answer)
+    terminals = tree.terminal_nodes()
+    terminals = [node_id for node_id in terminals if not tree.nodes[node_id].pruned] or terminals
+    terminal_ids = readable_first(terminals, tree.steps_of, extract_answer)
     if not terminal_ids:
         return None
     best = max(tree.nodes[node_id].value for node_id in terminal_ids)

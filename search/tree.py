@@ -34,6 +34,11 @@ class Node:
     """Ids of the child nodes, in creation order."""
     answer_correct: bool | None = None
     """The oracle's verdict on a terminal node, when graded; None otherwise."""
+    saturated: bool = False
+    """A widening of this node brought no new candidate (all repeated its children): it is not widened again."""
+    pruned: bool = False
+    """The step failed the search's execution check: the node is terminal with value 0, never expanded and never
+    an answer while the tree holds another (its `prm_score` stays the PRM's)."""
 
 
 @dataclass
@@ -56,6 +61,8 @@ class Tree:
     """Tokens generative verifiers generated to score this tree's nodes (their checks and verdicts)."""
     simulation_count: int = 0
     """Simulations run on this tree (selection, then expansion or a repeated terminal visit, then backup)."""
+    step_checks: int = 0
+    """Execution checks run on this tree's steps (the check's cost: no tokens generated)."""
     stop_reason: str = ""
     """Why the search stopped ('end_gate', 'max_simulations', 'max_tokens', 'exhausted'); '' while running."""
 

@@ -39,6 +39,10 @@ ScoreFn = Callable[[Sequence[Prefix]], list[float]]
 GreedyFn = Callable[[Sequence[Prefix]], list[ProposedStep]]
 """greedy(prefixes) -> the argmax next step of each prefix."""
 
+CheckFn = Callable[[Sequence[Prefix]], list[bool]]
+"""check(prefixes) -> whether each prefix's last step passes an execution check (its computation redone from what
+the prefix states; rStar-Math's executed code steps). A step that fails is pruned."""
+
 @dataclass(frozen=True)
 class VerifierScores:
     """What a verifier returns for a batch of (finished or partial) solutions, one entry per solution in order."""

@@ -314,11 +314,13 @@ def test_every_field_of_every_section_has_its_own_flag():
     (["--model.hidden_size", "130"], "--model.hidden_size 130: expected a multiple of --model.num_heads (4)"),
     (["--model.num_layers", "0"], "--model.num_layers 0: expected a positive integer"),
     (["--model.max_positions", "-1"], "--model.max_positions -1: expected a positive integer"),
-    (["--task.problems_per_round", "100000"], "--task.problems_per_round 100000: expected at most the 2900"),
+    (["--task.problems_per_round", "100000"], "--task.problems_per_round 100000: expected at most the 2950"),
     (["--task.train_problems", "500", "--eval.dev_problems", "200"], "--task.problems_per_round 384: expected at "
                                                                         "most the 300 training problems"),
     (["--logging.wandb_mode", "nonsense"], "--logging.wandb_mode 'nonsense': expected online, offline or disabled"),
     (["--task.ood_problems", "-1"], "--task.ood_problems -1: expected 0 or more"),
+    (["--task.curriculum_start", "-2"], "--task.curriculum_start -2 --task.curriculum_step 1: expected a start of -1"),
+    (["--task.curriculum_step", "0"], "--task.curriculum_start -1 --task.curriculum_step 0: expected a start of -1"),
 ])
 def test_values_no_run_can_use_are_refused_naming_the_flag(args, message):
     with pytest.raises(ConfigError) as error:
@@ -329,3 +331,12 @@ def test_values_no_run_can_use_are_refused_naming_the_flag(args, message):
 def test_a_users_model_is_not_held_to_the_embedded_shapes():
     config = parse("--model.hidden_size", "130", "--policy-model", "some/checkpoint")
     assert config.model.hidden_size == 130
+
+
+def test_the_step_check_and_the_tasks_own_curriculum_are_on_by_default_and_flags_change_them():
+    defaults = RunConfig()
+    assert defaults.search.step_check is True
+    assert (defaults.task.curriculum_start, defaults.task.curriculum_step) == (-1, 1)
+    config = parse("--search.step_check", "false", "--task.curriculum_start", "0", "--task.curriculum_step", "2")
+    assert config.search.step_check is False
+    assert (config.task.curriculum_start, config.task.curriculum_step) == (0, 2)

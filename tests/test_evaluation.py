@@ -31,6 +31,10 @@ class _AnswerTask:
     def extract_answer(steps):
         return steps[-1].strip()
 
+    @staticmethod
+    def difficulty(problem):
+        return None  # no lengths: no per-length accuracy
+
 
 def _first_path_and_alternative(first: str, alternative: str, gap: float) -> Tree:
     tree = Tree.new("p", "Q\n")
@@ -109,3 +113,54 @@ def test_mcts_metrics_keep_todays_keys_by_default_and_name_the_method_and_scorer
     # a leaf verifier values only the terminals: no one scorer to rank the steps
     assert mcts_metrics(_LabelledTask(), [None], [tree], "test", 0.0, "mcts_leaf_verifier", None) == {
         "test/mcts_leaf_verifier/accuracy": 1.0, "test/mcts_leaf_verifier/tokens_per_problem": 10.0}
+
+
+def test_length_accuracy_groups_the_problems_by_difficulty():
+    from rest_mcts.data import Problem
+    from rest_mcts.evaluation import length_accuracy
+    from rest_mcts.tasks.modtarget import ModTargetTask
+
+    task = ModTargetTask()
+    questions = ["3?4=7", "3?4?2=9", "1?1?1?1=4", "3?4?2=5", "9?9?9=0", "2?5=7"]  # 1, 2, 3, 2, 2, 1 operations
+    problems = [Problem(f"p{i}", q, q) for i, q in enumerate(questions)]
+    correct = [True, True, False, False, True, True]
+    assert length_accuracy(task, problems, correct, "test/greedy") == {
+        "test/greedy/accuracy_len1": 1.0, "test/greedy/accuracy_len2": 2 / 3, "test/greedy/accuracy_len3": 0.0}
+    assert list(length_accuracy(task, problems, correct, "ood/mcts")) == [
+        "ood/mcts/accuracy_len1", "ood/mcts/accuracy_len2", "ood/mcts/accuracy_len3"]  # shortest first
+    assert length_accuracy(_LabelledTask(), [None, None], [True, False], "test/mcts") == {}  # no difficulty
+
+
+def _tree_with_a_pruned_favourite() -> Tree:
+    """root ─ R 'right' (PRM 0.8) ; root ─ W 'wrong' (PRM 0.9, pruned by the check: terminal, V 0)."""
+    tree = Tree.new("p", "Q\n")
+    tree.add_child(0, "right\n", num_tokens=4, prm_score=0.8, is_terminal=True)
+    wrong = tree.add_child(0, "wrong\n", num_tokens=6, prm_score=0.9, is_terminal=True)
+    tree.nodes[wrong].pruned, tree.nodes[wrong].value = True, 0.0
+    tree.step_checks = 2
+    return tree
+
+
+def test_step_ranking_checked_scores_pruned_nodes_zero_without_changing_the_tree():
+    from rest_mcts.evaluation import step_ranking
+
+    tree = _tree_with_a_pruned_favourite()
+    # The PRM alone ranks the wrong step first; with the check's 0 for the pruned step, the right one leads.
+    assert step_ranking(_LabelledTask(), [None], [tree]) == {
+        "auroc": 0.0, "sibling_accuracy": 0.0, "sibling_pairs": 1.0}
+    assert step_ranking(_LabelledTask(), [None], [tree], checked=True) == {
+        "auroc": 1.0, "sibling_accuracy": 1.0, "sibling_pairs": 1.0}
+    assert tree.nodes[2].prm_score == 0.9 and tree.nodes[2].pruned
+
+
+def test_mcts_metrics_report_the_checked_step_scorer_and_the_checks_when_the_trees_were_checked():
+    from rest_mcts.evaluation import mcts_metrics
+
+    tree = _tree_with_a_pruned_favourite()
+    assert mcts_metrics(_LabelledTask(), [None], [tree], "test") == {
+        "test/mcts/accuracy": 1.0, "test/mcts/tokens_per_problem": 10.0,
+        "test/prm/auroc": 0.0, "test/prm/sibling_accuracy": 0.0, "test/prm/sibling_pairs": 1.0,
+        "test/step_scorer/auroc": 1.0, "test/step_scorer/sibling_accuracy": 1.0, "test/step_scorer/sibling_pairs": 1.0,
+        "test/mcts/step_checks_per_problem": 2.0}
+    tree.step_checks = 0  # not checked: no step scorer metrics
+    assert "test/step_scorer/auroc" not in mcts_metrics(_LabelledTask(), [None], [tree], "test")

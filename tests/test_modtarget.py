@@ -159,8 +159,9 @@ def test_modtarget_is_registered():
 
 
 def test_default_operation_counts_per_split():
-    counts = ModTargetTask().operation_counts
-    assert counts == {"seed": (2, 5), "train": (3, 5), "test": (3, 5), "ood": (6, 7)}
+    task = ModTargetTask()
+    assert task.operation_counts == {"seed": (2, 5), "train": (3, 5), "test": (3, 5), "ood": (6, 7)}
+    assert task.seed_length_decay == 0.7
 
 
 def test_default_test_problems_have_three_to_five_operations():
@@ -402,9 +403,10 @@ def test_extract_answer_reads_the_operations_of_the_final_step():
     assert task.extract_answer(["2?5=770-7=003-"]) == "-"  # a one-step derivation
     assert task.extract_answer(["2?5=770-7=003+"]) == "+"  # + and - give 7: the answer is the operation chosen
     assert task.extract_answer(["2?5=770-7=003*\n"]) == "*"  # a wrong choice, honestly written, is read
-    # A one-step derivation carries no target: the differences are checked against the one it writes.
-    assert task.extract_answer(["2?5=770-0=770+\n"]) == "+" and derivation_checks(["2?5=770-0=770+\n"])
-    assert task.extract_answer(["2?5=770-0=003+\n"]) is None  # differences to 7, target written 0
+    # Read as written: the values and differences are the check's business, not the reader's.
+    assert task.extract_answer(["2?5=770-0=770+\n"]) == "+" and derivation_checks("2?5=0", ["2?5=770-0=770+\n"])
+    assert task.extract_answer(["2?5=770-0=003+\n"]) == "+"  # differences to 7, target written 0
+    assert not derivation_checks("2?5=0", ["2?5=770-0=003+\n"]) and not derivation_checks("2?5=7", ["2?5=770-0=003+\n"])
     assert task.extract_answer(["2?5=770-;7=7"]) is None  # the former final form
 
 
@@ -416,12 +418,13 @@ def test_extract_answer_reads_every_honest_derivation_wrong_answers_included():
         target = rng.randint(0, 9)
         operations = random_operations(rng, digits)
         steps = write_steps(digits, target, operations)
+        question = question_of(digits, target)
         assert task.extract_answer(steps) == operations, steps
-        assert derivation_checks(steps)
+        assert derivation_checks(question, steps)
         steps[-1] = steps[-1].rstrip("\n")
         assert task.extract_answer(steps) == operations, steps
         for end in range(len(steps)):
-            assert task.extract_answer(steps[:end]) is None and not derivation_checks(steps[:end])
+            assert task.extract_answer(steps[:end]) is None and not derivation_checks(question, steps[:end])
 
 
 @pytest.mark.parametrize("broken", [
@@ -530,82 +533,113 @@ def test_extract_answer_reads_every_honest_derivation_wrong_answers_included():
     [S1, "7?2=954-;5?5=5\n;\n", S3],  # two lines in one step
     [S1, S2, "5?5=005-5=550*\n5?5=005-5=550*\n"],
 ])
-def test_extract_answer_refuses_a_derivation_that_does_not_check(broken):
-    assert ModTargetTask().extract_answer(broken) is None
-    assert not derivation_checks(broken)
+def test_derivation_checks_refuses_a_derivation_that_does_not_check_and_extract_answer_reads_only_its_form(broken):
+    # The execution check refuses each of them under the question they were written for; the reader reads the
+    # operations of any derivation whose steps have the step form, wrong values included.
+    question = _question_of_case(broken)
+    assert not derivation_checks(question, broken)
+    expected = operations_of([step.strip() for step in broken]) if _well_formed(broken) else None
+    assert ModTargetTask().extract_answer(broken) == expected
 
 
-def test_the_steps_alone_cannot_see_a_miscopied_or_shortened_question_but_the_outcome_check_does():
-    # Checked from the steps alone, a derivation whose first step miscopies the question and then carries the
-    # miscopy on faithfully is an honest derivation of another question: its answer is read, and judged on the
-    # question's own digits. Here 3?4?3?5 (the 2 miscopied as 3) reaches 5 with "+++"; 3?4?2?5 does not.
+def _question_of_case(broken) -> str:
+    """The question a case above was written for: 3?4?2?5=5 (Q5) unless its first step is a one-step derivation's
+    (2?5 with target 7, 3?4 with target 0)."""
+    first = broken[0]
+    if first.startswith("2?5="):
+        return "2?5=7"
+    if first.startswith("3?4=792-0="):
+        return "3?4=0"
+    return Q5
+
+
+STEP_FORM = re.compile(r"[0-9]\?[0-9]=[0-9]{3}[-+*];[0-9](\?[0-9])*=[0-9]")
+FINAL_FORM = re.compile(r"[0-9]\?[0-9]=[0-9]{3}-[0-9]=[0-9]{3}[-+*]")
+
+
+def _well_formed(steps) -> bool:
+    """Every step but the last has the form of a step before the last, and the last the last step's form (after
+    surrounding whitespace), whatever the values: what extract_answer reads."""
+    texts = [step.strip() for step in steps]
+    return (bool(texts) and FINAL_FORM.fullmatch(texts[-1]) is not None
+            and all(STEP_FORM.fullmatch(text) is not None for text in texts[:-1]))
+
+
+def test_a_miscopied_or_shortened_question_is_read_but_refused_by_the_step_check_and_the_outcome_check():
+    # A derivation whose first step miscopies the question and then carries the miscopy on faithfully is an honest
+    # derivation of another question: its answer is read, judged on the question's own digits, and its first step
+    # fails the execution check, which carries the chain from the question. Here 3?4?3?5 (the 2 miscopied as 3)
+    # reaches 5 with "+++"; 3?4?2?5 does not.
     task = ModTargetTask()
+    prompt = task.format_prompt(problem_of(Q5))
     steps = ["3?4=792+;7?3?5=5\n", "7?3=041+;0?5=5\n", "0?5=550-5=005+\n"]
     assert steps == write_steps([3, 4, 3, 5], 5, "+++")
     assert task.extract_answer(steps) == "+++"
     assert not task.is_correct(problem_of(Q5), steps)
     assert task.step_labels(problem_of(Q5), steps) == [False, False, False]
+    assert not task.check_step(prompt, steps[:1]) and not derivation_checks(Q5, steps)
+    assert derivation_checks("3?4?3?5=5", steps)  # the question it was written for
     # So is a derivation whose first steps are missing (nothing records the operations chosen before): [S2, S3]
-    # is the honest derivation of 7?2?5=5. Its answer is read, and refused by the outcome check (one operation
-    # short for 3?4?2?5), with every label false.
-    assert derivation_checks([S2, S3]) and [S2, S3] == write_steps([7, 2, 5], 5, "-*")
+    # is the honest derivation of 7?2?5=5. Its answer is read, refused by the outcome check (one operation short
+    # for 3?4?2?5) and by the step check (its first step does not take the question's 3 and 4), every label false.
+    assert derivation_checks("7?2?5=5", [S2, S3]) and [S2, S3] == write_steps([7, 2, 5], 5, "-*")
+    assert not derivation_checks(Q5, [S2, S3]) and not task.check_step(prompt, [S2])
     assert task.extract_answer([S2, S3]) == "-*"
     assert not task.check_answer("-*", Q5) and not task.is_correct(problem_of(Q5), [S2, S3])
     assert task.step_labels(problem_of(Q5), [S2, S3]) == [False, False]
     assert [S3] == write_steps([5, 5], 5, "*")  # the last step alone: the honest derivation of 5?5=5
     # A last step taken at once is the honest derivation of a one-operation question (here 3?4=5).
     assert task.extract_answer(["3?4=792-5=247+\n"]) == "+" and not task.is_correct(problem_of(Q5), ["3?4=792-5=247+"])
+    assert not task.check_step(prompt, ["3?4=792-5=247+\n"])  # two digits left: not a last step
+    assert task.check_step("3?4=5\n", ["3?4=792-5=247+\n"])
     assert task.extract_answer([S3]) == "*" and not task.is_correct(problem_of(Q5), [S3])
 
 
-def test_extract_answer_refuses_every_single_miswritten_step_of_a_derivation():
-    # Each miswrite breaks one consistency the steps carry among themselves, so it is caught without the question
-    # (with two steps or more: a lone step's target has nothing to agree with).
+def test_the_step_check_refuses_every_single_miswritten_step_of_a_derivation_that_extract_answer_still_reads():
+    # Each miswrite breaks one consistency with the question or the step before, so the check of that step fails
+    # while every step before it passes; the reader still reads the operations the steps state.
     task, rng = ModTargetTask(), random.Random(7)
     for _ in range(300):
         digits = random_digits(rng, 3, 7)
+        target = rng.randint(0, 9)
+        question = question_of(digits, target)
+        prompt = task.format_prompt(problem_of(question))
         operations = random_operations(rng, digits)
-        steps = write_steps(digits, rng.randint(0, 9), operations)
+        steps = write_steps(digits, target, operations)
         at = rng.randrange(len(steps))
         steps[at] = _miswrite(steps[at], rng)
-        assert task.extract_answer(steps) is None, steps
+        assert all(task.check_step(prompt, steps[:index + 1]) for index in range(at)), steps
+        assert not task.check_step(prompt, steps[:at + 1]), steps
+        assert not derivation_checks(question, steps), steps
+        assert task.extract_answer(steps) == operations_of([step.strip() for step in steps]), steps
 
 
-def _honest(steps) -> bool:
-    """The steps are, up to surrounding whitespace, the writer's steps of the question and operations they imply
-    (the question read from the first step: its value and digit, then the digits of its chain and its target, or,
-    for a last step, the target it writes; the operations from each step's choice) and end with the last digit."""
+def _honest(digits, target: int, steps) -> bool:
+    """The steps are, up to surrounding whitespace, the writer's steps of this question and the operations they
+    state (each step's choice), ending with the last digit."""
     texts = [step.strip() for step in steps]
     if not texts or any(len(text) < 10 for text in texts):
         return False
-    first = texts[0]
-    if first[8] == ";":  # a step before the last: the chain left and the target
-        chain, _, target = first[9:].partition("=")
-        digits = [first[0], first[2], *chain.split("?")[1:]]
-    elif first[7] == "-":  # a one-step derivation: the target it writes
-        digits, target = [first[0], first[2]], first[8]
-    else:
-        return False
     operations = operations_of(texts)
-    if not all(len(d) == 1 and d in "0123456789" for d in digits + [target]):
-        return False
     if len(operations) != len(digits) - 1 or not all(op in "+-*" for op in operations):
         return False
-    return texts == [step.strip() for step in write_steps([int(d) for d in digits], int(target), operations)]
+    return texts == [step.strip() for step in write_steps(digits, target, operations)]
 
 
 def test_derivation_checks_accepts_exactly_the_written_derivations_under_random_edits():
     # One character substituted, inserted or deleted in one step, or a step dropped, repeated or swapped with the
-    # next: derivation_checks passes exactly when the result is still the writer's derivation of some question
+    # next: derivation_checks passes exactly when the result is still the writer's derivation of the question
     # (an edit can make another honest derivation, e.g. + for - where both give the same value, or the last
-    # step's operation changed: nothing written after it depends on it).
+    # step's operation changed: nothing written after it depends on it); extract_answer reads any result that
+    # keeps the step form.
     rng = random.Random(10)
     alphabet = "0123456789?=;+-*:x "
-    accepted = refused = 0
+    accepted = refused = read_but_refused = 0
     for _ in range(3000):
         digits = random_digits(rng, 2, 6)
+        target = rng.randint(0, 9)
         operations = random_operations(rng, digits)
-        steps = write_steps(digits, rng.randint(0, 9), operations)
+        steps = write_steps(digits, target, operations)
         at = rng.randrange(len(steps))
         text = steps[at].rstrip("\n")
         kind = rng.choice(["substitute", "insert", "delete", "drop", "repeat", "swap"])
@@ -622,13 +656,15 @@ def test_derivation_checks_accepts_exactly_the_written_derivations_under_random_
             steps.insert(at, steps[at])
         elif at + 1 < len(steps):
             steps[at], steps[at + 1] = steps[at + 1], steps[at]
-        honest = _honest(steps)
-        assert derivation_checks(steps) == honest, steps
-        expected = operations_of([step.strip() for step in steps]) if honest else None
+        honest = _honest(digits, target, steps)
+        assert derivation_checks(question_of(digits, target), steps) == honest, steps
+        expected = operations_of([step.strip() for step in steps]) if _well_formed(steps) else None
         assert ModTargetTask().extract_answer(steps) == expected, steps
+        assert not honest or expected is not None
         accepted += honest
         refused += not honest
-    assert accepted > 300 and refused > 1500
+        read_but_refused += not honest and expected is not None
+    assert accepted > 150 and refused > 1500 and read_but_refused > 400
 
 
 def test_step_writes_one_step_from_the_value_operation_digits_left_and_target():
@@ -671,24 +707,139 @@ def test_is_correct_takes_any_right_answer_by_outcome():
     assert task.is_correct(problem, task.steps_for(Q4, "++-"))
     assert not task.is_correct(problem, task.steps_for(Q4, "++*"))
     assert not task.is_correct(problem, task.steps_for(Q4, "++"))
-    # A wrong last choice made to look right: refused, whichever digit lies.
+    # A wrong last choice made to look right: wrong by outcome whichever digit lies (the reader reads the choice
+    # as written; the step check refuses the lie), or not read at all in another form.
+    prompt = task.format_prompt(problem)
     lie = task.steps_for(Q4, "+++")
     assert lie[-1] == "9?5=445-4=001+\n"  # 9+5=4, 9-5=4, 9*5=5; minus 4: 0, 0, 1
-    for text in ("9?5=444-4=000*\n",  # the * value written as the target (9*5 is 5)
-                 "9?5=445-4=000*\n",  # the * difference written 0 (5-4 is 1)
-                 "9?5=445-5=990*\n",  # another target, so that 9*5 - it is 0
-                 "9?5=445*;4=4\n",  # the former last form: * chosen, the target shown as its value
-                 "9?5=444*;4=4\n",
-                 "9?5=445-4=001*;4=4\n"):  # the target shown after the choice
+    for text, read in (("9?5=444-4=000*\n", "++*"),  # the * value written as the target (9*5 is 5)
+                       ("9?5=445-4=000*\n", "++*"),  # the * difference written 0 (5-4 is 1)
+                       ("9?5=445-5=990*\n", "++*"),  # another target, so that 9*5 - it is 0
+                       ("9?5=445*;4=4\n", None),  # the former last form: * chosen, the target shown as its value
+                       ("9?5=444*;4=4\n", None),
+                       ("9?5=445-4=001*;4=4\n", None)):  # the target shown after the choice
         lie[-1] = text
-        assert task.extract_answer(lie) is None and not task.is_correct(problem, lie), text
+        assert task.extract_answer(lie) == read and not task.is_correct(problem, lie), text
+        assert not task.check_step(prompt, lie) and not derivation_checks(Q4, lie), text
     # * honestly chosen: read, and wrong by outcome.
     lie[-1] = "9?5=445-4=001*\n"
     assert task.extract_answer(lie) == "++*" and not task.is_correct(problem, lie)
+    assert task.check_step(prompt, lie) and derivation_checks(Q4, lie)
     # 9+5 and 9-5 are both 4: either choice, honestly written, is a right answer of its own.
     for operation in "+-":
         steps = task.steps_for(Q4, "+++")[:2] + [f"9?5=445-4=001{operation}\n"]
         assert task.extract_answer(steps) == "++" + operation and task.is_correct(problem, steps)
+
+
+# The execution check of a step (check_step), and the difficulty.
+
+
+def test_check_step_passes_every_step_of_reference_solutions_of_every_length(small_splits):
+    task, splits = small_splits
+    rng = random.Random(12)
+    problems = [problem for problems in splits.values() for problem in problems]
+    for count in range(1, 9):  # 1 to 8 operations, the default ood lengths included
+        for _ in range(15):
+            digits = [rng.randint(1, 9) for _ in range(count + 1)]
+            problems.append(problem_of(question_of(digits, chain_value(digits, random_operations(rng, digits)))))
+    for problem in problems:
+        steps, prompt = task.reference_steps(problem), task.format_prompt(problem)
+        assert all(task.check_step(prompt, steps[:end]) for end in range(1, len(steps) + 1)), problem
+        assert derivation_checks(problem.question, steps), problem
+    assert {task.difficulty(problem) for problem in problems} == set(range(1, 9))
+
+
+def test_check_step_fails_a_step_with_one_wrong_value():
+    # Q5 = 3?4?2?5=5: S1 3?4=792+ (3+4=7, 3-4=9, 3*4=2), S2 7?2=954- (9, 5, 4), S3 5?5=005-5=550* (0, 0, 5).
+    task = ModTargetTask()
+    prompt = task.format_prompt(problem_of(Q5))
+    assert task.check_step(prompt, [S1]) and task.check_step(prompt, [S1, S2]) and task.check_step(prompt, [S1, S2, S3])
+    assert not task.check_step(prompt, ["3?4=782+;7?2?5=5\n"])  # 3-4 is 9, not the value chosen
+    assert not task.check_step(prompt, [S1, "7?2=964-;6?5=5\n"])  # 7-2 is 5, the wrong value chosen and carried
+    assert not task.check_step(prompt, [S1, "7?2=964-;5?5=5\n"])  # 7-2 is 5, the right value carried
+    assert not task.check_step(prompt, [S1, S2, "5?5=006-5=551*\n"])  # 5*5 is 5, its difference that of 6
+
+
+def test_check_step_fails_a_last_step_with_a_wrong_difference():
+    task = ModTargetTask()
+    prompt = task.format_prompt(problem_of(Q5))
+    assert not task.check_step(prompt, [S1, S2, "5?5=005-5=540*\n"])  # 0-5 is 5
+    assert not task.check_step(prompt, [S1, S2, "5?5=005-5=000*\n"])  # every difference written 0
+    assert not task.check_step(prompt, [S1, S2, "5?5=005-5=055*\n"])  # reversed
+    assert not task.check_step("2?5=7\n", ["2?5=770-7=004-\n"])  # 0-7 is 3
+
+
+def test_check_step_fails_a_step_that_does_not_carry_the_chain_on():
+    task = ModTargetTask()
+    prompt = task.format_prompt(problem_of(Q5))
+    assert not task.check_step(prompt, ["3?4=792+;9?2?5=5\n"])  # + chosen, the - value carried
+    assert not task.check_step(prompt, ["3?4=792+;7?3?5=5\n"])  # the question's 2 miscopied
+    assert not task.check_step(prompt, ["3?4=792+;7?5=5\n"])  # a digit dropped
+    assert not task.check_step(prompt, ["3?4=792+;7?2?5?1=5\n"])  # a digit added
+    assert not task.check_step(prompt, ["4?3=712+;7?2?5=5\n"])  # the question's digits taken swapped
+    assert not task.check_step(prompt, [S1, "8?2=066-;6?5=5\n"])  # right values for 8?2, but S1 left 7?2
+    assert not task.check_step(prompt, [S1, "7?5=225-;2?5=5\n"])  # the chain's 5 taken before its 2
+    assert not task.check_step(prompt, [S1, "7?2=954-5=409-\n"])  # a last step with a digit left
+    assert not task.check_step(prompt, [S1, S2, "5?5=005*;5=5\n"])  # no last step with no digit left
+
+
+def test_check_step_fails_a_step_that_miscopies_the_target():
+    task = ModTargetTask()
+    prompt = task.format_prompt(problem_of(Q5))
+    assert not task.check_step(prompt, ["3?4=792+;7?2?5=4\n"])  # the question's 5 copied as 4
+    assert not task.check_step(prompt, [S1, "7?2=954-;5?5=4\n"])  # S1's 5 copied as 4
+    # The last step's target not the one carried, its differences right for the one it writes (0-4=6, 5-4=1).
+    assert not task.check_step(prompt, [S1, S2, "5?5=005-4=661*\n"])
+
+
+def test_check_step_judges_only_the_last_step_carrying_the_chain_the_step_before_wrote():
+    # 3+4 is 7, not 8: the first step fails; the second, right for the 8?2 the first step left, passes.
+    task = ModTargetTask()
+    prompt = task.format_prompt(problem_of(Q5))
+    steps = ["3?4=892+;8?2?5=5\n", "8?2=066-;6?5=5\n"]  # 8+2=0, 8-2=6, 8*2=6
+    assert not task.check_step(prompt, steps[:1]) and task.check_step(prompt, steps)
+
+
+def test_check_step_never_looks_at_reachability():
+    # Q4 = 3?4?2?5=4: only +++ and ++- reach 4. A correctly written step that loses the target passes the check
+    # (the labels, which do look ahead, are false), and so does an honestly written last choice that misses it.
+    task = ModTargetTask()
+    problem = problem_of(Q4)
+    prompt = task.format_prompt(problem)
+    for operations in ("-++", "*--", "+*+", "++*"):
+        steps = task.steps_for(Q4, operations)
+        assert all(task.check_step(prompt, steps[:end]) for end in range(1, 4)), operations
+        assert derivation_checks(Q4, steps) and not task.is_correct(problem, steps)
+        assert False in task.step_labels(problem, steps)
+
+
+def test_check_step_fails_without_steps_or_a_question_and_reads_the_last_line_of_the_prompt():
+    task = ModTargetTask()
+    assert not task.check_step(task.format_prompt(problem_of(Q5)), [])
+    assert not task.check_step("", [S1]) and not task.check_step("no question here\n", [S1])
+    assert task.check_step("an instruction\n" + Q5 + "\n", [S1])  # the question on the prompt's last line
+    assert task.has_step_check
+
+
+def test_extract_answer_reads_the_operations_of_a_derivation_with_a_wrong_value():
+    # 7-2 is 5, written 6 (and its wrong difference on the last step): the operations are read as written, and
+    # +-* reaches 5 on 3?4?2?5 by outcome. The execution check is what refuses the step.
+    task = ModTargetTask()
+    steps = [S1, "7?2=964-;5?5=5\n", S3]
+    assert task.extract_answer(steps) == "+-*" and task.is_correct(problem_of(Q5), steps)
+    assert not task.check_step(task.format_prompt(problem_of(Q5)), steps[:2]) and not derivation_checks(Q5, steps)
+    wrong_last = [S1, S2, "5?5=006-5=551*\n"]  # 5*5 is 5
+    assert task.extract_answer(wrong_last) == "+-*" and not derivation_checks(Q5, wrong_last)
+
+
+def test_difficulty_is_the_number_of_question_marks_in_the_question(small_splits):
+    task, splits = small_splits
+    assert task.difficulty(problem_of(Q5)) == 3 and task.difficulty(problem_of("9?1=0")) == 1
+    assert task.difficulty(problem_of("1?2?3?4?5?6?7?8?9=0")) == 8
+    for problems in splits.values():
+        for problem in problems:
+            assert task.difficulty(problem) == problem.question.count("?"), problem
+    assert task.default_curriculum_start == 3
 
 
 # Step labels.

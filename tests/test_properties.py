@@ -34,6 +34,29 @@ def test_extraction_never_raises_on_any_text(text):
     game24_value(text, [1, 2, 3, 4])
 
 
+STEP_TEXT = st.one_of(st.text(st.sampled_from("0123456789?=;+-*\n "), max_size=24), st.text(max_size=24))
+"""Arbitrary step text, most of it made of the characters of modtarget's steps (so that near-steps occur)."""
+QUESTION = st.builds(lambda digits, target: "?".join(digits) + f"={target}\n",
+                     st.lists(st.sampled_from("123456789"), min_size=2, max_size=4), st.sampled_from("0123456789"))
+"""A modtarget prompt: its question and the delimiter."""
+
+
+@SETTINGS
+@given(st.one_of(st.text(st.sampled_from("0123456789?=\n"), max_size=20), QUESTION), st.lists(STEP_TEXT, max_size=5))
+def test_the_modtarget_reader_and_step_check_never_raise_and_the_check_passes_only_what_the_reader_reads(
+        prompt, steps):
+    from rest_mcts.tasks.modtarget import ModTargetTask
+
+    task = ModTargetTask()
+    assert task.check_step(prompt, steps) in (True, False)
+    answer = task.extract_answer(steps)
+    assert answer is None or set(answer) <= set("+-*")
+    # A finished derivation whose every step passes the check is always read.
+    if steps and task.is_final_step(steps[-1]) and all(task.check_step(prompt, steps[:end])
+                                                       for end in range(1, len(steps) + 1)):
+        assert answer is not None and len(answer) == len(steps)
+
+
 @SETTINGS
 @given(PROSE, st.integers(-10**12, 10**12), PROSE, st.booleans())
 def test_a_stated_integer_is_read_back_in_any_surrounding_prose(before, number, after, commas):

@@ -208,3 +208,100 @@ def test_the_verifier_starts_from_the_last_rounds_then_the_given_model_then_the_
     first.verifier.mkdir(parents=True)
     (first.verifier / "config.json").write_text("{}")
     assert verifier_start(_verifier_context(tmp_path, "genrm", "my/model"), second) == first.verifier
+
+
+# The rounds' difficulty schedule (modtarget: round r searches problems of at most 3 + r operations).
+
+CURRICULUM_TASK = dict(seed_problems=10, train_problems=40, problems_per_round=6, test_problems=5, ood_problems=5)
+"""The default modtarget task section at small sizes: 36 problems searched, 4 dev."""
+
+
+@pytest.fixture(scope="module")
+def curriculum_problems():
+    """`RunProblems.of` for the default modtarget config (small sizes) and for schedule variants, keyed by the
+    (curriculum_start, curriculum_step) changed; one task that remembers its draws, so the splits (seconds each:
+    every seed or train draw redraws the 1000-problem held-out pools) are drawn once."""
+    from rest_mcts.config import EvalConfig, RunConfig, TaskConfig
+    from rest_mcts.stages import RunProblems
+    from rest_mcts.tasks.modtarget import ModTargetTask
+
+    class RememberingTask(ModTargetTask):
+        drawn: dict = {}
+
+        def problems(self, split, count, seed):
+            if (split, count, seed) not in self.drawn:
+                self.drawn[split, count, seed] = super().problems(split, count, seed)
+            return self.drawn[split, count, seed]
+
+    task = RememberingTask()
+    variants = {}
+    for start, step in ((-1, 1), (0, 1), (4, 1), (-1, 2)):
+        config = RunConfig(task=TaskConfig(**CURRICULUM_TASK, curriculum_start=start, curriculum_step=step),
+                           eval=EvalConfig(dev_problems=4))
+        variants[start, step] = RunProblems.of(config, task)
+    return task, variants
+
+
+def test_each_round_searches_problems_of_at_most_three_plus_its_index_operations(curriculum_problems):
+    task, variants = curriculum_problems
+    problems = variants[-1, 1]
+    count = CURRICULUM_TASK["problems_per_round"]
+    lengths = [task.difficulty(problem) for problem in problems.train]
+    assert len(problems.train) == 36 and lengths.count(3) >= count  # enough of the shortest for round 0
+    for round_index in range(10):
+        chosen = problems.for_round(round_index, count)
+        assert len(chosen) == count
+        assert all(task.difficulty(problem) <= 3 + round_index for problem in chosen), round_index
+        assert problems.max_difficulty(round_index) == 3 + round_index
+    # Round 0: the first problems of 3 operations, in pool order.
+    assert problems.for_round(0, count) == [p for p in problems.train if task.difficulty(p) == 3][:count]
+    # Other schedules: a start of 4, or a step of 2.
+    assert all(task.difficulty(p) <= 4 for p in variants[4, 1].for_round(0, count))
+    assert any(task.difficulty(p) == 4 for p in variants[4, 1].for_round(0, count) + variants[4, 1].for_round(1, count))
+    for round_index in range(4):
+        assert all(task.difficulty(p) <= 3 + 2 * round_index for p in variants[-1, 2].for_round(round_index, count))
+
+
+def test_a_round_never_repeats_a_problem_and_searches_fresh_ones_first(curriculum_problems):
+    task, variants = curriculum_problems
+    count = CURRICULUM_TASK["problems_per_round"]
+    for problems in variants.values():
+        rounds = [[problem.id for problem in problems.for_round(index, count)] for index in range(12)]
+        assert all(len(set(ids)) == len(ids) == count for ids in rounds)
+        # The 36 problems are searched once each in the first 6 rounds, before any is searched again.
+        first_six = [problem_id for ids in rounds[:6] for problem_id in ids]
+        assert sorted(first_six) == sorted(problem.id for problem in problems.train)
+        assert not {problem.id for problem in problems.dev} & {i for ids in rounds for i in ids}
+        assert problems.for_round(3, count) == problems.for_round(3, count)  # the same on resume
+
+
+def test_with_curriculum_start_0_every_difficulty_can_appear_from_round_0(curriculum_problems):
+    task, variants = curriculum_problems
+    problems = variants[0, 1]
+    count = CURRICULUM_TASK["problems_per_round"]
+    assert problems.max_difficulty(0) is None
+    assert problems.for_round(0, count) == problems.train[:count]  # the pool's first slice, whatever its lengths
+    seen = {task.difficulty(problem) for index in range(6) for problem in problems.for_round(index, count)}
+    low, high = task.operation_counts["train"]
+    assert seen == set(range(low, high + 1))
+
+
+def test_without_a_curriculum_rounds_take_consecutive_slices_of_the_pool_wrapping_around(curriculum_problems):
+    # As before the schedule: round r searches pool[r·count:(r+1)·count], wrapping around once the pool is used,
+    # so later rounds cycle through the whole pool rather than search its first slice again and again.
+    _, variants = curriculum_problems
+    problems = variants[0, 1]
+    count, size = 8, len(problems.train)  # 36 is no multiple of 8: the slices wrap at different places
+    for round_index in range(12):
+        expected = [problems.train[(round_index * count + i) % size] for i in range(count)]
+        assert problems.for_round(round_index, count) == expected, round_index
+
+
+def test_with_the_schedule_the_rounds_cycle_through_the_pool_once_it_is_used_up(curriculum_problems):
+    # Problems searched fewer times come first: over rounds 6 to 11 (every difficulty allowed by then) each of the
+    # 36 problems is searched once more.
+    _, variants = curriculum_problems
+    problems = variants[-1, 1]
+    count = CURRICULUM_TASK["problems_per_round"]
+    again = [problem.id for index in range(6, 12) for problem in problems.for_round(index, count)]
+    assert sorted(again) == sorted(problem.id for problem in problems.train)

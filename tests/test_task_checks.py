@@ -17,6 +17,7 @@ from rest_mcts.models.tokenizer import DEFAULT_ALPHABET
 from rest_mcts.tasks import TASKS, get_task
 from rest_mcts.tasks.base import RIGHT_MARK, WRONG_MARK, StepCheck, Task, rationale_finds_a_wrong_step, rationale_of
 from rest_mcts.tasks.modchain import OPERATIONS
+from rest_mcts.tasks.modtarget import derivation_checks
 
 SYNTHETIC = sorted(name for name, task_class in TASKS.items() if task_class.synthetic)
 STEP_CHARACTERS = DEFAULT_ALPHABET.replace("\n", "")
@@ -229,16 +230,22 @@ def wrong_value(task: Task, problem: Problem, rng: random.Random) -> list[str]:
     return steps[:index] + [rebuild() + "\n"] + steps[index + 1:]
 
 
-def test_a_wrong_written_value_makes_the_program_disagree_with_the_stated_answer(task_problems):
+def test_a_wrong_written_value_makes_the_program_disagree_with_the_stated_answer_or_fails_the_step_check(task_problems):
     task, problems = task_problems
     rng = random.Random(f"wrong-value/{task.name}")
     for problem in problems:
         steps = wrong_value(task, problem, rng)
         assert task.step_labels(problem, steps)[-1] is False
-        if task.name == "modtarget":  # a wrong value leaves no stated answer: the program's is never None
-            assert task.extract_answer(steps) is None
-        else:
+        if task.name == "modtarget":
+            # The reader reads the operations as written and the program redoes them from the digits the steps
+            # state, not the values written: both give the reference answer. The execution check refuses the step.
+            index = next(i for i, (a, b) in enumerate(zip(steps, task.reference_steps(problem))) if a != b)
+            assert not task.check_step(task.format_prompt(problem), steps[:index + 1]), (problem, steps)
+            assert not derivation_checks(problem.question, steps), (problem, steps)
             assert task.is_correct(problem, steps), (problem, steps)
+            assert run_program(task.cot_program(problem, steps)) == task.extract_answer(steps), (problem, steps)
+            continue
+        assert task.is_correct(problem, steps), (problem, steps)
         assert run_program(task.cot_program(problem, steps)) != task.extract_answer(steps), (problem, steps)
 
 
@@ -344,13 +351,16 @@ def test_modtarget_program_applies_the_chosen_operations_and_checks_the_stated_t
 
 
 def test_modtarget_program_takes_the_digits_the_steps_state_and_the_rationale_checks_them_against_the_question():
-    # The first step reads 3?4 as 4?3 and every step after it is consistent: the derivation checks, its operations
-    # happen to reach the target on the question's digits too, so the solution is correct by outcome; the program,
-    # which reads the digits the steps state, agrees with it; the rationale (like the step labels) rejects the
-    # first step, whose value and digit are not the question's.
+    # The first step reads 3?4 as 4?3 and every step after it is consistent: its operations happen to reach the
+    # target on the question's digits too, so the solution is correct by outcome; the program, which reads the
+    # digits the steps state, agrees with it; the rationale (like the step labels and the execution check, which
+    # carries the chain from the question) rejects the first step, whose value and digit are not the question's.
     task = get_task("modtarget")
     steps = ["4?3=712+;7?2?5=4\n", "7?2=954+;9?5=4\n", "9?5=445-4=001+\n"]
     assert task.extract_answer(steps) == "+++" and task.is_correct(MODTARGET, steps)
+    prompt = task.format_prompt(MODTARGET)
+    assert [task.check_step(prompt, steps[:end]) for end in (1, 2, 3)] == [False, True, True]
+    assert not derivation_checks(MODTARGET.question, steps)
     assert run_program(task.cot_program(MODTARGET, steps)) == "+++"
     assert task.verification_rationale(MODTARGET, steps) == "3?4=792+ chain no\n"
     assert task.step_labels(MODTARGET, steps) == [False, False, False]

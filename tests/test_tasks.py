@@ -341,3 +341,14 @@ def test_seed_examples_are_the_seed_problems_with_their_prompts_and_reference_st
         assert example.problem_id == problem.id
         assert example.prompt == task.format_prompt(problem)
         assert example.steps == tuple(task.reference_steps(problem))
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_only_modtarget_has_a_step_check_a_difficulty_and_its_own_curriculum(name):
+    task = get_task(name)
+    problem = Problem("p", "3?4?2?5=5", "3?4?2?5=5")
+    if name == "modtarget":
+        assert task.has_step_check and task.difficulty(problem) == 3 and task.default_curriculum_start == 3
+    else:
+        assert not task.has_step_check and task.check_step("Q\n", ["a step\n"]) is None
+        assert task.difficulty(problem) is None and task.default_curriculum_start == 0

@@ -28,3 +28,40 @@ def test_an_empty_wandb_mode_variable_counts_as_unset(monkeypatch, tmp_path):
         tracker.log(0, {"test/greedy/accuracy": 0.5})
     finally:
         tracker.finish()
+
+
+ROWS = [{"round": 0, "test/greedy/accuracy_len3": 0.5, "test/mcts/accuracy_len3": 0.75, "ood/mcts/accuracy_len7": 0.25,
+         "test/greedy/accuracy_len10": 1.0, "test/best_of_n/accuracy_len3": 0.1, "test/greedy/accuracy": 0.5},
+        {"round": 1, "test/greedy/accuracy_len3": 0.625}]
+
+
+def test_length_columns_list_test_then_ood_shortest_first_greedy_before_mcts():
+    from rest_mcts.tracking import length_columns
+
+    assert length_columns(ROWS) == [
+        ("test/greedy/accuracy_len3", "test len3 greedy", "{:.3f}"),
+        ("test/mcts/accuracy_len3", "test len3 MCTS*", "{:.3f}"),
+        ("test/greedy/accuracy_len10", "test len10 greedy", "{:.3f}"),  # 10 after 3: by number, not text
+        ("ood/mcts/accuracy_len7", "ood len7 MCTS*", "{:.3f}")]  # other methods (best_of_n) left out
+    assert length_columns([{"round": 0, "test/greedy/accuracy": 0.5}]) == []
+
+
+def test_format_table_takes_the_columns_given_and_shows_missing_values_as_dashes():
+    from rest_mcts.tracking import format_table, length_columns
+
+    table = format_table(ROWS, [("round", "round", "{:d}"), *length_columns(ROWS)]).splitlines()
+    assert table[0].split() == ["round", "test", "len3", "greedy", "test", "len3", "MCTS*", "test", "len10", "greedy",
+                                "ood", "len7", "MCTS*"]
+    assert table[1].split() == ["0", "0.500", "0.750", "1.000", "0.250"]
+    assert table[2].split() == ["1", "0.625", "-", "-", "-"]
+    assert format_table(ROWS).splitlines()[0].split()[:3] == ["round", "test", "greedy"]  # the default columns
+
+
+def test_plot_length_accuracy_writes_a_png_only_when_the_rows_hold_per_length_accuracy(tmp_path):
+    from rest_mcts.tracking import plot_length_accuracy
+
+    path = tmp_path / "accuracy_by_length.png"
+    assert plot_length_accuracy(ROWS, path) is True
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not list(tmp_path.glob("*.tmp.png"))
+    assert plot_length_accuracy([{"round": 0, "test/greedy/accuracy": 0.5}], tmp_path / "none.png") is False
+    assert not (tmp_path / "none.png").exists()

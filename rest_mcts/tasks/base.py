@@ -21,6 +21,8 @@ class Task(ABC):
     step_delimiter: str = "\n"
     synthetic: bool = False
     """Synthetic tasks can check every step, so the true step labels are known."""
+    default_curriculum_start: int = 0
+    """The largest difficulty round 0 searches when `task.curriculum_start` is -1 (0: no schedule)."""
 
     @abstractmethod
     def problems(self, split: str, count: int, seed: int) -> list[Problem]:
@@ -46,6 +48,22 @@ class Task(ABC):
         if not steps or not self.is_final_step(steps[-1]):
             return False
         return self.check_answer(self.extract_answer(steps), problem.answer)
+
+    def check_step(self, prompt: str, steps: Sequence[str]) -> bool | None:
+        """The task's execution check of the last of `steps` under `prompt`: True when what the step computes is
+        computed right (recomputed from what the question and the steps state, never from the answer), False when
+        not; None for a task without one. A verifier, not part of answer extraction: searches read it only where
+        `search.step_check` asks (`has_step_check`)."""
+        return None
+
+    @property
+    def has_step_check(self) -> bool:
+        return type(self).check_step is not Task.check_step
+
+    def difficulty(self, problem: Problem) -> int | None:
+        """A problem's length in steps, for per-length metrics and the rounds' difficulty schedule; None when the
+        task does not define one."""
+        return None
 
     def reference_steps(self, problem: Problem) -> list[str]:
         """A correct worked solution (synthetic tasks only)."""

@@ -7,11 +7,15 @@ Question `3?4?2?5=5`. A step takes the running value and the next digit, writes 
 the target: `3?4=792+;7?2?5=5` (3+4=7, 3-4=9, 3*4=2; + chosen), `7?2=954-;5?5=5`. The last step writes the
 three values, then the target and each value minus the target (mod 10), then chooses: `5?5=005-5=550*` (0-5=5,
 0-5=5, 5-5=0; * chosen, whose difference is 0). Nothing follows the last choice. The answer is the operations
-chosen, in order (`+-*`); it stands only on a derivation whose every written value and difference is right and
-whose steps carry the chain and the target on faithfully (checked from the steps alone), and it is right when its
-operations, applied to the question's digits, reach the target. Most problems have several right answers (six
-here: `+-*`, `*--`, ...), and a step can be written correctly yet leave a chain from which no choice reaches
-the target.
+the steps state, in order (`+-*`), read as written (`extract_answer` does not check the values), and it is
+right when its operations, applied to the question's digits, reach the target. Most problems have several right
+answers (six here: `+-*`, `*--`, ...), and a step can be written correctly yet leave a chain from which no choice
+reaches the target.
+
+Checking a step is cheaper than writing it: `check_step` redoes the step's values (and a last step's differences)
+from the value and digit the step states, and its copy of the chain and target from the step before, as an executed
+code step is checked (rStar-Math). It is a verifier, used by searches where `search.step_check` asks, never by the
+reader, and it does not look ahead: whether the choice keeps the target reachable is left to the PRM.
 
 Why every value is written before the choice: a value written before the choice is arithmetic only, never the
 target copied, and the last choice (take the operation whose difference is 0) and its check read single digits,
@@ -94,43 +98,59 @@ def _differences(values: str, target: int) -> str:
     return "".join(str((int(v) - target) % 10) for v in values)
 
 
-def derivation_checks(steps: Sequence[str]) -> bool:
-    """True when every step's three values (and the last step's differences to the target) are computed right,
-    each chain starts with the chosen value and carries on the digits and target the step before left, and only
-    the last step is a last step, taking the chain's last digit: checked from the steps alone, so an answer is read
-    only from an honest derivation."""
-    chain: list[str] | None = None
-    target = None
-    for index, text in enumerate(steps):
-        last = index == len(steps) - 1
-        final = FINAL_STEP.match(text.strip())
-        if final is not None:
-            value, digit, plus, minus, times, written_target, *differences, _ = final.groups()
-            values = plus + minus + times
-            return (last and values == _values(int(value), int(digit))
-                    and "".join(differences) == _differences(values, int(written_target))
-                    and (chain is None or (chain == [value, digit] and written_target == target)))
-        match = STEP.match(text.strip())
-        if match is None:
+def _parsed(text: str):
+    """(value, digit, values, operation, chain, target, differences) of a step, or None when it has neither form;
+    chain is None and differences a string on the last step."""
+    final = FINAL_STEP.match(text.strip())
+    if final is not None:
+        value, digit, plus, minus, times, target, *differences, operation = final.groups()
+        return value, digit, plus + minus + times, operation, None, target, "".join(differences)
+    match = STEP.match(text.strip())
+    if match is None:
+        return None
+    value, digit, plus, minus, times, operation, chain, target = match.groups()
+    return value, digit, plus + minus + times, operation, chain.split("?"), target, None
+
+
+def step_executes(question_chain: Sequence[str], question_target: str, steps: Sequence[str]) -> bool:
+    """The execution check of the last of `steps`: its three values (and a last step's differences) recomputed from
+    the value and digit the step itself states, its chosen value carried into its chain, and its value, digit, chain
+    and target those the step before it left (the question's, for the first step). It reads the question and the
+    steps only, never the answer: a step that passes may still leave the target unreachable (the choice is the
+    lookahead the PRM must judge)."""
+    chain, target = list(question_chain), question_target
+    for text in steps[:-1]:  # the chain each earlier step left, as written
+        parsed = _parsed(text)
+        if parsed is None or parsed[4] is None:
             return False
-        value, digit, plus, minus, times, operation, rest, new_target = match.groups()
-        written = {"+": plus, "-": minus, "*": times}
-        if plus + minus + times != _values(int(value), int(digit)):
-            return False
-        new_chain = rest.split("?")
-        if new_chain[0] != written[operation] or len(new_chain) < 2:
-            return False
-        if chain is not None and (chain[:2] != [value, digit] or new_chain[1:] != chain[2:] or new_target != target):
-            return False
-        chain, target = new_chain, new_target
-    return False
+        chain, target = parsed[4], parsed[5]
+    parsed = _parsed(steps[-1])
+    if parsed is None:
+        return False
+    value, digit, values, operation, new_chain, written_target, differences = parsed
+    if values != _values(int(value), int(digit)) or written_target != target or chain[:2] != [value, digit]:
+        return False
+    if new_chain is None:  # the last step: exactly two numbers were left, the differences are to the target
+        return len(chain) == 2 and differences == _differences(values, int(target))
+    written = dict(zip(OPERATIONS, values))
+    return len(new_chain) >= 2 and new_chain[0] == written[operation] and new_chain[1:] == chain[2:]
+
+
+def derivation_checks(question: str, steps: Sequence[str]) -> bool:
+    """True when every step of a finished derivation passes `step_executes`: the derivation-wide form of the check,
+    for tests and diagnostics."""
+    digits, target = parse_question(question)
+    chain = [str(d) for d in digits]
+    return bool(steps) and FINAL_STEP.match(steps[-1].strip()) is not None and all(
+        step_executes(chain, str(target), steps[:index + 1]) for index in range(len(steps)))
 
 
 class ModTargetTask(Task):
     name = "modtarget"
     synthetic = True
+    default_curriculum_start = 3
 
-    def __init__(self, seed_ops=(2, 5), train_ops=(3, 5), ood_ops=(6, 7), seed_length_decay=0.9,
+    def __init__(self, seed_ops=(2, 5), train_ops=(3, 5), ood_ops=(6, 7), seed_length_decay=0.7,
                  max_solution_share=0.15):
         self.operation_counts = {"seed": seed_ops, "train": train_ops, "test": train_ops, "ood": ood_ops}
         for split, (low, high) in self.operation_counts.items():
@@ -202,10 +222,28 @@ class ModTargetTask(Task):
         return FINAL_STEP.match(step_text.strip()) is not None
 
     def extract_answer(self, steps: Sequence[str]) -> str | None:
-        """The operation string of a finished derivation that checks (`derivation_checks`), else None."""
-        if not steps or not self.is_final_step(steps[-1]) or not derivation_checks(steps):
+        """The operations the steps state, in order, when every step has its form and only the last is a last step;
+        else None. Read as written: whether the values are right is the step check's business (`check_step`), not
+        the reader's."""
+        if not steps or not self.is_final_step(steps[-1]):
             return None
-        return "".join(STEP.match(step.strip()).group(6) for step in steps[:-1]) + steps[-1].strip()[-1]
+        matches = [STEP.match(step.strip()) for step in steps[:-1]]
+        if any(match is None for match in matches):
+            return None
+        return "".join(match.group(6) for match in matches) + steps[-1].strip()[-1]
+
+    def check_step(self, prompt: str, steps: Sequence[str]) -> bool:
+        """The execution check of the last of `steps` under `prompt` (`step_executes`); False when the prompt holds
+        no modtarget question."""
+        try:
+            digits, target = parse_question(prompt.strip().splitlines()[-1] if prompt.strip() else "")
+        except ValueError:
+            return False
+        return bool(steps) and step_executes([str(d) for d in digits], str(target), steps)
+
+    def difficulty(self, problem: Problem) -> int:
+        """The number of operations."""
+        return len(parse_question(problem.question)[0]) - 1
 
     def check_answer(self, answer: str | None, oracle: str) -> bool:
         """Right when the operations, applied to the oracle question's digits, reach its target."""
@@ -302,9 +340,8 @@ class ModTargetTask(Task):
         """The chain the steps state, evaluated by the program: the first step's value starts it, each step
         applies its chosen operation to the program's value and the digit the step shows (the values the step
         wrote, and the value a later step shows, are not read), and the program prints the operations when its
-        value ends at the target the last step states, `none` otherwise. A derivation with a wrong value has no
-        stated answer (`extract_answer` is None); what the program catches is an honestly written derivation
-        whose last choice misses the target."""
+        value ends at the target the last step states, `none` otherwise: it agrees with the answer read exactly when
+        the operations reach the stated target, however the values were written."""
         if not steps or not self.is_final_step(steps[-1]):
             return None
         matches = [STEP.match(step_text.strip()) for step_text in steps[:-1]] + [FINAL_STEP.match(steps[-1].strip())]
