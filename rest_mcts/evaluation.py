@@ -32,15 +32,20 @@ def node_step_labels(task: Task, problem: Problem, tree: Tree) -> dict[int, bool
     return labels
 
 
-def sibling_ranking(tree: Tree, labels: dict[int, bool]) -> tuple[float, int]:
+def node_score(node, checked: bool = False) -> float:
+    """A node's step score: its `prm_score`, or with `checked` 0 for a pruned node (the check and the PRM together)."""
+    return 0.0 if checked and node.pruned else node.prm_score
+
+
+def sibling_ranking(tree: Tree, labels: dict[int, bool], checked: bool = False) -> tuple[float, int]:
     """How the PRM orders siblings: over every pair of children of one node where one child is right and
     the other wrong, the number of pairs whose right child scored higher (a tie counts half), and the
     number of pairs. This is the choice MCTS* makes at each expansion; AUROC over all nodes mixes
     depths and problems and does not measure it."""
     ranked_right, pairs = 0.0, 0
     for node in tree.nodes:
-        right = [tree.nodes[i].prm_score for i in node.children if labels.get(i)]
-        wrong = [tree.nodes[i].prm_score for i in node.children if labels.get(i) is False]
+        right = [node_score(tree.nodes[i], checked) for i in node.children if labels.get(i)]
+        wrong = [node_score(tree.nodes[i], checked) for i in node.children if labels.get(i) is False]
         for right_score in right:
             for wrong_score in wrong:
                 pairs += 1
@@ -57,15 +62,11 @@ def step_ranking(task: Task, problems: Sequence[Problem], trees: Sequence[Tree],
     scores, labels = [], []
     ranked_right, pairs = 0.0, 0
     for problem, tree in zip(problems, trees, strict=True):
-        if checked:
-            tree = Tree.from_dict(tree.to_dict())
-            for node in tree.nodes:
-                node.prm_score = 0.0 if node.pruned else node.prm_score
         tree_labels = node_step_labels(task, problem, tree)
         for node_id, label in tree_labels.items():
-            scores.append(tree.nodes[node_id].prm_score)
+            scores.append(node_score(tree.nodes[node_id], checked))
             labels.append(label)
-        tree_right, tree_pairs = sibling_ranking(tree, tree_labels)
+        tree_right, tree_pairs = sibling_ranking(tree, tree_labels, checked)
         ranked_right, pairs = ranked_right + tree_right, pairs + tree_pairs
     ranking = {}
     node_auroc = auroc(scores, labels)

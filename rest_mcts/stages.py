@@ -60,6 +60,11 @@ class RunProblems:
             difficulty=task.difficulty,
         )
 
+    def eligible(self, round_index: int) -> list[Problem]:
+        """The training problems within round `round_index`'s difficulty, in pool order."""
+        limit = self.max_difficulty(round_index)
+        return [p for p in self.train if limit is None or (self.difficulty(p) or 0) <= limit]
+
     def for_round(self, round_index: int, count: int) -> list[Problem]:
         """`count` training problems for round `round_index`, in pool order: those no earlier round searched first
         (then those earlier rounds searched fewest times, so that once all are used the rounds cycle through the
@@ -67,9 +72,7 @@ class RunProblems:
         difficulty; never one problem twice in a round."""
         searched: dict[str, int] = {}
         for index in range(round_index + 1):
-            limit = self.max_difficulty(index)
-            eligible = [p for p in self.train if limit is None or (self.difficulty(p) or 0) <= limit]
-            chosen = sorted(eligible, key=lambda p: searched.get(p.id, 0))[:count]  # stable: pool order kept
+            chosen = sorted(self.eligible(index), key=lambda p: searched.get(p.id, 0))[:count]  # stable: pool order
             for p in chosen:
                 searched[p.id] = searched.get(p.id, 0) + 1
         return chosen
