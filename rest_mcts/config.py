@@ -78,8 +78,9 @@ class ModelConfig:
     """Local Hugging Face checkpoint of the PRM, a token-classification model with one label (empty: embedded tiny)."""
     hidden_size: int = 128
     """Hidden size of the embedded tiny models."""
-    num_layers: int = 4
-    """Transformer layers of the embedded tiny models."""
+    num_layers: int = 2
+    """Transformer layers of the embedded tiny models (on the default task two layers reach the warm start's loss in
+    about half the steps of four, each step at half the cost; docs/tasks.md)."""
     num_heads: int = 4
     """Attention heads of the embedded tiny models."""
     intermediate_size: int = 512
@@ -401,6 +402,7 @@ RANGES: dict[str, tuple[float, float | None]] = {
     "search.kv_store_mb": (0, None), "traces.max_per_problem": (1, None),
     "eval.pass_at_k": (0, None), "eval.answer_margin": (0, 1), "eval.initial_branch": (0, None),
     "search.initial_branch": (0, None), "search.widen_branch": (1, None), "search.widen_below": (0, 1),
+    "search.widen_visits": (0, None),
     "verifier.simpo_beta": (1e-12, None), "verifier.simpo_gamma": (0, None), "verifier.dpo_beta": (1e-12, None),
     "verifier.temperature": (1e-12, None), "cluster.timeout_s": (1, None),
     "logging.wandb_init_timeout_s": (1, None),

@@ -48,6 +48,10 @@ class MCTSParams:
     repeats an existing child and is dropped)."""
     widen_below: float = 0.5
     """A node is widened while every child's value is below this (see `initial_branch`)."""
+    widen_visits: int = 0
+    """Count-based progressive widening beside the value rule: a node is also widened once it has been visited
+    `widen_visits` times per child it has (0: only by value). The search then samples alternatives even under a
+    step the scorer trusts wrongly, which the value rule alone never does."""
     exploration_constant: float = 0.4
     """c in the UCT score V + c·sqrt(2·ln N_parent / N_child)."""
     unvisited_bonus: float = 1.0
@@ -75,9 +79,9 @@ class MCTSParams:
     def __post_init__(self) -> None:
         if self.branch < 1:
             raise ValueError(f"branch must be at least 1, got {self.branch}")
-        if not 0 <= self.initial_branch <= self.branch or self.widen_branch < 1:
-            raise ValueError(f"initial_branch must lie in [0, branch] and widen_branch be at least 1, got "
-                             f"{self.initial_branch} and {self.widen_branch}")
+        if not 0 <= self.initial_branch <= self.branch or self.widen_branch < 1 or self.widen_visits < 0:
+            raise ValueError(f"initial_branch must lie in [0, branch], widen_branch be at least 1 and widen_visits "
+                             f"at least 0, got {self.initial_branch}, {self.widen_branch} and {self.widen_visits}")
         if self.max_depth < 1:
             raise ValueError(f"max_depth must be at least 1, got {self.max_depth}")
         if self.max_simulations < 1:
@@ -169,14 +173,17 @@ def select_leaf(tree: Tree, params: MCTSParams) -> int:
 def widenable(tree: Tree, node: Node, params: MCTSParams) -> bool:
     """Whether selection stops at the expanded `node` to sample more candidates under it: every child is pruned (the
     step is sampled again), or, with progressive widening (`initial_branch`), it has fewer than `branch` children
-    and every child's value is below `widen_below`."""
+    and every child's value is below `widen_below` or (with `widen_visits`) it has been visited `widen_visits`
+    times per child."""
     if not node.children or node.is_terminal:
         return False
     alive = [tree.nodes[child_id] for child_id in node.children if not tree.nodes[child_id].pruned]
     if not alive:
         return True
-    return (0 < params.initial_branch and not node.saturated and len(node.children) < params.branch
-            and max(child.value for child in alive) < params.widen_below)
+    if params.initial_branch == 0 or node.saturated or len(node.children) >= params.branch:
+        return False
+    return (max(child.value for child in alive) < params.widen_below
+            or 0 < params.widen_visits * len(node.children) <= node.visit_count)
 
 
 # Backup ---------------------------------------------------------------------------------------

@@ -102,3 +102,30 @@ def test_widening_finds_a_right_step_the_first_candidate_missed_at_a_token_cost_
 def test_initial_branch_above_branch_is_refused():
     with pytest.raises(ValueError, match="initial_branch"):
         MCTSParams(branch=2, initial_branch=3)
+
+
+def test_widen_visits_widens_a_trusted_node_once_it_has_that_many_visits_per_child():
+    tree = Tree.new("p", "Q\n")
+    tree.add_child(0, "a\n", prm_score=0.9)
+    params = MCTSParams(branch=3, initial_branch=1, widen_below=0.5, widen_visits=2)
+    tree.root.visit_count = 1
+    assert not widenable(tree, tree.root, params)
+    tree.root.visit_count = 2
+    assert widenable(tree, tree.root, params)
+    tree.add_child(0, "b\n", prm_score=0.9)
+    assert not widenable(tree, tree.root, params)  # two children need four visits
+    tree.root.visit_count = 4
+    assert widenable(tree, tree.root, params)
+    assert not widenable(tree, tree.root, MCTSParams(branch=3, initial_branch=1, widen_below=0.5, widen_visits=0))
+
+
+def test_widen_visits_reaches_branch_children_at_the_root_under_a_scorer_that_trusts_every_step():
+    tree = Tree.new("p", "Q\n")
+    params = MCTSParams(branch=3, initial_branch=1, widen_branch=1, widen_below=0.5, widen_visits=2,
+                        max_simulations=8, max_depth=4, stop_at_end_gate=False)
+    propose = cycling_propose(["a\n", "b\n", "c\n"])
+    for _ in range(8):
+        simulate([tree], propose, score_by_text({"a\n": 0.9, "b\n": 0.9, "c\n": 0.9}), params)
+    assert len(tree.root.children) == 3
+    with pytest.raises(ValueError, match="widen_visits"):
+        MCTSParams(initial_branch=1, widen_visits=-1)
