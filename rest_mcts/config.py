@@ -97,8 +97,19 @@ class SearchConfig(MCTSParams):
     stop_at_end_gate: bool = False
     """Stop a tree at the first selected terminal leaf with V >= end_gate (off: spend the full budget, as a search
     that generates training data does)."""
-    max_simulations: int = 10
+    max_simulations: int = 16
     """MCTS* simulations per training problem."""
+    initial_branch: int = 1
+    """Candidates at a node's first expansion; more are sampled where every child is pruned or valued below
+    widen_below, or once the node has widen_visits visits per child (0: branch candidates at every expansion). With
+    three candidates at every expansion and 10 simulations the search rarely reached the end of a 5-operation
+    problem (9.6% of a round's problems solved, against 58% this way at 16 simulations and fewer tokens;
+    docs/tasks.md)."""
+    first_path_first: bool = True
+    """Follow each node's first child to a finished solution before spending simulations elsewhere."""
+    widen_visits: int = 2
+    """Widen a node once it has this many visits per child (count-based progressive widening), so the trees hold
+    alternatives to steps the PRM trusts: the PRM learns from siblings, and the policy from more than one path."""
     temperature: float = 0.7
     """Sampling temperature of the policy during search (on the default task, 1.0 slipped so often on the longer
     problems that the search solved few of a round's new length; docs/tasks.md)."""
@@ -213,8 +224,9 @@ class EvalConfig:
 
     initial_branch: int = 1
     """Candidates at a node's first expansion when solving (progressive widening: more are sampled only where every
-    child is pruned or the PRM values every child below search.widen_below; 0: search.branch at once), so the first
-    path costs one solution's tokens (`search.mcts.MCTSParams.initial_branch`)."""
+    child is pruned, the PRM values every child below search.widen_below, or the node has search.widen_visits visits
+    per child; 0: search.branch at once), so the first path costs one solution's tokens
+    (`search.mcts.MCTSParams.initial_branch`)."""
 
     def mcts_params(self, search: SearchConfig, **changes: Any) -> MCTSParams:
         """The evaluation's MCTS*: the training search's parameters, solving (stop at end_gate), with this
