@@ -1,6 +1,6 @@
 """The warm start's loss curve of the embedded policy on the default task's 8000 seed solutions, in one process
-(AdamW, the trainers' warm-up and linear decay, gradient clipping at 1.0), printing the mean loss of every 100
-steps and the seconds so far.
+(AdamW, the trainers' warm-up and linear decay and gradient clipping, with the default run's settings), printing
+the mean loss of every 100 steps and the seconds so far.
 
     python experiments/probe_warm_start.py SEED LR STEPS BATCH THREADS [LAYERS [HIDDEN]]
 
@@ -17,6 +17,7 @@ import time
 
 import torch
 
+from rest_mcts.config import RunConfig
 from rest_mcts.models.build import build_tiny_policy
 from rest_mcts.models.tokenizer import build_char_tokenizer
 from rest_mcts.tasks import get_task
@@ -24,7 +25,7 @@ from trainers.batches import collate
 from trainers.engine import learning_rate_factor
 from trainers.policy_sft import causal_lm_loss, policy_sequences
 
-WARMUP_STEPS = 60
+POLICY_TRAIN = RunConfig().policy_train  # the default run's warm-up and gradient clipping
 
 
 def main(seed: int, learning_rate: float, steps: int, batch_size: int, threads: int, layers: int = 4,
@@ -36,7 +37,7 @@ def main(seed: int, learning_rate: float, steps: int, batch_size: int, threads: 
                               intermediate_size=4 * hidden, max_positions=256, seed=seed).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: learning_rate_factor(step, WARMUP_STEPS, steps))
+        optimizer, lambda step: learning_rate_factor(step, POLICY_TRAIN.warmup_steps, steps))
     rng = random.Random(seed)
     order: list[int] = []
     losses: list[float] = []
@@ -52,7 +53,7 @@ def main(seed: int, learning_rate: float, steps: int, batch_size: int, threads: 
         loss = causal_lm_loss(logits, batch["labels"])
         optimizer.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), POLICY_TRAIN.max_grad_norm)
         optimizer.step()
         scheduler.step()
         losses.append(loss.item())

@@ -593,10 +593,10 @@ def check_task_data(config: RunConfig) -> None:
                           f"{config.task.name} has no worked solutions to warm-start on; set --task.solution_field "
                           f"or --policy_train.warm_start_steps 0")
     for round_index in range(config.rounds + 1):
-        if problems.max_difficulty(round_index) is not None and not problems.eligible(round_index):
+        limit = problems.max_difficulty(round_index)
+        if limit is not None and not problems.eligible(round_index):
             raise ConfigError(f"--task.curriculum_start {config.task.curriculum_start}: round {round_index} may search "
-                              f"problems of at most {problems.max_difficulty(round_index)} steps and the training "
-                              f"pool holds none; expected a "
+                              f"problems of at most {limit} steps and the training pool holds none; expected a "
                               f"larger start (or 0: no schedule)")
     if problems.train:
         task.format_prompt(problems.train[0])  # renders a prompt (chat template, few-shot) once
