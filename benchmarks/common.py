@@ -1,4 +1,4 @@
-"""What the benchmarks share: the models under test (a run's checkpoints or the embedded tiny ones),
+"""What the benchmarks share: the models under test (a run's checkpoints or the embedded tiny ones) and their task,
 the machine's description, and printing figures side by side."""
 
 from __future__ import annotations
@@ -19,6 +19,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prm", default="", help="PRM checkpoint (default: a PRM made from the policy).")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: one search worker's CPU share).")
+    from rest_mcts.config import RunConfig
+
+    parser.add_argument("--task", default=RunConfig().task.name,
+                        help="Synthetic task whose problems the benchmark uses (default: the default run's, the one "
+                             "its checkpoints were trained on).")
 
 
 def model_paths(args: argparse.Namespace) -> tuple[str, str]:

@@ -54,7 +54,7 @@ def main(argv=None) -> None:
     from search.mcts import MCTSParams
 
     policy_path, prm_path = model_paths(args)
-    task = get_task("modchain")
+    task = get_task(args.task)
     problems = task.problems("test", args.problems, seed=0)
     params = MCTSParams(branch=3, max_simulations=args.simulations, stop_at_end_gate=False, max_depth=10)
     settings = SamplerSettings(policy_path, prm_path, task.name, temperature=1.0, max_step_tokens=24, seed=0)

@@ -122,7 +122,7 @@ def main(argv=None) -> None:
     from search.mcts import MCTSParams
 
     policy_path, prm_path = model_paths(args)
-    task = get_task("modchain")
+    task = get_task(args.task)
     tokenizer = load_tokenizer(policy_path)
     policy = load_policy(policy_path)
     prm = load_prm(prm_path)

@@ -85,7 +85,7 @@ def main(argv=None) -> None:
     from trainers.policy_sft import policy_sequences
 
     policy_path, _ = model_paths(args)
-    examples = get_task("modchain").seed_examples(args.examples, seed=0)
+    examples = get_task(args.task).seed_examples(args.examples, seed=0)
     sequences = policy_sequences(load_tokenizer(policy_path), examples)
     spec = TrainSpec(zero_stage=args.zero_stage, micro_batch_size=args.micro_batch, learning_rate=1e-3,
                      warmup_steps=10, max_steps=args.steps, seed=0, group_by_length=True)
