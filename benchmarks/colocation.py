@@ -24,11 +24,11 @@ from benchmarks.common import machine, print_table  # noqa: E402
 
 def alternate(colocate: bool, cycles: int, problems: int, train_steps: int, folder: Path) -> dict:
     """Seconds of each search and training stage over `cycles` search-then-train cycles."""
+    from lm.build import build_tiny_policy, prm_from_policy
+    from lm.checkpoints import save_checkpoint
+    from lm.tokenizer import build_char_tokenizer
     from rest_mcts.actors import Actors
-    from rest_mcts.checkpoints import save_checkpoint
     from rest_mcts.config import ClusterConfig, RunConfig
-    from rest_mcts.models.build import build_tiny_policy, prm_from_policy
-    from rest_mcts.models.tokenizer import build_char_tokenizer
     from rest_mcts.search_models import SamplerSettings
     from rest_mcts.tasks import get_task
     from rest_mcts.workers import search_to_file

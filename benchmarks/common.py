@@ -30,9 +30,9 @@ def model_paths(args: argparse.Namespace) -> tuple[str, str]:
     """The policy and PRM checkpoints: the given ones, else the embedded tiny models saved to a temp folder."""
     if args.policy and args.prm:
         return args.policy, args.prm
-    from rest_mcts.checkpoints import save_checkpoint
-    from rest_mcts.models.build import build_tiny_policy, prm_from_policy
-    from rest_mcts.models.tokenizer import build_char_tokenizer
+    from lm.build import build_tiny_policy, prm_from_policy
+    from lm.checkpoints import save_checkpoint
+    from lm.tokenizer import build_char_tokenizer
 
     folder = Path(tempfile.mkdtemp(prefix="rest-mcts-bench-"))
     tokenizer = build_char_tokenizer()

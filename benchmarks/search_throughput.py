@@ -67,7 +67,7 @@ def run_search(prompts, sampler, scorer, params, naive: bool) -> dict:
 
 def generate_ceiling(model, tokenizer, prompts: list[str], new_tokens: int) -> dict:
     """One `generate` over all prompts (left-padded), every row forced to `new_tokens` sampled tokens."""
-    from rest_mcts.models.encoding import encode_prompt
+    from lm.encoding import encode_prompt
 
     ids = [encode_prompt(tokenizer, prompt) for prompt in prompts]
     width = max(len(row) for row in ids)
@@ -115,9 +115,9 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    from rest_mcts.models.build import load_policy, load_prm, load_tokenizer
-    from rest_mcts.models.prm_scorer import PRMScorer
-    from rest_mcts.models.sampler import StepSampler
+    from lm.build import load_policy, load_prm, load_tokenizer
+    from lm.prm_scorer import PRMScorer
+    from lm.sampler import StepSampler
     from rest_mcts.tasks import get_task
     from search.mcts import MCTSParams
 

@@ -27,7 +27,7 @@ def plain_loop(policy_path: str, sequences, spec) -> dict:
 
     from trainers.batches import collate, micro_batches
     from trainers.engine import learning_rate_factor
-    from trainers.policy_sft import _count_predicted_tokens, causal_lm_loss
+    from trainers.policy_sft import causal_lm_loss, count_predicted_tokens
 
     torch.manual_seed(spec.seed)
     tokenizer = AutoTokenizer.from_pretrained(policy_path)
@@ -49,7 +49,7 @@ def plain_loop(policy_path: str, sequences, spec) -> dict:
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
-        tokens += int(_count_predicted_tokens(batch["labels"]))
+        tokens += int(count_predicted_tokens(batch["labels"]))
         losses.append(loss.item())
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds, "last_loss": losses[-1]}
@@ -79,7 +79,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from rest_mcts.models.build import load_tokenizer
+    from lm.build import load_tokenizer
     from rest_mcts.tasks import get_task
     from trainers.engine import TrainSpec
     from trainers.policy_sft import policy_sequences

@@ -36,7 +36,7 @@ def table(folder: Path) -> str:
 
 
 def comparison(folder: Path) -> str:
-    from rest_mcts.data import read_jsonl
+    from lm.data import read_jsonl
     from rest_mcts.evaluate import format_comparisons
     from rest_mcts.evaluation import MethodRecord, compare_mcts
 

@@ -33,7 +33,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from rest_mcts.data import atomic_write_text, read_jsonl_lines
+from lm.data import atomic_write_text, read_jsonl_lines
 from rest_mcts.math_answers import equivalent, same_answer
 from search.baselines import Candidate, best_of_n, majority_vote, weighted_vote
 

@@ -17,9 +17,9 @@ import time
 
 import torch
 
+from lm.build import build_tiny_policy
+from lm.tokenizer import build_char_tokenizer
 from rest_mcts.config import RunConfig
-from rest_mcts.models.build import build_tiny_policy
-from rest_mcts.models.tokenizer import build_char_tokenizer
 from rest_mcts.tasks import get_task
 from trainers.batches import collate
 from trainers.engine import learning_rate_factor

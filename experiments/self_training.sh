@@ -27,7 +27,7 @@ import sys
 
 import yaml
 
-from rest_mcts.data import atomic_write_text
+from lm.data import atomic_write_text
 
 source, target, name, *changes = sys.argv[1:]
 config = yaml.safe_load(open(source))

@@ -17,8 +17,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from lm.data import atomic_write_text, read_jsonl
 from rest_mcts.config import ConfigError
-from rest_mcts.data import atomic_write_text, read_jsonl
 from rest_mcts.evaluate import load_run
 from rest_mcts.evaluation import node_step_labels, step_ranking
 from rest_mcts.search_models import load_verifier

@@ -127,7 +127,7 @@ def comparisons(run_dir: Path) -> str:
     lines = []
     from dataclasses import asdict
 
-    from rest_mcts.data import read_jsonl
+    from lm.data import read_jsonl
     from rest_mcts.evaluation import MethodRecord, compare_mcts
 
     for summary in sorted(run_dir.glob("*/evaluate_round_*/summary.json")):

@@ -16,10 +16,10 @@ import random
 import sys
 from pathlib import Path
 
-from rest_mcts.data import VerificationExample, atomic_write_text, read_jsonl
+from lm.data import VerificationExample, atomic_write_text, read_jsonl
+from lm.verifier_format import encode_verification
 from rest_mcts.evaluate import load_run
 from rest_mcts.evaluation import auroc
-from rest_mcts.models.verifier_format import encode_verification
 from rest_mcts.search_models import load_verifier
 from rest_mcts.tasks import get_task
 from rest_mcts.verifier_data import cot_consistent

@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from lm.data import Problem, atomic_write_text, read_jsonl, write_jsonl
 from rest_mcts.config import ConfigError, RunConfig, TaskConfig
 from rest_mcts.cotnpot import kept_or_all
-from rest_mcts.data import Problem, atomic_write_text, read_jsonl, write_jsonl
 from rest_mcts.tasks import Task, get_task, load_task
 from rest_mcts.verifier_data import training_data, verification_data
 
@@ -312,7 +312,7 @@ def sample_waves(pool, problems: Sequence[Problem], waves: Sequence[int], max_de
 
 def train_verifiers(study: Study, trainers) -> None:
     """Train each trainable verifier of the study that has no checkpoint yet, from the policy."""
-    from rest_mcts.checkpoints import classifier_from_policy
+    from lm.checkpoints import classifier_from_policy
 
     config = study.config
     rows = list(read_jsonl(study.out / "samples_train.jsonl"))
@@ -396,7 +396,8 @@ def cotnpot_split(study: Study, split: str) -> None:
 def run(args: argparse.Namespace, study: Study) -> dict:
     import ray
 
-    from rest_mcts.actors import Actors, start_ray
+    from rest_mcts.actors import Actors
+    from rest_mcts.placement import start_ray
     from rest_mcts.search_models import SamplerSettings
 
     config = study.config
@@ -424,7 +425,7 @@ def run(args: argparse.Namespace, study: Study) -> dict:
         ray.shutdown()
     import torch
 
-    from rest_mcts.models.build import pick_device
+    from lm.build import pick_device
 
     device = pick_device()
     torch.set_num_threads(max(1, int(config.cluster.search_workers * config.cluster.cpus_per_worker)))

@@ -7,12 +7,16 @@ embedded default) and a one-line docstring, which is also its `--help` text.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from lm.verifier_format import VerifierFormat
+from rest_mcts.recipes import RECIPES
 from search.mcts import MCTSParams
-from trainers.engine import TrainSpec
+from search.value_inference import VALUE_NODES, VALUE_TARGETS
+from trainers.spec import TrainSpec
 
 
 @dataclass(frozen=True)
@@ -285,9 +289,7 @@ class VerifierConfig:
     node, in place of the PRM) or both (two searches)."""
 
     def text_format(self):
-        """The texts as a `rest_mcts.models.verifier_format.VerifierFormat`."""
-        from rest_mcts.models.verifier_format import VerifierFormat
-
+        """The texts as a `lm.verifier_format.VerifierFormat`."""
         return VerifierFormat(check_cue=self.check_cue, question=self.question, yes=self.yes, no=self.no)
 
 
@@ -336,8 +338,8 @@ PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 
 
 def _validate_cluster(config: RunConfig) -> None:
-    """The checks of the cluster section, then of the placement plan it gives (`rest_mcts.plan`: whether the
-    actors fit the nodes), so that a run that cannot be placed fails before anything is written."""
+    """The checks of the cluster section's own values (whether the placement plan they give fits the nodes:
+    `rest_mcts.preflight.validate`)."""
     cluster = config.cluster
     if cluster.nodes < 1:
         raise ConfigError(f"--cluster.nodes {cluster.nodes}: expected 1 or more")
@@ -353,9 +355,6 @@ def _validate_cluster(config: RunConfig) -> None:
     for name in ("gpus_per_worker", "gpus_per_rank", "gpus_per_node", "cpus_per_node"):
         if getattr(cluster, name) < 0:
             raise ConfigError(f"--cluster.{name} {getattr(cluster, name)}: expected 0 or more")
-    from rest_mcts.plan import placement_plan
-
-    placement_plan(config)
 
 
 @dataclass(frozen=True)
@@ -429,8 +428,6 @@ The other numeric fields are checked where their meaning is (`validate`)."""
 
 def _check_numbers(config: RunConfig) -> None:
     """Every number of the configuration finite (no nan or inf), and each of `RANGES` in its range."""
-    import math
-
     for section in fields(config):
         value = getattr(config, section.name)
         items = [(f"{section.name}.{f.name}", getattr(value, f.name)) for f in fields(value)] if is_dataclass(
@@ -446,19 +443,15 @@ def _check_numbers(config: RunConfig) -> None:
                     raise ConfigError(f"--{name} {number}: expected {expected}")
 
 
-def validate(config: RunConfig) -> None:
-    """Reject values no run can use, naming the flag."""
+def check_values(config: RunConfig) -> None:
+    """Reject values no run can use, naming the flag: the checks that read the configuration alone (those that
+    need the task, its data or the placement plan: `rest_mcts.preflight.validate`)."""
     _check_numbers(config)
     if config.rounds < 0:
         raise ConfigError(f"--rounds {config.rounds}: expected 0 (the warm start only) or more rounds")
-    from rest_mcts.stages import ROUND_STAGES
-    from rest_mcts.tasks import TASKS
-
-    if config.method not in ROUND_STAGES:
-        raise ConfigError(f"--method {config.method!r}: unknown method; expected one of {sorted(ROUND_STAGES)}")
-    if config.task.name not in TASKS:
-        raise ConfigError(f"--task {config.task.name!r}: unknown task; expected one of {sorted(TASKS)}")
-    _validate_data_task(config)
+    if config.method not in RECIPES:
+        raise ConfigError(f"--method {config.method!r}: unknown method; expected one of {sorted(RECIPES)}")
+    _check_data_task_values(config.task)
     positive = {
         "task.seed_problems": config.task.seed_problems,
         "task.problems_per_round": config.task.problems_per_round,
@@ -486,10 +479,6 @@ def validate(config: RunConfig) -> None:
     if not 0 <= config.eval.dev_problems < config.task.train_problems:
         raise ConfigError(f"--eval.dev_problems {config.eval.dev_problems}: expected 0 or more, and fewer than "
                           f"--task.train_problems ({config.task.train_problems}), from whose end they are held out")
-    if config.traces.oracle_step_filter and not TASKS[config.task.name].synthetic:
-        raise ConfigError("--traces.oracle_step_filter: needs a synthetic task (true step labels)")
-    from search.value_inference import VALUE_NODES, VALUE_TARGETS
-
     if config.values.target not in VALUE_TARGETS:
         raise ConfigError(f"--values.target {config.values.target!r}: expected one of {VALUE_TARGETS}")
     if config.values.unsolved_trees not in ("terminals", "all", "none"):
@@ -507,7 +496,13 @@ def validate(config: RunConfig) -> None:
         raise ConfigError("--verifier.rationales and --verifier.max_rationale_tokens: expected positive integers")
     if config.verifier.solution_weight < 0:
         raise ConfigError(f"--verifier.solution_weight {config.verifier.solution_weight}: expected 0 or more")
-    _validate_round_verifier(config)
+    if config.verifier.data not in VERIFIER_DATA:
+        raise ConfigError(f"--verifier.data {config.verifier.data!r}: expected one of {VERIFIER_DATA}")
+    if config.verifier.eval_as not in VERIFIER_EVAL_AS:
+        raise ConfigError(f"--verifier.eval_as {config.verifier.eval_as!r}: expected one of {VERIFIER_EVAL_AS}")
+    if config.verifier.data == "prefixes" and config.verifier.kind in ("simpo", "dpo"):
+        raise ConfigError(f"--verifier.data prefixes: --verifier.kind {config.verifier.kind} trains on pairs of "
+                          f"finished solutions, not on prefixes; expected genrm, genrm_cot or orm")
     for name in ("policy_train", "prm_train", "verifier_train"):
         if getattr(config, name).zero_stage not in (0, 1, 2, 3):
             raise ConfigError(f"--{name}.zero_stage: expected 0, 1, 2 or 3")
@@ -546,17 +541,17 @@ def _validate_shapes_and_sizes(config: RunConfig) -> None:
                           f"disabled (empty: WANDB_MODE, else online with a W&B login, else offline)")
 
 
+ANSWER_FORMATS = ("number", "math", "text")
+"""How a data task reads and compares answers (`TaskConfig.answer_format`)."""
+
 DATA_TASK_FIELDS = ("data_path", "test_path", "ood_path", "question_field", "answer_field", "solution_field",
                     "answer_format", "step_delimiter", "instruction", "few_shot", "chat_template")
 """The task fields only data tasks read."""
 
 
-def _validate_data_task(config: RunConfig) -> None:
-    """The checks of a data task's fields (files themselves are read by `check_task_data`)."""
-    from rest_mcts.tasks import TASKS, DataTask
-    from rest_mcts.tasks.data_task import ANSWER_FORMATS
-
-    task = config.task
+def _check_data_task_values(task: TaskConfig) -> None:
+    """The checks of a data task's own fields (whether the task reads them, and its files:
+    `rest_mcts.preflight`)."""
     if task.ood_problems < 0:
         raise ConfigError(f"--task.ood_problems {task.ood_problems}: expected 0 or more")
     if task.answer_format not in ANSWER_FORMATS:
@@ -565,112 +560,9 @@ def _validate_data_task(config: RunConfig) -> None:
         raise ConfigError(f"--task.chat_template {task.chat_template!r}: expected auto or off")
     if task.few_shot < 0:
         raise ConfigError(f"--task.few_shot {task.few_shot}: expected 0 or more")
-    if not issubclass(TASKS[task.name], DataTask):
-        defaults = TaskConfig()
-        given = [f"--task.{name}" for name in DATA_TASK_FIELDS if getattr(task, name) != getattr(defaults, name)]
-        if given:
-            data_tasks = sorted(name for name, cls in TASKS.items() if issubclass(cls, DataTask))
-            raise ConfigError(f"{', '.join(given)}: --task {task.name} is built in and reads none of these (the data "
-                              f"tasks do: {', '.join(data_tasks)})")
-        return
-    if not config.model.policy_model:
-        raise ConfigError(f"--task {task.name}: a data task needs a real tokenizer; give --model.policy_model PATH "
-                          f"(a local Hugging Face checkpoint; the embedded tiny models read only the synthetic tasks)")
-    if task.name == "jsonl" and not task.data_path:
-        raise ConfigError("--task jsonl: needs --task.data_path FILE (one JSON object per line)")
-
-
-def check_task_data(config: RunConfig) -> None:
-    """Read every data file the run's task uses and draw every split it needs, so that a bad file or a split
-    larger than its data fails before any file is written (DataError names the file and line)."""
-    from rest_mcts.stages import RunProblems
-    from rest_mcts.tasks import load_task
-
-    task = load_task(config.task, config.model.policy_model or None)
-    problems = RunProblems.of(config, task)
-    if not problems.seed_examples and config.policy_train.warm_start_steps > 0:
-        raise ConfigError(f"--policy_train.warm_start_steps {config.policy_train.warm_start_steps}: --task "
-                          f"{config.task.name} has no worked solutions to warm-start on; set --task.solution_field "
-                          f"or --policy_train.warm_start_steps 0")
-    for round_index in range(config.rounds + 1):
-        limit = problems.max_difficulty(round_index)
-        if limit is not None and not problems.eligible(round_index):
-            raise ConfigError(f"--task.curriculum_start {config.task.curriculum_start}: round {round_index} may search "
-                              f"problems of at most {limit} steps and the training pool holds none; expected a "
-                              f"larger start (or 0: no schedule)")
-    if problems.train:
-        task.format_prompt(problems.train[0])  # renders a prompt (chat template, few-shot) once
-    from rest_mcts.models.build import load_tokenizer
-    from rest_mcts.models.tokenizer import build_char_tokenizer
-
-    # A data task loaded the policy's tokenizer already (its chat template); a synthetic task did not.
-    tokenizer = getattr(task, "tokenizer", None) or (
-        load_tokenizer(config.model.policy_model) if config.model.policy_model else build_char_tokenizer())
-    _check_positions(config, task, problems, tokenizer)
-    if config.model.policy_model:
-        ids = tokenizer(task.step_delimiter, add_special_tokens=False)["input_ids"]
-        written = tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-        if written != task.step_delimiter:
-            raise ConfigError(f"the step delimiter {task.step_delimiter!r} of --task {config.task.name}: the tokenizer "
-                              f"of --model.policy_model {config.model.policy_model} cannot write it (it reads back "
-                              f"as {written!r}), so no step could ever end; use a tokenizer that encodes it (data "
-                              f"tasks: or another --task.step_delimiter)")
-
-
-def _check_positions(config: RunConfig, task, problems, tokenizer) -> None:
-    """The policy's positions hold the longest prompt of every split plus one step, and the longest worked
-    solution of the warm start (a model with learned positions fails past its last one)."""
-    from rest_mcts.models.encoding import encode_prompt, encode_steps
-
-    if config.model.policy_model:
-        from transformers import AutoConfig
-
-        positions = getattr(AutoConfig.from_pretrained(config.model.policy_model), "max_position_embeddings", None)
-        where = f"--model.policy_model {config.model.policy_model}: max_position_embeddings {positions}"
-    else:
-        positions, where = config.model.max_positions, f"--model.max_positions {config.model.max_positions}"
-    if not positions:
-        return
-    split_problems = [*problems.train, *problems.dev, *(p for split in problems.held_out.values() for p in split)]
-    if split_problems:
-        length, problem = max((len(encode_prompt(tokenizer, task.format_prompt(p))), p.id) for p in split_problems)
-        if length + config.search.max_step_tokens > positions:
-            raise ConfigError(f"{where}: the longest prompt (problem {problem}, {length} tokens) and one step of "
-                              f"--search.max_step_tokens {config.search.max_step_tokens} do not fit")
-    if problems.seed_examples and config.policy_train.warm_start_steps > 0:
-        length, problem = max((len(encode_steps(tokenizer, e.prompt, e.steps, add_eos=True).input_ids),
-                               e.problem_id) for e in problems.seed_examples)
-        if length > positions:
-            raise ConfigError(f"{where}: the longest worked solution of the warm start (problem {problem}, prompt "
-                              f"and steps {length} tokens) does not fit")
 
 
 VERIFIER_DATA = ("solutions", "prefixes")
 """What a verifier trained in the rounds learns from (`VerifierConfig.data`)."""
 VERIFIER_EVAL_AS = ("leaf", "step", "both")
 """How the round evaluation's MCTS* reads that verifier (`VerifierConfig.eval_as`)."""
-
-
-def _validate_round_verifier(config: RunConfig) -> None:
-    """The checks of the verifier trained in the rounds (`verifier.train_in_rounds`, `data`, `eval_as`)."""
-    from rest_mcts.tasks import TASKS
-    from rest_mcts.tasks.base import Task
-
-    verifier, task = config.verifier, TASKS[config.task.name]
-    if verifier.data not in VERIFIER_DATA:
-        raise ConfigError(f"--verifier.data {verifier.data!r}: expected one of {VERIFIER_DATA}")
-    if verifier.eval_as not in VERIFIER_EVAL_AS:
-        raise ConfigError(f"--verifier.eval_as {verifier.eval_as!r}: expected one of {VERIFIER_EVAL_AS}")
-    if verifier.data == "prefixes":
-        if not task.synthetic:
-            raise ConfigError(f"--verifier.data prefixes: needs a synthetic task (true step labels); --task "
-                              f"{config.task.name} has none")
-        if verifier.kind in ("simpo", "dpo"):
-            raise ConfigError(f"--verifier.data prefixes: --verifier.kind {verifier.kind} trains on pairs of finished "
-                              f"solutions, not on prefixes; expected genrm, genrm_cot or orm")
-    # Checked only when the rounds train it: genrm_cot is the default kind, and runs that never train a verifier
-    # must not be refused on a task without written checks.
-    if verifier.train_in_rounds and verifier.kind == "genrm_cot" and (
-            task.verification_rationale is Task.verification_rationale):
-        raise ConfigError(f"--verifier.kind genrm_cot: learns the task's written checks, and --task "
-                          f"{config.task.name} has none (Task.verification_rationale); use --verifier.kind genrm")

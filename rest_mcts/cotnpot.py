@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rest_mcts.data import Problem
+from lm.data import Problem
 from rest_mcts.sandbox import SandboxLimits, run_many
 from rest_mcts.tasks import Task
 

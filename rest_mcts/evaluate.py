@@ -19,8 +19,8 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from lm.data import atomic_write_bytes, atomic_write_text, write_jsonl
 from rest_mcts.config import ConfigError, RunConfig
-from rest_mcts.data import atomic_write_bytes, atomic_write_text, write_jsonl
 from rest_mcts.evaluation import (
     METHODS,
     SAMPLING_METHODS,
@@ -114,7 +114,7 @@ class Plan:
 
 def resolve(args: argparse.Namespace) -> Plan:
     """The configuration, checkpoints, seeds, answer margin and output folder; errors name the flag."""
-    from rest_mcts.models.build import load_policy, load_prm
+    from lm.build import load_policy, load_prm
 
     if args.methods is None:
         args.methods = [method for method in METHODS if args.verifier or method not in VERIFIER_METHODS]
@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         plan = resolve(args)
-        from rest_mcts.actors import check_ray_address
+        from rest_mcts.placement import check_ray_address
         from rest_mcts.preflight import check_local_resources, check_wandb
 
         check_local_resources(plan.config)
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         check_ray_address(plan.config.cluster.ray_address)
     except (ConfigError, ValueError) as error:
         parser.exit(2, f"error: {redact(str(error))}\n")
-    from rest_mcts.actors import start_ray
+    from rest_mcts.placement import start_ray
     from rest_mcts.tracking import Tracker, TrackerError
 
     config = plan.config

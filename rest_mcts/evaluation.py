@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from rest_mcts.data import Problem
+from lm.data import Problem
 from rest_mcts.tasks import Task
 from search.mcts import MCTSParams, best_answer_node
 from search.tree import Tree

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
 
+from lm.data import PolicyExample, ValueExample, atomic_write_text, from_record, read_jsonl_lines, write_jsonl
 from rest_mcts.config import ConfigError, RunConfig
-from rest_mcts.data import PolicyExample, ValueExample, atomic_write_text, from_record, read_jsonl_lines, write_jsonl
 from rest_mcts.flags import read_saved_config
 from rest_mcts.prompting import PromptStyle, chat_messages
 from rest_mcts.rounds import Round, finished_rounds

@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from rest_mcts.config import ConfigError, RunConfig, validate
+from rest_mcts.config import ConfigError, RunConfig
+from rest_mcts.preflight import validate
 
 SECTIONS = {f.name for f in fields(RunConfig) if dataclasses.is_dataclass(getattr(RunConfig(), f.name))}
 

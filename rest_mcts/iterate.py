@@ -17,9 +17,10 @@ from typing import Any
 
 import yaml
 
-from rest_mcts.config import ConfigError, RunConfig, check_task_data, validate
-from rest_mcts.data import atomic_write_text
+from lm.data import atomic_write_text
+from rest_mcts.config import ConfigError, RunConfig
 from rest_mcts.flags import add_config_arguments, config_from_args, read_saved_config, save_yaml, to_dict
+from rest_mcts.preflight import check_task_data, validate
 from rest_mcts.rounds import Round, run_stage
 from rest_mcts.tracking import redact
 
@@ -75,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_model_paths(config: RunConfig) -> None:
     """Fail before anything is written if a given model path is not a usable checkpoint."""
-    from rest_mcts.models.build import load_policy, load_prm
+    from lm.build import load_policy, load_prm
 
     def load_config(path):  # a verifier's kind decides its class; any checkpoint has a loadable config
         from transformers import AutoConfig
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             print(dry_run_report(config), end="", flush=True)
             return 0
-        from rest_mcts.actors import check_ray_address
+        from rest_mcts.placement import check_ray_address
         from rest_mcts.preflight import (
             check_local_resources,
             check_run_folder,
@@ -204,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:  # e.g. the run folder vanished or turned read-only since it was checked
         remove_new_folder(new_folder)
         parser.exit(2, f"error: {error.filename or 'the run folder'}: {error.strerror or error}\n")
-    from rest_mcts.actors import start_ray
+    from rest_mcts.placement import start_ray
     from rest_mcts.plan import placement_plan
     from rest_mcts.tracking import Tracker, format_table, length_columns, plot_length_accuracy
 

@@ -10,21 +10,14 @@ import math
 from dataclasses import dataclass
 
 from rest_mcts.config import ClusterConfig, ConfigError, RunConfig
-from trainers.engine import deepspeed_config
+from rest_mcts.recipes import DRIVER, SEARCH_WORKER, TRAINER_RANK, all_stages, recipe
+from trainers.spec import deepspeed_config_for
 
-SEARCH_WORKER = "search worker"
-TRAINER_RANK = "trainer rank"
-
-STAGE_ACTORS = {
-    "bootstrap_search": SEARCH_WORKER, "search": SEARCH_WORKER, "sample": SEARCH_WORKER, "evaluate": SEARCH_WORKER,
-    "warm_start_policy": TRAINER_RANK, "train_policy": TRAINER_RANK, "warm_start_prm": TRAINER_RANK,
-    "train_prm": TRAINER_RANK, "train_verifier": TRAINER_RANK,
-}
-"""The actors a stage uses, by the name of its function in `rest_mcts.stages`."""
-DRIVER_STAGES = frozenset({"init_policy", "init_prm", "infer_values", "filter_traces", "filter_samples", "keep_prm"})
+STAGE_ACTORS = {spec.body: spec.actor for spec in all_stages() if spec.actor != DRIVER}
+"""The actors a stage uses, by the name of its function in `rest_mcts.stages` (`rest_mcts.recipes`)."""
+DRIVER_STAGES = frozenset(spec.body for spec in all_stages() if spec.actor == DRIVER)
 """Stage functions that run in the driver process alone."""
-TRAINED_ROLES = {"warm_start_policy": "policy", "train_policy": "policy", "warm_start_prm": "prm", "train_prm": "prm",
-                 "train_verifier": "verifier"}
+TRAINED_ROLES = {spec.body: spec.role for spec in all_stages() if spec.role}
 """The model role each training stage function trains; its settings are the `<role>_train` section."""
 
 
@@ -131,36 +124,22 @@ def placement_plan(config: RunConfig) -> dict:
 def stage_actors(config: RunConfig) -> dict[str, dict[str, str]]:
     """For round 0 and the later rounds: each stage and what runs it (the driver, search workers, or trainer ranks
     with the role they train)."""
-    from rest_mcts.stages import stages_of
-
-    rounds = {"round 0": stages_of(config, 0)}
+    rounds = {"round 0": 0}
     if config.rounds >= 1:
-        label = "round 1" if config.rounds == 1 else f"rounds 1-{config.rounds}"
-        rounds[label] = stages_of(config, 1)
-    described = {}
-    for label, stages in rounds.items():
-        described[label] = {}
-        for name, body in stages:
-            function = body.__name__
-            if function in TRAINED_ROLES:
-                described[label][name] = f"{TRAINER_RANK}s ({TRAINED_ROLES[function]})"
-            elif function in STAGE_ACTORS:
-                described[label][name] = f"{STAGE_ACTORS[function]}s"
-            else:
-                described[label][name] = "driver" if function in DRIVER_STAGES else "unknown"
-    return described
+        rounds["round 1" if config.rounds == 1 else f"rounds 1-{config.rounds}"] = 1
+    return {label: {spec.name: (f"{spec.actor}s ({spec.role})" if spec.role else
+                                DRIVER if spec.actor == DRIVER else f"{spec.actor}s")
+                    for spec in recipe(config.method, round_index, config.verifier.train_in_rounds)}
+            for label, round_index in rounds.items()}
 
 
 def trained_roles(config: RunConfig) -> list[str]:
     """The model roles the run trains (policy, prm, verifier), in the order they first train."""
-    from rest_mcts.stages import stages_of
-
     roles: list[str] = []
     for round_index in (0, 1) if config.rounds >= 1 else (0,):
-        for _, body in stages_of(config, round_index):
-            role = TRAINED_ROLES.get(body.__name__)
-            if role and role not in roles:
-                roles.append(role)
+        for spec in recipe(config.method, round_index, config.verifier.train_in_rounds):
+            if spec.role and spec.role not in roles:
+                roles.append(spec.role)
     return roles
 
 
@@ -271,7 +250,7 @@ def _deepspeed(config: RunConfig, warnings: list[str]) -> dict:
         if spec.offload_optimizer and spec.zero_stage == 0:
             warnings.append(f"--{section}.offload_optimizer is ignored at --{section}.zero_stage 0")
         roles[role] = {"section": section, "gradient_checkpointing": spec.gradient_checkpointing,
-                       "config": deepspeed_config(spec, world_size, device=device, bf16_supported=True)}
+                       "config": deepspeed_config_for(spec, world_size, device, True)}
     return {"world_size": world_size,
             "backend": "nccl (ranks on GPUs)" if device == "cuda" else "gloo (ranks on CPUs)",
             "bf16": "as asked; a rank whose accelerator lacks bf16 trains in fp32 (and logs it)",

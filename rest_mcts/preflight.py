@@ -1,7 +1,7 @@
-"""Checks of the world outside the configuration that `iterate` makes before it writes anything: a local Ray
-cluster fits this machine, an online W&B run has credentials, the run folder can be made and written and its
-disk holds what the run will write. (`config.validate` checks the values themselves, `config.check_task_data`
-the task's data.)"""
+"""The checks a run makes once at its start, before it writes anything: `validate` (the configuration's own values,
+`rest_mcts.config.check_values`, then what they mean for the task and the placement plan), `check_task_data` (the
+task's files and splits, read once), and the world outside: a local Ray cluster fits this machine, an online W&B
+run has credentials, the run folder can be made and written and its disk holds what the run will write."""
 
 from __future__ import annotations
 
@@ -11,13 +11,126 @@ import shutil
 import socket
 from pathlib import Path
 
-from rest_mcts.config import ConfigError, RunConfig
+from rest_mcts.config import DATA_TASK_FIELDS, ConfigError, RunConfig, TaskConfig, check_values
+from rest_mcts.plan import SEARCH_WORKER, TRAINER_RANK, group_flags, group_of, placement_plan
+from rest_mcts.problems import RunProblems
+from rest_mcts.tasks import TASKS, DataTask, Task, load_task
 
 DATA_MARGIN_BYTES = 64 * 2**20
 """Room for what a run writes besides checkpoints (trees, examples, logs, W&B files), on the small defaults."""
 
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 """Write errors that mean no room is left: a full disk, a spent quota, a file-size limit."""
+
+
+def validate(config: RunConfig) -> None:
+    """Reject a configuration no run can use, naming the flag: its own values (`config.check_values`), the task
+    and what it reads, the verifier trained in the rounds against the task, and the placement plan (whether the
+    actors fit the nodes), so that a run that cannot be placed fails before anything is written."""
+    check_values(config)
+    if config.task.name not in TASKS:
+        raise ConfigError(f"--task {config.task.name!r}: unknown task; expected one of {sorted(TASKS)}")
+    _validate_data_task(config)
+    if config.traces.oracle_step_filter and not TASKS[config.task.name].synthetic:
+        raise ConfigError("--traces.oracle_step_filter: needs a synthetic task (true step labels)")
+    _validate_round_verifier(config)
+    placement_plan(config)
+
+
+def _validate_data_task(config: RunConfig) -> None:
+    """A built-in task given the fields only data tasks read, or a data task without what it needs (its files
+    themselves are read by `check_task_data`)."""
+    task = config.task
+    if not issubclass(TASKS[task.name], DataTask):
+        defaults = TaskConfig()
+        given = [f"--task.{name}" for name in DATA_TASK_FIELDS if getattr(task, name) != getattr(defaults, name)]
+        if given:
+            data_tasks = sorted(name for name, cls in TASKS.items() if issubclass(cls, DataTask))
+            raise ConfigError(f"{', '.join(given)}: --task {task.name} is built in and reads none of these (the data "
+                              f"tasks do: {', '.join(data_tasks)})")
+        return
+    if not config.model.policy_model:
+        raise ConfigError(f"--task {task.name}: a data task needs a real tokenizer; give --model.policy_model PATH "
+                          f"(a local Hugging Face checkpoint; the embedded tiny models read only the synthetic tasks)")
+    if task.name == "jsonl" and not task.data_path:
+        raise ConfigError("--task jsonl: needs --task.data_path FILE (one JSON object per line)")
+
+
+def _validate_round_verifier(config: RunConfig) -> None:
+    """The verifier trained in the rounds against the task: prefixes need true step labels, genrm_cot the task's
+    written checks."""
+    verifier, task = config.verifier, TASKS[config.task.name]
+    if verifier.data == "prefixes" and not task.synthetic:
+        raise ConfigError(f"--verifier.data prefixes: needs a synthetic task (true step labels); --task "
+                          f"{config.task.name} has none")
+    # Checked only when the rounds train it: genrm_cot is the default kind, and runs that never train a verifier
+    # must not be refused on a task without written checks.
+    if verifier.train_in_rounds and verifier.kind == "genrm_cot" and (
+            task.verification_rationale is Task.verification_rationale):
+        raise ConfigError(f"--verifier.kind genrm_cot: learns the task's written checks, and --task "
+                          f"{config.task.name} has none (Task.verification_rationale); use --verifier.kind genrm")
+
+
+def check_task_data(config: RunConfig) -> None:
+    """Read every data file the run's task uses and draw every split it needs, so that a bad file or a split
+    larger than its data fails before any file is written (DataError names the file and line)."""
+    task = load_task(config.task, config.model.policy_model or None)
+    problems = RunProblems.of(config, task)
+    if not problems.seed_examples and config.policy_train.warm_start_steps > 0:
+        raise ConfigError(f"--policy_train.warm_start_steps {config.policy_train.warm_start_steps}: --task "
+                          f"{config.task.name} has no worked solutions to warm-start on; set --task.solution_field "
+                          f"or --policy_train.warm_start_steps 0")
+    for round_index in range(config.rounds + 1):
+        limit = problems.max_difficulty(round_index)
+        if limit is not None and not problems.eligible(round_index):
+            raise ConfigError(f"--task.curriculum_start {config.task.curriculum_start}: round {round_index} may search "
+                              f"problems of at most {limit} steps and the training pool holds none; expected a "
+                              f"larger start (or 0: no schedule)")
+    if problems.train:
+        task.format_prompt(problems.train[0])  # renders a prompt (chat template, few-shot) once
+    from lm.build import load_tokenizer  # transformers: loaded only when a run checks its data
+    from lm.tokenizer import build_char_tokenizer
+
+    # A data task loaded the policy's tokenizer already (its chat template); a synthetic task did not.
+    tokenizer = getattr(task, "tokenizer", None) or (
+        load_tokenizer(config.model.policy_model) if config.model.policy_model else build_char_tokenizer())
+    _check_positions(config, task, problems, tokenizer)
+    if config.model.policy_model:
+        ids = tokenizer(task.step_delimiter, add_special_tokens=False)["input_ids"]
+        written = tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        if written != task.step_delimiter:
+            raise ConfigError(f"the step delimiter {task.step_delimiter!r} of --task {config.task.name}: the tokenizer "
+                              f"of --model.policy_model {config.model.policy_model} cannot write it (it reads back "
+                              f"as {written!r}), so no step could ever end; use a tokenizer that encodes it (data "
+                              f"tasks: or another --task.step_delimiter)")
+
+
+def _check_positions(config: RunConfig, task, problems, tokenizer) -> None:
+    """The policy's positions hold the longest prompt of every split plus one step, and the longest worked
+    solution of the warm start (a model with learned positions fails past its last one)."""
+    from lm.encoding import encode_prompt, encode_steps
+
+    if config.model.policy_model:
+        from transformers import AutoConfig
+
+        positions = getattr(AutoConfig.from_pretrained(config.model.policy_model), "max_position_embeddings", None)
+        where = f"--model.policy_model {config.model.policy_model}: max_position_embeddings {positions}"
+    else:
+        positions, where = config.model.max_positions, f"--model.max_positions {config.model.max_positions}"
+    if not positions:
+        return
+    split_problems = [*problems.train, *problems.dev, *(p for split in problems.held_out.values() for p in split)]
+    if split_problems:
+        length, problem = max((len(encode_prompt(tokenizer, task.format_prompt(p))), p.id) for p in split_problems)
+        if length + config.search.max_step_tokens > positions:
+            raise ConfigError(f"{where}: the longest prompt (problem {problem}, {length} tokens) and one step of "
+                              f"--search.max_step_tokens {config.search.max_step_tokens} do not fit")
+    if problems.seed_examples and config.policy_train.warm_start_steps > 0:
+        length, problem = max((len(encode_steps(tokenizer, e.prompt, e.steps, add_eos=True).input_ids),
+                               e.problem_id) for e in problems.seed_examples)
+        if length > positions:
+            raise ConfigError(f"{where}: the longest worked solution of the warm start (problem {problem}, prompt "
+                              f"and steps {length} tokens) does not fit")
 
 
 def disk_full(error: BaseException) -> bool:
@@ -89,8 +202,8 @@ def checkpoint_bytes(path: str, config: RunConfig) -> int:
                    for file in folder.glob(pattern))
     import torch
 
-    from rest_mcts.models.build import build_tiny_policy
-    from rest_mcts.models.tokenizer import build_char_tokenizer
+    from lm.build import build_tiny_policy
+    from lm.tokenizer import build_char_tokenizer
 
     model = config.model
     with torch.device("meta"):
@@ -133,8 +246,6 @@ def check_local_resources(config: RunConfig) -> None:
         reason = getattr(error, "strerror", None) or error
         raise ConfigError(f"--cluster.dashboard_host {host!r}: not an address this machine can listen on "
                           f"({reason}); expected e.g. 127.0.0.1 or 0.0.0.0") from None
-    from rest_mcts.plan import SEARCH_WORKER, TRAINER_RANK, group_flags, group_of
-
     have = local_resources()
     for kind in (SEARCH_WORKER, TRAINER_RANK):
         group = group_of(kind, config.cluster)

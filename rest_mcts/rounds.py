@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rest_mcts.data import atomic_write_text
+from lm.data import atomic_write_text
 
 logger = logging.getLogger("rest_mcts")
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from lm.prm_scorer import PRMScorer
+    from lm.sampler import StepSampler
     from rest_mcts.config import RunConfig, TaskConfig, VerifierConfig
-    from rest_mcts.models.prm_scorer import PRMScorer
-    from rest_mcts.models.sampler import StepSampler
     from rest_mcts.tasks import Task
 
 
@@ -68,9 +68,9 @@ def build_search_models(settings: SamplerSettings, device: str, worker_index: in
                         ) -> tuple[Task, StepSampler, PRMScorer | None]:
     """The task, the step sampler (seeded `seeds.worker_seed(settings.seed, worker_index)`) and the PRM scorer
     (None without a PRM checkpoint) that `settings` describe, on `device`."""
-    from rest_mcts.models.build import load_policy, load_prm, load_tokenizer
-    from rest_mcts.models.prm_scorer import PRMScorer
-    from rest_mcts.models.sampler import StepSampler
+    from lm.build import load_policy, load_prm, load_tokenizer
+    from lm.prm_scorer import PRMScorer
+    from lm.sampler import StepSampler
     from rest_mcts.seeds import worker_seed
     from rest_mcts.tasks import get_task
 
@@ -100,9 +100,9 @@ def load_verifier(path: str, verifier: VerifierConfig, device: str, seed: int = 
     """The scorer of the verifier at `path`, as `kind` (default `verifier.kind`) reads it: a `GenerativeVerifier`
     (genrm: direct; genrm_cot: `verifier.rationales` checks; judge: the direct form on any causal LM), a
     `LikelihoodVerifier` (simpo, dpo) or a `ClassifierVerifier` (orm: last step; prm: min over steps)."""
-    from rest_mcts.models.build import load_policy, load_prm, load_tokenizer
-    from rest_mcts.models.prm_scorer import PRMScorer
-    from rest_mcts.models.verifier_scorer import ClassifierVerifier, GenerativeVerifier, LikelihoodVerifier
+    from lm.build import load_policy, load_prm, load_tokenizer
+    from lm.prm_scorer import PRMScorer
+    from lm.verifier_scorer import ClassifierVerifier, GenerativeVerifier, LikelihoodVerifier
 
     kind = kind or verifier.kind
     tokenizer = load_tokenizer(path)

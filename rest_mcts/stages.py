@@ -16,66 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rest_mcts import seeds
+from lm.data import PolicyExample, Problem, ValueExample, read_jsonl, write_jsonl
+from rest_mcts import recipes, seeds
 from rest_mcts.actors import Actors
-from rest_mcts.config import RunConfig, TrainConfig, validate
-from rest_mcts.data import PolicyExample, Problem, ValueExample, read_jsonl, write_jsonl
+from rest_mcts.config import RunConfig, TrainConfig, check_values
+from rest_mcts.problems import RunProblems
 from rest_mcts.rounds import Round
 from rest_mcts.search_models import SamplerSettings
 from rest_mcts.tasks import Task, load_task
 
 logger = logging.getLogger("rest_mcts")
-
-
-@dataclass(frozen=True)
-class RunProblems:
-    """The problems of a run: seed solutions, the training pool the rounds search, the dev problems held out of
-    it, and the held-out evaluation splits."""
-
-    seed_examples: list[PolicyExample]
-    train: list[Problem]
-    dev: list[Problem]
-    """The end of the pool, never searched for training: each evaluation picks MCTS*'s answer margin on them."""
-    held_out: dict[str, list[Problem]]
-    max_difficulty: Callable[[int], int | None] = lambda _round_index: None
-    """The largest difficulty a round may search (None: any), the task section's schedule."""
-    difficulty: Callable[[Problem], int | None] = lambda _problem: None
-
-    @classmethod
-    def of(cls, config: RunConfig, task: Task) -> RunProblems:
-        data_seed = config.task.data_seed
-        pool = task.problems("train", config.task.train_problems, data_seed)
-        dev_count = config.eval.dev_problems
-        start = config.task.curriculum_start
-        start = task.default_curriculum_start if start == -1 else start
-        step = config.task.curriculum_step
-        return cls(
-            seed_examples=task.seed_examples(config.task.seed_problems, data_seed),
-            train=pool[:len(pool) - dev_count],
-            dev=pool[len(pool) - dev_count:],
-            held_out={split: problems for split, problems in (
-                ("test", task.problems("test", config.task.test_problems, data_seed)),
-                ("ood", task.problems("ood", config.task.ood_problems, data_seed))) if problems},
-            max_difficulty=(lambda r: start + r * step) if start > 0 else (lambda _r: None),
-            difficulty=task.difficulty,
-        )
-
-    def eligible(self, round_index: int) -> list[Problem]:
-        """The training problems within round `round_index`'s difficulty, in pool order."""
-        limit = self.max_difficulty(round_index)
-        return [p for p in self.train if limit is None or (self.difficulty(p) or 0) <= limit]
-
-    def for_round(self, round_index: int, count: int) -> list[Problem]:
-        """`count` training problems for round `round_index`, in pool order: those no earlier round searched first
-        (then those earlier rounds searched fewest times, so that once all are used the rounds cycle through the
-        pool: without a schedule, consecutive slices wrapping around), among the problems within the round's
-        difficulty; never one problem twice in a round."""
-        searched: dict[str, int] = {}
-        for index in range(round_index + 1):
-            chosen = sorted(self.eligible(index), key=lambda p: searched.get(p.id, 0))[:count]  # stable: pool order
-            for p in chosen:
-                searched[p.id] = searched.get(p.id, 0) + 1
-        return chosen
 
 
 @dataclass
@@ -90,7 +40,7 @@ class Context:
 
     @classmethod
     def of(cls, config: RunConfig, run_dir: Path) -> Context:
-        validate(config)
+        check_values(config)
         task = load_task(config.task, config.model.policy_model)
         return cls(config, run_dir, task, RunProblems.of(config, task),
                    Actors(config.cluster, config.logging.experiment))
@@ -112,9 +62,9 @@ Stage = tuple[str, Callable[[Context, Round], dict[str, float]]]
 
 def init_policy(ctx: Context, round_: Round) -> dict[str, float]:
     """The embedded tiny policy (or the user's checkpoint), saved as round 0's starting point."""
-    from rest_mcts.checkpoints import save_checkpoint
-    from rest_mcts.models.build import build_tiny_policy, load_policy, load_tokenizer
-    from rest_mcts.models.tokenizer import build_char_tokenizer
+    from lm.build import build_tiny_policy, load_policy, load_tokenizer
+    from lm.checkpoints import save_checkpoint
+    from lm.tokenizer import build_char_tokenizer
 
     model = ctx.config.model
     if model.policy_model:
@@ -130,8 +80,8 @@ def init_policy(ctx: Context, round_: Round) -> dict[str, float]:
 
 def init_prm(ctx: Context, round_: Round) -> dict[str, float]:
     """The user's PRM checkpoint, else a PRM whose body is the warm-started policy's and whose head is new."""
-    from rest_mcts.checkpoints import save_checkpoint
-    from rest_mcts.models.build import load_prm, load_tokenizer, prm_from_policy
+    from lm.build import load_prm, load_tokenizer, prm_from_policy
+    from lm.checkpoints import save_checkpoint
 
     model = ctx.config.model
     if model.prm_model:
@@ -328,7 +278,7 @@ def filter_samples(ctx: Context, round_: Round) -> dict[str, float]:
 
 def keep_prm(ctx: Context, round_: Round) -> dict[str, float]:
     """ReST-EM trains no PRM: the previous round's is carried forward (the round evaluation's MCTS* uses it)."""
-    from rest_mcts.checkpoints import copy_checkpoint
+    from lm.checkpoints import copy_checkpoint
 
     copy_checkpoint(round_.previous.prm, round_.prm)
     return {}
@@ -354,7 +304,7 @@ def train(ctx: Context, round_: Round, role: str, start: Path, examples: list, s
 
 def keep_model(round_: Round, role: str, start: Path, why: str) -> dict[str, float]:
     """The checkpoint `start`, untrained, as the round's model of `role`."""
-    from rest_mcts.checkpoints import copy_checkpoint
+    from lm.checkpoints import copy_checkpoint
 
     logger.warning("round %d: %s; the %s is kept untrained", round_.index, why, role)
     copy_checkpoint(start, round_.path / role)
@@ -429,7 +379,7 @@ VERIFIER_PAIRS_PER_PROBLEM = 4
 def verifier_start(ctx: Context, round_: Round) -> Path:
     """Where the round's verifier training starts: the previous round's verifier, else `verifier.model`, else the
     round's policy (orm: a token classifier with the policy's body and a new head, saved first as init_verifier/)."""
-    from rest_mcts.checkpoints import classifier_from_policy
+    from lm.checkpoints import classifier_from_policy
 
     if round_.index > 0 and round_.previous.has_verifier:
         return round_.previous.verifier
@@ -447,7 +397,7 @@ def train_verifier(ctx: Context, round_: Round) -> dict[str, float]:
     trees hold none of what the kind trains on (no preference pair for simpo, no correct solution for GenRM's
     lambda term, ...), nothing is trained (`verifier/steps` 0) and the previous round's verifier is carried forward
     if there is one."""
-    from rest_mcts.checkpoints import copy_checkpoint
+    from lm.checkpoints import copy_checkpoint
     from rest_mcts.verifier_data import round_verifier_data
     from trainers.verifier import check_data
 
@@ -568,47 +518,19 @@ def pass_at_k_metrics(pool, problems: list[Problem], config: RunConfig, split: s
     return metrics
 
 
-WARM_START_STAGES: tuple[Stage, ...] = (
-    ("init_policy", init_policy),
-    ("train_policy", warm_start_policy),
-    ("init_prm", init_prm),
-    ("search", bootstrap_search),
-    ("infer_values", infer_values),
-    ("filter_traces", filter_traces),
-    ("train_prm", warm_start_prm),
-    ("evaluate", evaluate),
-)
-"""Round 0: the warm start of both models, then the round's evaluation."""
+BODIES: dict[str, Callable[[Context, Round], dict[str, float]]] = {
+    spec.body: globals()[spec.body] for spec in recipes.all_stages()}
+"""Each stage function by the name `rest_mcts.recipes` gives it."""
+
+WARM_START_STAGES: tuple[Stage, ...] = tuple((spec.name, BODIES[spec.body]) for spec in recipes.WARM_START)
+"""Round 0 (`rest_mcts.recipes.WARM_START`) with its functions."""
 
 ROUND_STAGES: dict[str, tuple[Stage, ...]] = {
-    "rest_mcts": (
-        ("search", search),
-        ("infer_values", infer_values),
-        ("filter_traces", filter_traces),
-        ("train_policy", train_policy),
-        ("train_prm", train_prm),
-        ("evaluate", evaluate),
-    ),
-    "rest_em": (
-        ("sample", sample),
-        ("filter_traces", filter_samples),
-        ("train_policy", train_policy),
-        ("train_prm", keep_prm),
-        ("evaluate", evaluate),
-    ),
-}
-"""The stages of rounds >= 1 per self-training method (`--method`). ReST-MCTS*: search with the last round's
-models, infer process rewards, keep the verified traces, train the policy on them and the PRM on the values.
-ReST-EM: sample solutions with the last round's policy (as many tokens as the matched ReST-MCTS* run's search),
-keep the oracle-correct ones, train the policy on them with the same steps; the PRM is carried forward."""
+    method: tuple((spec.name, BODIES[spec.body]) for spec in stages) for method, stages in recipes.RECIPES.items()}
+"""The stages of rounds >= 1 per self-training method (`rest_mcts.recipes.RECIPES`) with their functions."""
 
 
 def stages_of(config: RunConfig, round_index: int) -> tuple[Stage, ...]:
-    """The stages of round `round_index`: `WARM_START_STAGES` in round 0, else the method's `ROUND_STAGES`; with
-    `verifier.train_in_rounds`, train_verifier just before evaluate in round 0 and in every ReST-MCTS* round (a
-    ReST-EM round searches no trees to train it on)."""
-    stages = WARM_START_STAGES if round_index == 0 else ROUND_STAGES[config.method]
-    if not config.verifier.train_in_rounds or (round_index > 0 and config.method != "rest_mcts"):
-        return stages
-    at = [name for name, _ in stages].index("evaluate")
-    return stages[:at] + (("train_verifier", train_verifier),) + stages[at:]
+    """The stages of round `round_index` (`rest_mcts.recipes.recipe`) with their functions."""
+    return tuple((spec.name, BODIES[spec.body])
+                 for spec in recipes.recipe(config.method, round_index, config.verifier.train_in_rounds))

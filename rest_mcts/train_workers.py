@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
-from trainers.engine import TrainResult, TrainSpec, progress_path
+from trainers.engine import progress_path
+from trainers.spec import TrainResult, TrainSpec
 
 if TYPE_CHECKING:
-    from rest_mcts.actors import Placement
+    from rest_mcts.placement import Placement
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ class TrainerGroup:
         placement: Placement | None = None,
         loopback: bool = True,
     ):
-        from rest_mcts.actors import actor_resources
+        from rest_mcts.placement import actor_resources
 
         self.world_size = world_size
         self.timeout_s = timeout_s

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from rest_mcts.data import PolicyExample, PreferencePair, Problem, VerificationExample
+from lm.data import PolicyExample, PreferencePair, Problem, VerificationExample
 from rest_mcts.tasks import Task
 
 if TYPE_CHECKING:

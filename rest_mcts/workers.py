@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
-from rest_mcts.data import Problem, read_appended_jsonl
+from lm.data import Problem, read_appended_jsonl
 from rest_mcts.search_models import NEUTRAL_SCORE, SamplerSettings, build_search_models, load_verifier
 from rest_mcts.seeds import shard_seed, verifier_shard_seed, worker_seed
 from search.mcts import MCTSParams, Scorers, complete_best_paths, run_mcts
@@ -26,7 +26,7 @@ from search.types import Prefix
 from search.value_inference import grade_terminal_nodes
 
 if TYPE_CHECKING:
-    from rest_mcts.actors import Placement
+    from rest_mcts.placement import Placement
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class SearchWorker:
 
     def _use(self, settings: SamplerSettings) -> None:
         """Serve with `settings`: reload the models only if the checkpoints or model-side options changed."""
-        from rest_mcts.models.build import pick_device
+        from lm.build import pick_device
 
         if settings == self.settings:
             return
@@ -192,7 +192,7 @@ class SearchPool:
 
     def __init__(self, settings: SamplerSettings, num_workers: int, num_cpus: float, num_gpus: float,
                  name: str, timeout_s: float, placement: Placement | None = None):
-        from rest_mcts.actors import actor_resources
+        from rest_mcts.placement import actor_resources
 
         self.timeout_s = timeout_s
         self.settings = settings

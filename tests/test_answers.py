@@ -11,6 +11,7 @@ from fractions import Fraction
 import pytest
 
 import rest_mcts.math_answers as math_answers
+from lm.data import Problem
 from rest_mcts.answers import (
     MATH_ORDER,
     NUMERIC_ORDER,
@@ -23,7 +24,6 @@ from rest_mcts.answers import (
     strict_answer,
     to_number,
 )
-from rest_mcts.data import Problem
 from rest_mcts.tasks import get_task
 
 # --- answer extraction on realistic output ------------------------------------------------------------------

@@ -166,9 +166,9 @@ def data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def no_newline_policy(tmp_path_factory) -> Path:
-    from rest_mcts.checkpoints import save_checkpoint
-    from rest_mcts.models.build import build_tiny_policy
-    from rest_mcts.models.tokenizer import build_char_tokenizer
+    from lm.build import build_tiny_policy
+    from lm.checkpoints import save_checkpoint
+    from lm.tokenizer import build_char_tokenizer
 
     tokenizer = build_char_tokenizer("0123456789abcdefghijklmnopqrstuvwxyz +-*=?")  # no newline
     path = tmp_path_factory.mktemp("no_newline") / "policy"
@@ -178,9 +178,9 @@ def no_newline_policy(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def policy(tmp_path_factory) -> Path:
-    from rest_mcts.checkpoints import save_checkpoint
-    from rest_mcts.models.build import build_tiny_policy
-    from rest_mcts.models.tokenizer import build_char_tokenizer
+    from lm.build import build_tiny_policy
+    from lm.checkpoints import save_checkpoint
+    from lm.tokenizer import build_char_tokenizer
 
     tokenizer = build_char_tokenizer()
     path = tmp_path_factory.mktemp("policy") / "policy"
@@ -316,14 +316,14 @@ def test_a_disk_that_fills_mid_run_stops_it_with_one_line_and_resume_in_view(lib
     it), --resume suggested; also when a library reports it in its own error (safetensors, through Ray)."""
     import errno
 
-    import rest_mcts.actors
+    import rest_mcts.placement
 
     def no_room(config, run_dir, tracker):
         if library_error:
             raise RuntimeError("ray::round 0 train_prm: SafetensorError: No space left on device (os error 28)")
         raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / "round_00" / "trees.jsonl"))
 
-    monkeypatch.setattr(rest_mcts.actors, "start_ray", lambda *args: None)
+    monkeypatch.setattr(rest_mcts.placement, "start_ray", lambda *args: None)
     monkeypatch.setattr(iterate, "run_rounds", no_room)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from lm.data import Problem
 from rest_mcts.best_of_n import equal_token_comparison, main, split_table
-from rest_mcts.data import Problem
 from rest_mcts.verifier_data import verification_data
 
 
@@ -109,7 +109,7 @@ def test_the_study_refuses_bad_flags_before_writing_anything(tmp_path, capsys):
 
 
 def test_cot_examples_say_no_where_their_check_finds_a_wrong_step_even_with_a_right_answer():
-    from rest_mcts.data import VerificationExample
+    from lm.data import VerificationExample
     from rest_mcts.verifier_data import cot_consistent
 
     examples = [VerificationExample("p", "q\n", ("a\n",), True, "1 ok\n2 no\n"),
@@ -130,7 +130,7 @@ def test_cotnpot_rows_rank_only_the_kept_solutions_and_fall_back_to_all():
 
 
 def test_step_examples_label_every_distinct_prefix_with_its_true_step_label():
-    from rest_mcts.data import VerificationExample
+    from lm.data import VerificationExample
     from rest_mcts.tasks import get_task
     from rest_mcts.verifier_data import step_examples
 
@@ -162,8 +162,8 @@ def test_tree_rows_list_each_trees_graded_terminals():
 
 
 def test_the_table_is_recomputed_from_the_study_folder_alone(tmp_path):
+    from lm.data import write_jsonl
     from rest_mcts.best_of_n import table_from_folder
-    from rest_mcts.data import write_jsonl
     from rest_mcts.tasks import get_task
 
     task = get_task("last_letter")

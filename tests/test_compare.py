@@ -167,9 +167,9 @@ def no_model_loading(monkeypatch):
     def refuse(path):
         raise AssertionError(f"{path}: resolve loaded a model before checking its flags")
 
-    stub = types.ModuleType("rest_mcts.models.build")
+    stub = types.ModuleType("lm.build")
     stub.load_policy = stub.load_prm = refuse
-    monkeypatch.setitem(sys.modules, "rest_mcts.models.build", stub)
+    monkeypatch.setitem(sys.modules, "lm.build", stub)
 
 
 def _resolve(*flags: str):

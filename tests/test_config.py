@@ -8,8 +8,9 @@ from dataclasses import replace
 
 import pytest
 
-from rest_mcts.config import ConfigError, RunConfig, validate
+from rest_mcts.config import ConfigError, RunConfig
 from rest_mcts.flags import SECTIONS, add_config_arguments, config_from_args, field_docs, load_yaml
+from rest_mcts.preflight import validate
 
 
 def parse(*argv: str) -> RunConfig:

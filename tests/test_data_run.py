@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from rest_mcts.checkpoints import save_checkpoint
+from lm.build import build_tiny_policy
+from lm.checkpoints import save_checkpoint
+from lm.tokenizer import build_bpe_tokenizer
 from rest_mcts.config import TaskConfig
-from rest_mcts.models.build import build_tiny_policy
-from rest_mcts.models.tokenizer import build_bpe_tokenizer
 from rest_mcts.tasks import get_task
 from tests.test_iterate import REPO, finish, iterate
 

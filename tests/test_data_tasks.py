@@ -605,9 +605,9 @@ def test_a_held_out_test_split_larger_than_the_data_file_names_the_flag(numbers_
 
 @pytest.fixture(scope="module")
 def tiny_policy(tmp_path_factory) -> Path:
-    from rest_mcts.checkpoints import save_checkpoint
-    from rest_mcts.models.build import build_tiny_policy
-    from rest_mcts.models.tokenizer import build_bpe_tokenizer
+    from lm.build import build_tiny_policy
+    from lm.checkpoints import save_checkpoint
+    from lm.tokenizer import build_bpe_tokenizer
 
     tokenizer = build_bpe_tokenizer(["Question: What is 1 + 1?\nAnswer:\n1 + 1 = 2\n#### 2\n"] * 4, 400)
     policy = build_tiny_policy(tokenizer, 32, 1, 2, 64, 512, seed=0)

@@ -129,9 +129,9 @@ def test_evaluate_rejects_bad_input_with_a_clear_error(tmp_path, args, message):
 
 @pytest.fixture(scope="module")
 def tiny_checkpoints(tmp_path_factory):
-    from rest_mcts.checkpoints import save_checkpoint
-    from rest_mcts.models.build import build_tiny_policy, prm_from_policy
-    from rest_mcts.models.tokenizer import build_char_tokenizer
+    from lm.build import build_tiny_policy, prm_from_policy
+    from lm.checkpoints import save_checkpoint
+    from lm.tokenizer import build_char_tokenizer
 
     folder = tmp_path_factory.mktemp("checkpoints")
     tokenizer = build_char_tokenizer()

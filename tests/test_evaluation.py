@@ -116,7 +116,7 @@ def test_mcts_metrics_keep_todays_keys_by_default_and_name_the_method_and_scorer
 
 
 def test_length_accuracy_groups_the_problems_by_difficulty():
-    from rest_mcts.data import Problem
+    from lm.data import Problem
     from rest_mcts.evaluation import length_accuracy
     from rest_mcts.tasks.modtarget import ModTargetTask
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rest_mcts.data import Problem
+from lm.data import Problem
 from rest_mcts.evaluation import (
     BudgetPlan,
     MethodCall,

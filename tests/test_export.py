@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rest_mcts.data import PolicyExample, ValueExample, write_jsonl
+from lm.data import PolicyExample, ValueExample, write_jsonl
 from rest_mcts.export import META_FILE, POLICY_FILE, PRM_FILE, main, sft_rows, stepwise_rows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,8 +136,8 @@ def _trl_prm_trainer():
 def test_trl_prm_tokenizer_puts_each_label_on_the_separator_after_its_step(tmp_path):
     PRMTrainer = _trl_prm_trainer()
     datasets = pytest.importorskip("datasets")
-    from rest_mcts.models.encoding import encode_steps
-    from rest_mcts.models.tokenizer import build_char_tokenizer
+    from lm.encoding import encode_steps
+    from lm.tokenizer import build_char_tokenizer
 
     tokenizer = build_char_tokenizer()
     write_jsonl(tmp_path / PRM_FILE, stepwise_rows([value(STEPS, 1.0), value(STEPS[:2], 0.5),

@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-from rest_mcts.data import Problem
+from lm.data import Problem
 from rest_mcts.tasks import get_task, modtarget
 from rest_mcts.tasks.base import HELD_OUT_POOL
 from rest_mcts.tasks.modtarget import ModTargetTask, apply_operations, derivation_checks, parse_question, solutions

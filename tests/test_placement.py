@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from rest_mcts.data import PolicyExample
+from lm.data import PolicyExample
 from trainers.engine import TrainSpec
 
 
 @pytest.fixture(scope="module")
 def policy_path(tmp_path_factory):
-    from rest_mcts.checkpoints import save_checkpoint
-    from rest_mcts.models.build import build_tiny_policy
-    from rest_mcts.models.tokenizer import build_char_tokenizer
+    from lm.build import build_tiny_policy
+    from lm.checkpoints import save_checkpoint
+    from lm.tokenizer import build_char_tokenizer
 
     tokenizer = build_char_tokenizer()
     path = tmp_path_factory.mktemp("colocation") / "policy"
@@ -21,7 +21,7 @@ def policy_path(tmp_path_factory):
 
 
 def test_a_placement_group_that_does_not_fit_fails_with_the_flags_to_change(ray_cluster):
-    from rest_mcts.actors import Colocation
+    from rest_mcts.placement import Colocation
 
     with pytest.raises(RuntimeError, match="could not place 3 bundles.*--cluster.search_workers"):
         Colocation(3, 1.0, 0.0, 2, 1.0, 0.0, timeout_s=2)
@@ -30,7 +30,7 @@ def test_a_placement_group_that_does_not_fit_fails_with_the_flags_to_change(ray_
 
 @pytest.mark.slow
 def test_colocated_workers_and_ranks_are_up_together_and_both_serve(ray_cluster, policy_path, tmp_path):
-    from rest_mcts.actors import Colocation
+    from rest_mcts.placement import Colocation
     from rest_mcts.search_models import SamplerSettings
     from rest_mcts.tasks import get_task
     from rest_mcts.train_workers import TrainerGroup

@@ -7,8 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from rest_mcts.config import ClusterConfig, ConfigError, RunConfig, validate
+from rest_mcts.config import ClusterConfig, ConfigError, RunConfig
 from rest_mcts.plan import DRIVER_STAGES, STAGE_ACTORS, group_plans, placement_plan
+from rest_mcts.preflight import validate
 from trainers.engine import deepspeed_config
 
 

@@ -34,7 +34,7 @@ def timings():
     yield recorded
     print("\nstage timings (s): " + json.dumps(recorded))
     if os.environ.get("REST_MCTS_PRETRAINED_TIMINGS"):
-        from rest_mcts.data import atomic_write_text
+        from lm.data import atomic_write_text
 
         atomic_write_text(os.environ["REST_MCTS_PRETRAINED_TIMINGS"], json.dumps(recorded, indent=1) + "\n")
 
@@ -51,11 +51,11 @@ class Stage:
 
 
 def test_gemma3_270m_searches_scores_trains_and_reloads(tmp_path, timings):
-    from rest_mcts.checkpoints import save_checkpoint
+    from lm.build import load_policy, load_prm, load_tokenizer, prm_from_policy
+    from lm.checkpoints import save_checkpoint
+    from lm.data import PolicyExample, ValueExample
     from rest_mcts.config import TaskConfig
-    from rest_mcts.data import PolicyExample, ValueExample
-    from rest_mcts.models.build import load_policy, load_prm, load_tokenizer, prm_from_policy
-    from rest_mcts.models.pretrained import gemma3_270m
+    from rest_mcts.pretrained import gemma3_270m
     from rest_mcts.search_models import SamplerSettings, build_search_models
     from rest_mcts.tasks import load_task
     from search.mcts import MCTSParams, run_mcts
@@ -139,7 +139,7 @@ def test_gemma3_270m_runs_a_self_training_round_through_the_cli(tmp_path, timing
     import sys
     from pathlib import Path
 
-    from rest_mcts.models.pretrained import gemma3_270m
+    from rest_mcts.pretrained import gemma3_270m
 
     policy = str(gemma3_270m())
     args = ["--task", "gsm8k", "--model.policy_model", policy, "--rounds", "1", "--run-dir", str(tmp_path / "runs"),
@@ -161,7 +161,7 @@ def test_gemma3_270m_runs_a_self_training_round_through_the_cli(tmp_path, timing
     for index in (0, 1):
         metrics = json.loads((run / f"round_{index:02d}" / "eval.json").read_text())
         assert 0.0 <= metrics["test/mcts/accuracy"] <= 1.0 and metrics["test/mcts/tokens_per_problem"] > 0
-    from rest_mcts.models.build import load_policy, load_prm
+    from lm.build import load_policy, load_prm
 
     assert type(load_policy(run / "round_01" / "policy")).__name__ == "Gemma3ForCausalLM"
     assert load_prm(run / "round_01" / "prm").config.num_labels == 1

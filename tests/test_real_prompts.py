@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rest_mcts.checkpoints import save_checkpoint
+from lm.build import build_tiny_policy, build_tiny_prm, load_tokenizer
+from lm.checkpoints import save_checkpoint
+from lm.data import ValueExample
+from lm.encoding import encode_prompt, encode_steps
+from lm.tokenizer import CHAT_TEMPLATE, build_bpe_tokenizer, build_char_tokenizer
 from rest_mcts.config import TaskConfig
-from rest_mcts.data import ValueExample
-from rest_mcts.models.build import build_tiny_policy, build_tiny_prm, load_tokenizer
-from rest_mcts.models.encoding import encode_prompt, encode_steps
-from rest_mcts.models.tokenizer import CHAT_TEMPLATE, build_bpe_tokenizer, build_char_tokenizer
 from rest_mcts.search_models import SamplerSettings, build_search_models
 from rest_mcts.tasks import get_task, load_task
 from search.types import Prefix
@@ -108,8 +108,8 @@ def test_sampled_steps_end_at_their_delimiter_with_a_merging_tokenizer(checkpoin
 
 def test_prm_scores_do_not_depend_on_padding(checkpoints):
     """Prefixes of very different token lengths scored in one batch score as they do alone."""
-    from rest_mcts.models.build import load_prm
-    from rest_mcts.models.prm_scorer import PRMScorer
+    from lm.build import load_prm
+    from lm.prm_scorer import PRMScorer
 
     prm = str(checkpoints / "prm")
     tokenizer = load_tokenizer(prm)
@@ -127,8 +127,8 @@ def test_prm_scores_do_not_depend_on_padding(checkpoints):
 def test_the_sampler_ends_a_solution_at_the_models_end_of_turn(checkpoints, tmp_path):
     """A chat model ends its turn with a token other than EOS (its generation config lists it): the sampler treats
     it as EOS, so the step is final."""
-    from rest_mcts.models.build import load_policy
-    from rest_mcts.models.sampler import StepSampler
+    from lm.build import load_policy
+    from lm.sampler import StepSampler
 
     policy_path = str(checkpoints / "policy")
     tokenizer = load_tokenizer(policy_path)
@@ -154,7 +154,8 @@ def test_the_character_tokenizer_still_encodes_the_synthetic_prompts_unchanged()
 
 
 def test_a_policy_whose_tokenizer_cannot_write_the_step_delimiter_is_refused(tmp_path):
-    from rest_mcts.config import ConfigError, ModelConfig, RunConfig, check_task_data
+    from rest_mcts.config import ConfigError, ModelConfig, RunConfig
+    from rest_mcts.preflight import check_task_data
 
     tokenizer = build_char_tokenizer("0123456789abcdefghijklmnopqrstuvwxyz +-*=?")  # no newline
     save_checkpoint(build_tiny_policy(tokenizer, 32, 1, 2, 64, 256, seed=0), tokenizer, tmp_path / "policy")

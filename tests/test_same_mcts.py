@@ -22,12 +22,12 @@ def evaluated_round(tmp_path_factory):
     on a 2-CPU Ray cluster), as `iterate` leaves it."""
     import ray
 
-    from rest_mcts.checkpoints import save_checkpoint
+    from lm.build import build_tiny_policy, prm_from_policy
+    from lm.checkpoints import save_checkpoint
+    from lm.data import atomic_write_text
+    from lm.tokenizer import build_char_tokenizer
     from rest_mcts.config import ClusterConfig, EvalConfig, ModelConfig, RunConfig, TaskConfig
-    from rest_mcts.data import atomic_write_text
     from rest_mcts.flags import save_yaml
-    from rest_mcts.models.build import build_tiny_policy, prm_from_policy
-    from rest_mcts.models.tokenizer import build_char_tokenizer
     from rest_mcts.rounds import Round
     from rest_mcts.stages import Context, evaluate
 

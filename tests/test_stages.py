@@ -12,8 +12,8 @@ import pytest
 def test_policy_data_replays_seed_solutions_beside_the_verified_traces(tmp_path):
     import dataclasses
 
+    from lm.data import PolicyExample, write_jsonl
     from rest_mcts.config import EvalConfig, RunConfig, TaskConfig, TracesConfig
-    from rest_mcts.data import PolicyExample, write_jsonl
     from rest_mcts.stages import Context, policy_training_data
 
     traces = [PolicyExample(f"train-{i:05d}", f"q{i}\n", ("7\n",)) for i in range(5)]
@@ -96,15 +96,17 @@ def test_every_method_round_searches_infers_filters_trains_both_models_and_evalu
 
 
 def test_an_unknown_method_is_rejected_naming_the_flag():
-    from rest_mcts.config import ConfigError, RunConfig, validate
+    from rest_mcts.config import ConfigError, RunConfig
+    from rest_mcts.preflight import validate
 
     with pytest.raises(ConfigError, match="--method 'rest_xyz'.*rest_em"):
         validate(RunConfig(method="rest_xyz"))
 
 
 def test_rest_em_keeps_correct_distinct_samples_per_problem_and_reads_the_matched_search_tokens(tmp_path):
-    from rest_mcts.config import ConfigError, EvalConfig, RestEMConfig, RunConfig, TaskConfig, TracesConfig, validate
-    from rest_mcts.data import PolicyExample, read_jsonl
+    from lm.data import PolicyExample, read_jsonl
+    from rest_mcts.config import ConfigError, EvalConfig, RestEMConfig, RunConfig, TaskConfig, TracesConfig
+    from rest_mcts.preflight import validate
     from rest_mcts.rounds import Round
     from rest_mcts.stages import ROUND_STAGES, Context, filter_samples, rest_em_target_tokens
 

@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from rest_mcts.data import Problem
-from rest_mcts.models.tokenizer import DEFAULT_ALPHABET
+from lm.data import Problem
+from lm.tokenizer import DEFAULT_ALPHABET
 from rest_mcts.tasks import TASKS, get_task
 from rest_mcts.tasks.base import RIGHT_MARK, WRONG_MARK, StepCheck, Task, rationale_finds_a_wrong_step, rationale_of
 from rest_mcts.tasks.modchain import OPERATIONS

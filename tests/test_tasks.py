@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rest_mcts.data import PolicyExample, Problem
+from lm.data import PolicyExample, Problem
 from rest_mcts.tasks import SPLITS, TASKS, get_task
 from rest_mcts.tasks.base import HELD_OUT_POOL, Task
 from rest_mcts.tasks.last_letter import LastLetterTask

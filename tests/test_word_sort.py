@@ -8,8 +8,8 @@ import io
 
 import pytest
 
-from rest_mcts.data import Problem
-from rest_mcts.models.tokenizer import DEFAULT_ALPHABET
+from lm.data import Problem
+from lm.tokenizer import DEFAULT_ALPHABET
 from rest_mcts.tasks import get_task
 from rest_mcts.tasks.base import HELD_OUT_POOL
 from rest_mcts.tasks.word_sort import WordSortTask

@@ -13,9 +13,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory):
-    from rest_mcts.checkpoints import save_checkpoint
-    from rest_mcts.models.build import build_tiny_policy, prm_from_policy
-    from rest_mcts.models.tokenizer import build_char_tokenizer
+    from lm.build import build_tiny_policy, prm_from_policy
+    from lm.checkpoints import save_checkpoint
+    from lm.tokenizer import build_char_tokenizer
     from rest_mcts.search_models import SamplerSettings
 
     folder = tmp_path_factory.mktemp("checkpoints")

@@ -14,9 +14,9 @@ Worker = SearchWorker.__ray_actor_class__
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    from rest_mcts.checkpoints import save_checkpoint
-    from rest_mcts.models.build import build_tiny_policy, prm_from_policy
-    from rest_mcts.models.tokenizer import build_char_tokenizer
+    from lm.build import build_tiny_policy, prm_from_policy
+    from lm.checkpoints import save_checkpoint
+    from lm.tokenizer import build_char_tokenizer
 
     folder = tmp_path_factory.mktemp("checkpoints")
     tokenizer = build_char_tokenizer()
@@ -134,8 +134,8 @@ def test_an_append_that_fails_leaves_the_trees_file_as_it_was(tmp_path, monkeypa
     import errno
     import os
 
+    from lm.data import Problem
     from rest_mcts import workers
-    from rest_mcts.data import Problem
 
     path = tmp_path / "trees.jsonl"
     path.write_text('{"problem_id": "a"}\n')
@@ -152,7 +152,7 @@ def test_an_append_that_fails_leaves_the_trees_file_as_it_was(tmp_path, monkeypa
 
 
 def test_a_torn_last_line_is_cut_with_a_warning_and_damage_before_it_is_named(tmp_path, caplog):
-    from rest_mcts.data import read_appended_jsonl
+    from lm.data import read_appended_jsonl
 
     path = tmp_path / "trees.jsonl"
     path.write_bytes(b'{"problem_id": "a"}\n{"problem_id": "b"}\n{"problem_id": "c", "no')

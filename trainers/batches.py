@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
 
 import torch
 
-from rest_mcts.models.encoding import IGNORE_INDEX
-
-if TYPE_CHECKING:
-    from trainers.engine import TrainSequence, TrainSpec
+from lm.encoding import IGNORE_INDEX
+from trainers.spec import TrainSequence, TrainSpec
 
 
 def shard_indices(num_sequences: int, rank: int, world_size: int, seed: int, epoch: int) -> list[int]:

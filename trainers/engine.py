@@ -13,87 +13,19 @@ import copy
 import gc
 import json
 import logging
-import math
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import torch
 
 from trainers.batches import collate, unit_micro_batches
+from trainers.spec import TrainResult, TrainSequence, TrainSpec, deepspeed_config_for, planned_steps
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainSpec:
-    """How one trainer call trains: DeepSpeed, optimizer and schedule settings."""
-
-    zero_stage: int = 2
-    """DeepSpeed ZeRO stage (0-3)."""
-    micro_batch_size: int = 16
-    """Sequences (units of rows where a trainer groups them, e.g. preference pairs) per rank per forward/backward
-    pass."""
-    gradient_accumulation_steps: int = 1
-    """Micro-batches accumulated into one optimizer step."""
-    learning_rate: float = 1e-3
-    """Peak AdamW learning rate."""
-    weight_decay: float = 0.0
-    """AdamW decoupled weight decay."""
-    warmup_steps: int = 10
-    """Optimizer steps of linear warm-up from learning_rate/warmup_steps to learning_rate."""
-    max_steps: int = 0
-    """Optimizer steps to run, cycling through the data (0: run `epochs` passes instead)."""
-    epochs: int = 1
-    """Passes over the data when max_steps is 0."""
-    bf16: bool = False
-    """Train in bfloat16 (only where the accelerator supports it; otherwise fp32 with a warning)."""
-    offload_optimizer: bool = False
-    """ZeRO-Offload: keep optimizer states in CPU memory (ZeRO stage >= 1)."""
-    gradient_checkpointing: bool = False
-    """Recompute each layer's activations in the backward pass instead of keeping them (Hugging Face activation
-    checkpointing): less activation memory for one more forward pass per micro-batch."""
-    seed: int = 0
-    """Seed of the data order (per epoch) and of torch."""
-    max_grad_norm: float = 1.0
-    """Gradient clipping by global norm (0: no clipping)."""
-    group_by_length: bool = True
-    """Batch sequences of similar length together (within shuffled windows), so that less of each
-    batch is padding; the batches themselves still come in random order."""
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What one trainer call did, as seen from rank 0 (losses averaged over ranks)."""
-
-    steps: int
-    """Optimizer steps run."""
-    losses: list[float]
-    """Mean training loss of each optimizer step, averaged over micro-batches and ranks."""
-    first_loss: float
-    """losses[0]."""
-    last_loss: float
-    """losses[-1]."""
-    tokens: int
-    """Labelled tokens trained on (label != IGNORE_INDEX), summed over ranks."""
-    seconds: float
-    """Wall time of the training steps (engine start-up and saving excluded)."""
-    tokens_per_s: float
-    """tokens / seconds."""
-    parameter_checksum: float = 0.0
-    """Sum of all parameters (float64) after training, on this rank; equal on every rank of a run."""
-
-
-@dataclass(frozen=True)
-class TrainSequence:
-    """One training row: token ids and a label per token (IGNORE_INDEX where no loss is taken)."""
-
-    input_ids: list[int]
-    labels: list[float]
 
 
 LossFunction = Callable[[torch.nn.Module, dict[str, torch.Tensor]], torch.Tensor | tuple[torch.Tensor, torch.Tensor]]
@@ -171,43 +103,16 @@ def init_distributed(
 
 def deepspeed_config(spec: TrainSpec, world_size: int, device: str | None = None,
                      bf16_supported: bool | None = None) -> dict:
-    """The DeepSpeed config dict for `spec` on `world_size` ranks (the LR schedule is set in build_engine).
-
-    `device` ("cuda" or "cpu") and `bf16_supported` default to this process's accelerator; `rest_mcts.plan` passes
-    them to resolve the config of ranks it does not run on, without importing DeepSpeed.
-    """
+    """`trainers.spec.deepspeed_config_for` with `device` ("cuda" or "cpu") and `bf16_supported` defaulting to
+    this process's accelerator (`rest_mcts.plan` resolves the config of ranks it does not run on with the pure
+    function, without importing DeepSpeed)."""
     if device is None:
         device, _ = pick_device_and_backend()
     if bf16_supported is None:
         from deepspeed.accelerator import get_accelerator
 
         bf16_supported = get_accelerator().is_bf16_supported()
-    bf16 = spec.bf16 and bf16_supported
-    if spec.bf16 and not bf16:
-        logger.warning("bf16 asked for but not supported by the %s accelerator; training in fp32", device)
-    zero: dict = {"stage": spec.zero_stage}
-    if spec.offload_optimizer and spec.zero_stage >= 1:
-        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": device == "cuda"}
-    optimizer_params: dict = {
-        "lr": spec.learning_rate,
-        "betas": [0.9, 0.999],
-        "eps": 1e-8,
-        "weight_decay": spec.weight_decay,
-    }
-    if device == "cpu" and not spec.offload_optimizer:
-        # torch's AdamW: no DeepSpeed op to compile on CPU.
-        optimizer_params["torch_adam"] = True
-    return {
-        "train_batch_size": spec.micro_batch_size * spec.gradient_accumulation_steps * world_size,
-        "train_micro_batch_size_per_gpu": spec.micro_batch_size,
-        "gradient_accumulation_steps": spec.gradient_accumulation_steps,
-        "gradient_clipping": spec.max_grad_norm,
-        "optimizer": {"type": "AdamW", "params": optimizer_params},
-        "zero_optimization": zero,
-        "bf16": {"enabled": bf16},
-        "steps_per_print": 10**9,
-        "wall_clock_breakdown": False,
-    }
+    return deepspeed_config_for(spec, world_size, device, bf16_supported)
 
 
 @contextlib.contextmanager
@@ -270,15 +175,6 @@ def build_engine(model: torch.nn.Module, spec: TrainSpec, world_size: int, total
         lr_scheduler=scheduler,
     )
     return engine
-
-
-def planned_steps(num_sequences: int, spec: TrainSpec, world_size: int) -> int:
-    """Optimizer steps of a run: max_steps, or enough steps for `epochs` passes over the shards of
-    `num_sequences` sequences (units, where rows are grouped)."""
-    if spec.max_steps > 0:
-        return spec.max_steps
-    micro_batches_per_epoch = math.ceil(math.ceil(num_sequences / world_size) / spec.micro_batch_size)
-    return max(1, math.ceil(spec.epochs * micro_batches_per_epoch / spec.gradient_accumulation_steps))
 
 
 def run_training(
@@ -411,10 +307,10 @@ def parameter_checksum(engine) -> float:
 def save_hf_checkpoint(engine, tokenizer, out_dir: str | os.PathLike, rank: int) -> None:
     """Write the full model and tokenizer to `out_dir` with save_pretrained (rank 0); all ranks wait.
 
-    The folder is written atomically (`rest_mcts.checkpoints`): a reader sees either the old checkpoint or the
+    The folder is written atomically (`lm.checkpoints`): a reader sees either the old checkpoint or the
     complete new one. Weights are stored in float32 whatever the training precision.
     """
-    from rest_mcts.checkpoints import save_checkpoint
+    from lm.checkpoints import save_checkpoint
 
     model = engine.module
     with _gathered(engine, model.parameters()):

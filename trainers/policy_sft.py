@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from rest_mcts.data import PolicyExample
-from rest_mcts.models.encoding import IGNORE_INDEX, encode_steps, policy_labels
+from lm.data import PolicyExample
+from lm.encoding import IGNORE_INDEX, encode_steps, policy_labels
 from trainers.engine import (
     TrainResult,
     TrainSequence,
@@ -52,7 +52,7 @@ def _loss(engine, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return causal_lm_loss(logits, batch["labels"])
 
 
-def _count_predicted_tokens(labels: torch.Tensor) -> torch.Tensor:
+def count_predicted_tokens(labels: torch.Tensor) -> torch.Tensor:
     return (labels[:, 1:] != IGNORE_INDEX).sum()
 
 
@@ -84,7 +84,7 @@ def train_policy(
         tokenizer,
         policy_sequences(tokenizer, examples),
         compute_loss=_loss,
-        count_tokens=_count_predicted_tokens,
+        count_tokens=count_predicted_tokens,
         label_dtype=torch.long,
         spec=spec,
         out_dir=out_dir,

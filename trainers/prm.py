@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from rest_mcts.data import ValueExample
-from rest_mcts.models.encoding import IGNORE_INDEX, encode_steps, prm_labels
+from lm.data import ValueExample
+from lm.encoding import IGNORE_INDEX, encode_steps, prm_labels
 from trainers.engine import (
     TrainResult,
     TrainSequence,
@@ -100,7 +100,7 @@ def train_prm(
     pick_device_and_backend()
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from rest_mcts.models.build import ensure_token_classifier
+    from lm.build import ensure_token_classifier
 
     ensure_token_classifier(model_path)
     tokenizer = AutoTokenizer.from_pretrained(model_path)

@@ -4,7 +4,7 @@ solution SFT), a discriminative outcome reward model, or a verifier trained on p
 One loop per objective where they differ: `_train_genrm` (next-token loss on verification texts, mixed with
 solutions), `_train_preference` (SimPO and DPO on pairs kept in one micro-batch), and the ORM, which is the
 PRM's trainer (`trainers.prm.train_prm`) with one target per solution. Texts are encoded by
-`rest_mcts.models.verifier_format`, as the verifier scorer reads them.
+`lm.verifier_format`, as the verifier scorer reads them.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from rest_mcts.data import PolicyExample, PreferencePair, ValueExample, VerificationExample
-from rest_mcts.models.encoding import IGNORE_INDEX
-from rest_mcts.models.logprobs import labelled_logprob_sums, row_logprobs
-from rest_mcts.models.verifier_format import VerifierFormat, check_encodable, verification_training_row
+from lm.data import PolicyExample, PreferencePair, ValueExample, VerificationExample
+from lm.encoding import IGNORE_INDEX
+from lm.logprobs import labelled_logprob_sums, row_logprobs
+from lm.verifier_format import VerifierFormat, check_encodable, verification_training_row
 from trainers.engine import (
     TrainResult,
     TrainSequence,
@@ -28,7 +28,7 @@ from trainers.engine import (
     pick_device_and_backend,
     run_training,
 )
-from trainers.policy_sft import _count_predicted_tokens, load_causal_lm, policy_sequences
+from trainers.policy_sft import count_predicted_tokens, load_causal_lm, policy_sequences
 from trainers.prm import train_prm
 
 VERIFIER_KINDS = ("genrm", "genrm_cot", "orm", "simpo", "dpo")
@@ -186,7 +186,7 @@ def _train_genrm(model_path, data: VerifierData, spec: TrainSpec, out_dir, rank:
         return mixed_verification_loss(logits, batch["labels"], is_solution[batch["row_index"].cpu()],
                                        objective.solution_weight, tokens_per_row)
 
-    return run_training(model, tokenizer, sequences, compute_loss, _count_predicted_tokens, torch.long, spec,
+    return run_training(model, tokenizer, sequences, compute_loss, count_predicted_tokens, torch.long, spec,
                         out_dir, rank, world_size)
 
 
@@ -264,7 +264,7 @@ def _train_preference(model_path, data: VerifierData, spec: TrainSpec, out_dir, 
             loss = dpo_loss(chosen, rejected, reference_logps[0::2], reference_logps[1::2], beta)
         return loss, loss  # every pair weighs the same, whatever its length: no token weighting
 
-    return run_training(model, tokenizer, sequences, compute_loss, _count_predicted_tokens, torch.long, spec,
+    return run_training(model, tokenizer, sequences, compute_loss, count_predicted_tokens, torch.long, spec,
                         out_dir, rank, world_size, units=units)
 
 

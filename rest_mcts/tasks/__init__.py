@@ -35,7 +35,7 @@ def load_task(spec, policy_path: str | None = None) -> Task:
     name = spec if isinstance(spec, str) else spec.name
     tokenizer = None
     if policy_path and name in TASKS and issubclass(TASKS[name], DataTask):
-        from rest_mcts.models.build import load_tokenizer
+        from lm.build import load_tokenizer
 
         tokenizer = load_tokenizer(policy_path)
     return get_task(spec, tokenizer)

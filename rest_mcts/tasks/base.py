@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from rest_mcts.data import PolicyExample, Problem
+from lm.data import PolicyExample, Problem
 
 SPLITS = ("seed", "train", "test", "ood")
 """seed: worked solutions for the warm start; train: problems searched each round;

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from lm.data import PolicyExample, Problem
 from rest_mcts.answers import (
     MATH_ORDER,
     NUMERIC_ORDER,
@@ -31,14 +32,13 @@ from rest_mcts.answers import (
     strict_answer,
     to_number,
 )
-from rest_mcts.data import PolicyExample, Problem
+from rest_mcts.config import ANSWER_FORMATS, TaskConfig
 from rest_mcts.prompting import PromptStyle, build_prompt, chat_template_of
 from rest_mcts.tasks.base import SPLITS, Task
 
 SHIPPED = Path(__file__).resolve().parent / "data"
 """Data files shipped with the package, each folder with its source's license."""
 
-ANSWER_FORMATS = ("number", "math", "text")
 
 
 class DataError(ValueError):
@@ -113,6 +113,16 @@ def normalise_text(answer: str) -> str:
     return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", answer)).strip().rstrip(".").strip().casefold()
 
 
+def math_gold(raw: str, where: str) -> str:
+    """A MATH gold answer (a `\\boxed{}` inside is taken), checked to parse with math-verify; DataError if not."""
+    from rest_mcts.math_answers import parses
+
+    answer = strict_answer(raw, MATH_ORDER) if "\\boxed" in raw else raw.strip()
+    if not answer or not parses(answer):
+        raise DataError(f"{where}: gold answer {raw[:80]!r} does not parse as math (math-verify)")
+    return answer
+
+
 class DataTask(Task):
     """A task whose problems come from files (`TaskConfig`'s data fields) and whose prompts come from
     `rest_mcts.prompting`, with the policy tokenizer's chat template when it has one."""
@@ -127,8 +137,6 @@ class DataTask(Task):
     shipped_test: Path | None = None
 
     def __init__(self, options=None, tokenizer=None):
-        from rest_mcts.config import TaskConfig
-
         self.options = options if options is not None else TaskConfig(name=self.name)
         self.step_delimiter = self.options.step_delimiter or self.default_delimiter
         self.tokenizer = tokenizer
@@ -332,8 +340,6 @@ class JsonlTask(DataTask):
         if self.answer_format == "number":
             return super().gold_answer(raw, where)
         if self.answer_format == "math":
-            from rest_mcts.tasks.math_task import math_gold
-
             return math_gold(raw, where)
         answer = strict_answer(raw, self.answer_order) or raw.strip()
         if not normalise_text(answer):

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
+from lm.data import Problem
 from rest_mcts.answers import game24_value
-from rest_mcts.data import Problem
 from rest_mcts.tasks.base import SPLITS
 from rest_mcts.tasks.data_task import SHIPPED, DataError, DataTask, Row
 

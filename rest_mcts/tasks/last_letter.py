@@ -14,7 +14,7 @@ import random
 import re
 from collections.abc import Iterator, Sequence
 
-from rest_mcts.data import Problem
+from lm.data import Problem
 from rest_mcts.tasks.base import BEYOND_END, StepCheck, Task, draw_split, length_sampler, rationale_of
 
 CONSONANTS = "bcdfghjklmnprstvz"

@@ -14,17 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rest_mcts.answers import MATH_ORDER, last_number, strict_answer
-from rest_mcts.tasks.data_task import SHIPPED, DataError, DataTask
-
-
-def math_gold(raw: str, where: str) -> str:
-    """A MATH gold answer (a `\\boxed{}` inside is taken), checked to parse with math-verify; DataError if not."""
-    from rest_mcts.math_answers import parses
-
-    answer = strict_answer(raw, MATH_ORDER) if "\\boxed" in raw else raw.strip()
-    if not answer or not parses(answer):
-        raise DataError(f"{where}: gold answer {raw[:80]!r} does not parse as math (math-verify)")
-    return answer
+from rest_mcts.tasks.data_task import SHIPPED, DataTask, math_gold
 
 
 class MathTask(DataTask):

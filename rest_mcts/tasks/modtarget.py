@@ -42,7 +42,7 @@ import re
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 
-from rest_mcts.data import Problem
+from lm.data import Problem
 from rest_mcts.tasks.base import BEYOND_END, StepCheck, Task, draw_split, length_sampler, rationale_of
 
 OPERATIONS = {"+": lambda a, b: (a + b) % 10, "-": lambda a, b: (a - b) % 10, "*": lambda a, b: (a * b) % 10}

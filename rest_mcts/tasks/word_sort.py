@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Sequence
 
-from rest_mcts.data import Problem
+from lm.data import Problem
 from rest_mcts.tasks.base import BEYOND_END, StepCheck, Task, draw_split, length_sampler, rationale_of
 from rest_mcts.tasks.last_letter import WORDS, make_word
 

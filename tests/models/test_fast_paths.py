@@ -7,8 +7,8 @@ import inspect
 
 import pytest
 
+from lm.kv_cache import CACHE_ARGUMENTS, cache_argument
 from rest_mcts.config import RunConfig
-from rest_mcts.models.kv_cache import CACHE_ARGUMENTS, cache_argument
 from rest_mcts.search_models import SamplerSettings, build_search_models
 from search.mcts import run_mcts
 
@@ -16,9 +16,9 @@ from search.mcts import run_mcts
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     """The embedded default policy and a PRM made from it, saved as a run saves them."""
-    from rest_mcts.checkpoints import save_checkpoint
-    from rest_mcts.models.build import build_tiny_policy, prm_from_policy
-    from rest_mcts.models.tokenizer import build_char_tokenizer
+    from lm.build import build_tiny_policy, prm_from_policy
+    from lm.checkpoints import save_checkpoint
+    from lm.tokenizer import build_char_tokenizer
 
     model = RunConfig().model
     folder = tmp_path_factory.mktemp("fast_paths")
@@ -96,8 +96,8 @@ def test_cache_argument_is_read_from_the_signature_whatever_its_name():
 
 
 def test_cached_decoding_of_a_model_that_takes_no_cache_is_refused_not_silently_slow():
-    from rest_mcts.models.sampler import StepSampler
-    from rest_mcts.models.tokenizer import build_char_tokenizer
+    from lm.sampler import StepSampler
+    from lm.tokenizer import build_char_tokenizer
 
     class NoCacheModel:
         def forward(self, input_ids):
@@ -111,7 +111,7 @@ def test_cached_decoding_of_a_model_that_takes_no_cache_is_refused_not_silently_
 def test_decoding_into_a_roomy_cache_matches_transformers_growing_cache(models):
     import torch
 
-    from rest_mcts.models.kv_cache import RoomyLayer, encode_shared, with_cache, with_room
+    from lm.kv_cache import RoomyLayer, encode_shared, with_cache, with_room
 
     _task, sampler, _scorer = models
     body, model = sampler.model.base_model, sampler.model

@@ -14,11 +14,11 @@ import torch
 from tokenizers import Tokenizer, decoders, models, trainers
 from transformers import PreTrainedTokenizerFast
 
-from rest_mcts.models.build import build_tiny_policy, build_tiny_prm
-from rest_mcts.models.encoding import IGNORE_INDEX, encode_steps, prm_labels
-from rest_mcts.models.prm_scorer import PRMScorer
-from rest_mcts.models.sampler import StepSampler
-from rest_mcts.models.tokenizer import DEFAULT_ALPHABET, SPECIAL_TOKENS, build_char_tokenizer
+from lm.build import build_tiny_policy, build_tiny_prm
+from lm.encoding import IGNORE_INDEX, encode_steps, prm_labels
+from lm.prm_scorer import PRMScorer
+from lm.sampler import StepSampler
+from lm.tokenizer import DEFAULT_ALPHABET, SPECIAL_TOKENS, build_char_tokenizer
 from search.types import Prefix
 
 TINY = dict(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_positions=256)

@@ -4,9 +4,9 @@ boundaries and token counts."""
 import pytest
 import torch
 
-from rest_mcts.models.build import build_tiny_policy
-from rest_mcts.models.sampler import StepSampler
-from rest_mcts.models.tokenizer import build_char_tokenizer
+from lm.build import build_tiny_policy
+from lm.sampler import StepSampler
+from lm.tokenizer import build_char_tokenizer
 from search.types import Prefix
 
 MAX_STEP_TOKENS = 16
@@ -257,7 +257,7 @@ def test_kept_node_kv_gives_the_same_greedy_chains_and_is_reused(policy, tokeniz
 
 
 def test_prefix_store_drops_the_least_recently_used_beyond_its_bytes():
-    from rest_mcts.models.kv_cache import PrefixStore
+    from lm.kv_cache import PrefixStore
 
     def layers(tokens):  # one layer, 1 head, head_dim 4, float32: 32 bytes per token
         return [(torch.zeros(1, tokens, 4), torch.zeros(1, tokens, 4))]

@@ -10,7 +10,7 @@ from transformers import (
     LlamaForTokenClassification,
 )
 
-from rest_mcts.models.build import (
+from lm.build import (
     ModelPathError,
     build_tiny_policy,
     build_tiny_prm,
@@ -20,7 +20,7 @@ from rest_mcts.models.build import (
     pick_device,
     pick_dtype,
 )
-from rest_mcts.models.tokenizer import DEFAULT_ALPHABET, build_char_tokenizer
+from lm.tokenizer import DEFAULT_ALPHABET, build_char_tokenizer
 
 TINY = dict(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_positions=128)
 TEXT = "3+4*2 = ?\n7*2 .\n  14 , #\n\n"

@@ -16,9 +16,9 @@ import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from rest_mcts.models.encoding import IGNORE_INDEX, encode_step, encode_steps
-from rest_mcts.models.tokenizer import SPECIAL_TOKENS, build_char_tokenizer
-from rest_mcts.models.verifier_format import (
+from lm.encoding import IGNORE_INDEX, encode_step, encode_steps
+from lm.tokenizer import SPECIAL_TOKENS, build_char_tokenizer
+from lm.verifier_format import (
     VerifierFormat,
     check_encodable,
     encode_verification,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rest_mcts.models.build import build_tiny_policy, build_tiny_prm
-from rest_mcts.models.prm_scorer import PRMScorer
-from rest_mcts.models.tokenizer import build_char_tokenizer
-from rest_mcts.models.verifier_format import VerifierFormat, encode_verification
-from rest_mcts.models.verifier_scorer import ClassifierVerifier, GenerativeVerifier
+from lm.build import build_tiny_policy, build_tiny_prm
+from lm.prm_scorer import PRMScorer
+from lm.tokenizer import build_char_tokenizer
+from lm.verifier_format import VerifierFormat, encode_verification
+from lm.verifier_scorer import ClassifierVerifier, GenerativeVerifier
 from search.types import Prefix
 
 PREFIXES = [Prefix("3?4=5\n", ("abc\n",)), Prefix("1?2=3\n", ("x\n", "yz\n")), Prefix("7\n", ("9\n",))]
@@ -100,8 +100,8 @@ def test_classifier_verifier_aggregates_the_prm_step_scores(tokenizer):
 
 
 def test_likelihood_verifier_scores_the_geometric_mean_probability_of_the_solution_and_eos(tokenizer, policy):
-    from rest_mcts.models.encoding import encode_steps
-    from rest_mcts.models.verifier_scorer import LikelihoodVerifier
+    from lm.encoding import encode_steps
+    from lm.verifier_scorer import LikelihoodVerifier
 
     verdicts = LikelihoodVerifier(policy, tokenizer, batch_size=2).verify(PREFIXES)
     for prefix, score in zip(PREFIXES, verdicts.scores):

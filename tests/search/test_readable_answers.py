@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from rest_mcts.data import Problem
+from lm.data import Problem
 from rest_mcts.evaluation import mcts_metrics
 from rest_mcts.tasks.modtarget import ModTargetTask
 from search.baselines import (

@@ -170,7 +170,8 @@ def test_a_tree_without_a_right_answer_gives_its_wrong_solutions_or_every_node_a
 
 
 def test_the_value_rules_are_checked_naming_the_flag():
-    from rest_mcts.config import ConfigError, RunConfig, ValuesConfig, validate
+    from rest_mcts.config import ConfigError, RunConfig, ValuesConfig
+    from rest_mcts.preflight import validate
 
     with pytest.raises(ConfigError, match="--values.unsolved_trees 'some'"):
         validate(RunConfig(values=ValuesConfig(unsolved_trees="some")))

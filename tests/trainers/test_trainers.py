@@ -9,8 +9,8 @@ import socket
 import pytest
 import torch
 
-from rest_mcts.data import PolicyExample, ValueExample
-from rest_mcts.models.encoding import IGNORE_INDEX, encode_steps
+from lm.data import PolicyExample, ValueExample
+from lm.encoding import IGNORE_INDEX, encode_steps
 from trainers.batches import collate, length_grouped_batches, micro_batches, shard_indices
 from trainers.engine import TrainSequence, TrainSpec, learning_rate_factor, planned_steps
 from trainers.policy_sft import causal_lm_loss, policy_sequences

@@ -9,10 +9,10 @@ import random
 import pytest
 import torch
 
-from rest_mcts.data import PolicyExample, PreferencePair, VerificationExample
-from rest_mcts.models.encoding import IGNORE_INDEX
-from rest_mcts.models.logprobs import labelled_logprob_sums, row_logprobs
-from rest_mcts.models.verifier_format import VerifierFormat, verification_training_row
+from lm.data import PolicyExample, PreferencePair, VerificationExample
+from lm.encoding import IGNORE_INDEX
+from lm.logprobs import labelled_logprob_sums, row_logprobs
+from lm.verifier_format import VerifierFormat, verification_training_row
 from tests.trainers.test_trainers import (
     parameters_of,
     policy_examples,
@@ -350,7 +350,7 @@ def test_the_engine_hands_the_loss_whole_pairs_in_order(tmp_path):
     from transformers import AutoModelForCausalLM
 
     from trainers.engine import run_training
-    from trainers.policy_sft import _count_predicted_tokens, causal_lm_loss
+    from trainers.policy_sft import causal_lm_loss, count_predicted_tokens
 
     tokenizer = tiny_tokenizer()
     pairs = preference_pairs() + [PreferencePair("x", "1=?", ("1",), ("a very long wrong answer; " * 3,))]
@@ -363,7 +363,7 @@ def test_the_engine_hands_the_loss_whole_pairs_in_order(tmp_path):
         return causal_lm_loss(logits, batch["labels"])
 
     model = AutoModelForCausalLM.from_pretrained(save_tiny_policy(tmp_path / "policy"))
-    run_training(model, tokenizer, sequences, recording_loss, _count_predicted_tokens, torch.long,
+    run_training(model, tokenizer, sequences, recording_loss, count_predicted_tokens, torch.long,
                  verifier_spec(micro_batch_size=2, max_steps=6), tmp_path / "out", 0, 1, units=units)
     assert len(seen) == 6 and all(len(rows) == 4 or len(rows) == 2 for rows in seen)
     for rows in seen:

@@ -6,7 +6,7 @@ transformers reads GGUF (with the `gguf` package) and dequantises it to float we
 built from the same configuration and saves that, with the tokenizer. The folder then loads with plain
 `from_pretrained` like any checkpoint, and `--model.policy_model PATH` takes it.
 
-    python -m rest_mcts.models.pretrained gemma3-270m [--cache DIR]     # prints the checkpoint's path
+    python -m rest_mcts.pretrained gemma3-270m [--cache DIR]     # prints the checkpoint's path
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def gemma3_270m(cache: str | os.PathLike | None = None) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from rest_mcts.checkpoints import write_folder
+    from lm.checkpoints import write_folder
 
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".gguf-") as scratch:
@@ -72,7 +72,7 @@ MODELS = {GEMMA3_270M: gemma3_270m}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rest_mcts.models.pretrained",
+    parser = argparse.ArgumentParser(prog="python -m rest_mcts.pretrained",
                                      description="Convert a registry-installed pretrained model into a Hugging Face "
                                                  "checkpoint once and print its folder.")
     parser.add_argument("model", choices=sorted(MODELS))

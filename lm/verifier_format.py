@@ -3,7 +3,7 @@
 GenRM (Zhang et al., 2025) asks a causal LM "is the answer correct?" after the solution and scores it by
 p(yes) renormalised over the yes and no tokens; GenRM-CoT first writes its own check of the solution
 ("let's verify step by step") and asks after it. Training (`trainers/verifier.py`) and scoring
-(`rest_mcts/models/verifier_scorer.py`) both encode through this module, segment by segment like
+(`lm/verifier_scorer.py`) both encode through this module, segment by segment like
 `encoding.encode_steps`, so they read the same tokens with any tokenizer.
 
 Layout, one segment per text: [BOS] prompt, steps..., (check_cue, rationale,) question, verdict.
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rest_mcts.models.encoding import IGNORE_INDEX, encode_step, encode_steps
+from lm.encoding import IGNORE_INDEX, encode_step, encode_steps
 
 
 @dataclass(frozen=True)

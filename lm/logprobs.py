@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from rest_mcts.models.encoding import IGNORE_INDEX
+from lm.encoding import IGNORE_INDEX
 
 
 def labelled_logprob_sums(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

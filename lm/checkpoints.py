@@ -59,7 +59,7 @@ def copy_checkpoint(source: str | os.PathLike, target: str | os.PathLike) -> Non
 def classifier_from_policy(policy: str | os.PathLike, target: str | os.PathLike, seed: int) -> Path:
     """A one-label token classifier with the policy's body and a new head (`models.build.prm_from_policy`, head
     seeded by `seed`), saved at `target` unless a checkpoint is there already; returns `target`."""
-    from rest_mcts.models.build import load_tokenizer, prm_from_policy
+    from lm.build import load_tokenizer, prm_from_policy
 
     target = Path(target)
     if not (target / "config.json").exists():

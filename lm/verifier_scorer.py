@@ -19,9 +19,9 @@ from collections.abc import Sequence
 
 import torch
 
-from rest_mcts.models.encoding import encode_steps
-from rest_mcts.models.kv_cache import padded
-from rest_mcts.models.verifier_format import (
+from lm.encoding import encode_steps
+from lm.kv_cache import padded
+from lm.verifier_format import (
     VerifierFormat,
     check_encodable,
     encode_verification,
@@ -53,7 +53,7 @@ class GenerativeVerifier:
         self.no_ids = torch.tensor(no, device=self.device)
         self.writer = None
         if rationales:
-            from rest_mcts.models.sampler import StepSampler, decodes_with_a_cache
+            from lm.sampler import StepSampler, decodes_with_a_cache
 
             # A check is written like one long step that ends when the model asks the question.
             self.writer = StepSampler(model, tokenizer, delimiter=verifier_format.question,
@@ -118,8 +118,8 @@ class LikelihoodVerifier:
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     def verify(self, prefixes: Sequence[Prefix]) -> VerifierScores:
-        from rest_mcts.models.encoding import policy_labels
-        from rest_mcts.models.logprobs import row_logprobs
+        from lm.encoding import policy_labels
+        from lm.logprobs import row_logprobs
 
         # The rows preference training scores: the solution's steps and EOS, the prompt masked.
         encoded = [encode_steps(self.tokenizer, p.prompt, p.steps, add_eos=True) for p in prefixes]

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import torch
 
-from rest_mcts.models.encoding import EncodedSteps, encode_step, encode_steps
-from rest_mcts.models.kv_cache import (
+from lm.encoding import EncodedSteps, encode_step, encode_steps
+from lm.kv_cache import (
     PrefixStore,
     cache_argument,
     encode_with_store,

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from rest_mcts.models.encoding import encode_steps
-from rest_mcts.models.kv_cache import (
+from lm.encoding import encode_steps
+from lm.kv_cache import (
     PrefixStore,
     RoomyLayer,
     cache_argument,

@@ -1,0 +1,298 @@
+"""Can the project's PRM learn the default task's lookahead from true step labels, and at what CPU cost?
+
+On modtarget the execution check (`check_step`) settles whether a step is written right; what is left to the PRM
+is the lookahead: among siblings written right, which keep the target reachable. Inside the loop, trained on
+inferred values, the PRM ranks such siblings near chance (`test/prm/sibling_accuracy` 0.43-0.60). This probe
+takes the question of labels and data out: it trains the embedded PRM (`lm.build.build_tiny_prm`, fresh
+weights) on the true labels of every correctly written step and measures how well it ranks held-out siblings.
+
+Data. For each problem, every prefix of correctly written steps that still reaches the target (the bare prompt
+included) and its three children, one per operation, written right (`ModTargetTask.steps_for`, each passing
+`check_step`), labelled by the task's own `step_labels` (1: the target is still reachable after the step; the
+last step: its value is the target). Training problems are the first ones of the train pool
+(`task.problems("train", ..., data seed)`) until a set holds the asked number of labelled steps (smaller sets are
+prefixes of larger ones); held-out problems are the test split, which the train pool never holds.
+
+Training, as `trainers/prm.py` trains: labelled prefixes merged into their longest paths (`prm_sequences`), BCE at
+each step's last token (`prm_loss`), AdamW with the default PRM's learning rate, warm-up, linear decay and
+clipping, batches of the default micro-batch size (sequences), one thread.
+
+Scoring, as the search scores: `lm.prm_scorer.PRMScorer.score` of each held-out prefix (the sigmoid at its last
+step's last token, siblings sharing their parent's encoding). Measured every `--eval-every` steps: sibling accuracy
+(over every pair of a right and a wrong child of one node, the share where the right one scores higher; ties
+count half), the same by the digits left after the step (0: the last step, whose choice reads a written
+difference), and AUROC over every held-out step. Train seconds are wall and process CPU seconds of the optimizer
+steps only (evaluation excluded).
+
+    nice python experiments/probe_prm_lookahead.py [--seed 0] [--out DIR] [--arm NAME:LAYERS:HIDDEN:EXAMPLES:STEPS ...]
+
+The defaults reproduce experiments/results/probe-prm-lookahead/ (2 CPU cores, another job beside it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from lm.build import build_tiny_prm
+from lm.data import ValueExample
+from lm.prm_scorer import PRMScorer
+from lm.tokenizer import build_char_tokenizer
+from rest_mcts.config import RunConfig
+from rest_mcts.evaluation import auroc
+from rest_mcts.tasks import get_task
+from rest_mcts.tasks.modtarget import OPERATIONS
+from search.types import Prefix
+from trainers.batches import collate
+from trainers.engine import learning_rate_factor
+from trainers.prm import prm_loss, prm_sequences
+
+DEFAULTS = RunConfig()
+PRM_TRAIN = DEFAULTS.prm_train  # the default PRM's learning rate, warm-up, clipping and micro-batch size
+MODEL = DEFAULTS.model  # the embedded models' default size
+
+DEFAULT_ARMS = (
+    "default:2:128:5000:1000",
+    "default:2:128:60000:1000",
+    "default:2:128:60000:3000",
+    "layers4:4:128:60000:1000",
+    "wide4:4:256:60000:1000",
+)
+"""NAME:LAYERS:HIDDEN:EXAMPLES:STEPS of the measured run (heads and MLP ratio as the default: 4 heads, MLP 4x)."""
+
+
+def sibling_groups(task, problem) -> list[list[tuple[tuple[str, ...], bool]]]:
+    """Per still-solvable prefix of correctly written steps (the bare prompt first), its three correctly written
+    children (+, -, * chosen) with their true labels (`task.step_labels`): 1 when the target is still reachable."""
+    prompt, count = task.format_prompt(problem), task.difficulty(problem)
+    groups, frontier = [], [""]
+    while frontier:
+        solvable = []
+        for operations in frontier:
+            if len(operations) == count:
+                continue
+            group = []
+            for operation in OPERATIONS:
+                steps = tuple(task.steps_for(problem.question, operations + operation))
+                if not task.check_step(prompt, steps):
+                    raise AssertionError(f"{problem.question}: step {steps[-1]!r} fails the execution check")
+                label = task.step_labels(problem, steps)[-1]
+                group.append((steps, label))
+                if label:
+                    solvable.append(operations + operation)
+            groups.append(group)
+        frontier = solvable
+    return groups
+
+
+def labelled_steps(task, problems) -> list[dict]:
+    """Every child of every solvable prefix of `problems`: problem, prompt, steps, label, group, digits left."""
+    rows = []
+    for problem in problems:
+        prompt, count = task.format_prompt(problem), task.difficulty(problem)
+        for index, group in enumerate(sibling_groups(task, problem)):
+            for steps, label in group:
+                rows.append({"problem_id": problem.id, "prompt": prompt, "steps": steps, "label": label,
+                             "group": (problem.id, index), "digits_left": count - len(steps)})
+    return rows
+
+
+def training_sets(task, sizes: list[int], data_seed: int) -> dict[int, tuple[list[dict], int]]:
+    """Per size: the labelled steps of the first train-pool problems whose steps reach it, and how many problems."""
+    pool, rows, sets = [], [], {}
+    wanted = sorted(set(sizes))
+    count = 64
+    while len(sets) < len(wanted):
+        count *= 2
+        pool = task.problems("train", count, data_seed)
+        rows, sets, used = [], {}, 0
+        for problem in pool:
+            rows += labelled_steps(task, [problem])
+            used += 1
+            for size in wanted:
+                if size not in sets and len(rows) >= size:
+                    sets[size] = (list(rows), used)
+            if len(sets) == len(wanted):
+                break
+    return sets
+
+
+def ranking(rows: list[dict], scores: list[float]) -> dict:
+    """Sibling accuracy (a tie counts half) overall and by digits left, their pair counts, and AUROC."""
+    by_group: dict[tuple, list[tuple[float, bool, int]]] = defaultdict(list)
+    for row, score in zip(rows, scores, strict=True):
+        by_group[row["group"]].append((score, row["label"], row["digits_left"]))
+    ranked, pairs = defaultdict(float), defaultdict(int)
+    for members in by_group.values():
+        for right, _, left in (m for m in members if m[1]):
+            for wrong in (m[0] for m in members if not m[1]):
+                for key in ("all", f"left{left}"):
+                    pairs[key] += 1
+                    ranked[key] += 1.0 if right > wrong else 0.5 if right == wrong else 0.0
+    result = {"auroc": auroc(scores, [row["label"] for row in rows]),
+              "sibling_accuracy": ranked["all"] / pairs["all"] if pairs["all"] else None,
+              "pairs": pairs["all"]}
+    for key in sorted(k for k in pairs if k != "all"):
+        result[f"sibling_accuracy_{key}"] = ranked[key] / pairs[key]
+        result[f"pairs_{key}"] = pairs[key]
+    return result
+
+
+def evaluate(model, tokenizer, rows: list[dict]) -> dict:
+    scorer = PRMScorer(model, tokenizer, batch_size=128)
+    scores = scorer.score([Prefix(row["prompt"], row["steps"]) for row in rows])
+    model.train()
+    return ranking(rows, scores)
+
+
+def train_arm(name: str, layers: int, hidden: int, train_rows: list[dict], problems: int, steps: int,
+              held_out: list[dict], args, tokenizer) -> dict:
+    """Train one PRM on `train_rows` for `steps` optimizer steps, evaluating every `args.eval_every` steps."""
+    examples = [ValueExample(row["problem_id"], row["prompt"], row["steps"], float(row["label"]), row["label"])
+                for row in train_rows]
+    sequences = prm_sequences(tokenizer, examples)
+    model = build_tiny_prm(tokenizer, hidden_size=hidden, num_layers=layers, num_heads=MODEL.num_heads,
+                           intermediate_size=4 * hidden, max_positions=MODEL.max_positions, seed=args.seed).train()
+    parameters = sum(p.numel() for p in model.parameters())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=PRM_TRAIN.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: learning_rate_factor(step, PRM_TRAIN.warmup_steps, steps))
+    rng = random.Random(args.seed)
+    order: list[int] = []
+    losses: list[float] = []
+    curve = [{"step": 0, "train_s": 0.0, "train_cpu_s": 0.0, "loss": None, **evaluate(model, tokenizer, held_out)}]
+    print(f"  {name} L{layers} h{hidden} {len(train_rows)} steps labelled ({problems} problems, "
+          f"{len(sequences)} sequences), {parameters} parameters; step 0: {_brief(curve[-1])}", flush=True)
+    wall = cpu = 0.0
+    for step in range(steps):
+        started, started_cpu = time.perf_counter(), time.process_time()
+        if len(order) < args.batch_size:
+            epoch = list(range(len(sequences)))
+            rng.shuffle(epoch)
+            order += epoch
+        batch = collate([sequences[i] for i in order[:args.batch_size]], tokenizer.pad_token_id, torch.float32,
+                        "cpu")
+        order = order[args.batch_size:]
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        loss = prm_loss(logits, batch["labels"])
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), PRM_TRAIN.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+        wall += time.perf_counter() - started
+        cpu += time.process_time() - started_cpu
+        if (step + 1) % args.eval_every == 0 or step + 1 == steps:
+            window = losses[-args.eval_every:]
+            point = {"step": step + 1, "train_s": round(wall, 1), "train_cpu_s": round(cpu, 1),
+                     "loss": round(sum(window) / len(window), 4), **evaluate(model, tokenizer, held_out)}
+            curve.append(point)
+            print(f"  {name} step {step + 1}: loss {point['loss']:.4f}, {_brief(point)}, "
+                  f"{wall:.0f} s ({cpu:.0f} s CPU)", flush=True)
+    return {"arm": name, "layers": layers, "hidden_size": hidden, "intermediate_size": 4 * hidden,
+            "num_heads": MODEL.num_heads, "parameters": parameters, "train_examples": len(train_rows),
+            "train_problems": problems, "train_sequences": len(sequences),
+            "train_positive_share": round(sum(row["label"] for row in train_rows) / len(train_rows), 4),
+            "steps": steps, "train_s": round(wall, 1), "train_cpu_s": round(cpu, 1),
+            "s_per_step": round(wall / steps, 4), **{k: v for k, v in curve[-1].items() if k not in (
+                "step", "train_s", "train_cpu_s")}, "curve": curve}
+
+
+def _brief(point: dict) -> str:
+    return f"sibling accuracy {point['sibling_accuracy']:.3f}, AUROC {point['auroc']:.3f}"
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Write `payload` to `path` atomically (a temporary file in the same folder, then os.replace)."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(handle, "w") as file:
+        json.dump(payload, file, indent=1)
+        file.write("\n")
+    os.replace(temporary, path)
+
+
+def table(arms: list[dict]) -> str:
+    header = (f"{'arm':<9}{'layers':>7}{'hidden':>7}{'params':>9}{'examples':>9}{'steps':>7}{'train s':>9}"
+              f"{'CPU s':>8}{'sib acc':>9}{'sib acc<=1':>11}{'sib acc>=2':>11}{'AUROC':>7}{'pairs':>7}")
+    lines = [header, "-" * len(header)]
+    for arm in arms:
+        late = [arm.get(f"sibling_accuracy_left{n}") for n in range(2, 5) if arm.get(f"pairs_left{n}")]
+        late_pairs = [arm[f"pairs_left{n}"] for n in range(2, 5) if arm.get(f"pairs_left{n}")]
+        early = [arm.get(f"sibling_accuracy_left{n}") for n in range(0, 2) if arm.get(f"pairs_left{n}")]
+        early_pairs = [arm[f"pairs_left{n}"] for n in range(0, 2) if arm.get(f"pairs_left{n}")]
+        lines.append(
+            f"{arm['arm']:<9}{arm['layers']:>7}{arm['hidden_size']:>7}{arm['parameters']:>9}{arm['train_examples']:>9}"
+            f"{arm['steps']:>7}{arm['train_s']:>9.0f}{arm['train_cpu_s']:>8.0f}{arm['sibling_accuracy']:>9.3f}"
+            f"{_weighted(early, early_pairs):>11.3f}{_weighted(late, late_pairs):>11.3f}{arm['auroc']:>7.3f}"
+            f"{arm['pairs']:>7}")
+    return "\n".join(lines)
+
+
+def _weighted(values: list[float], weights: list[int]) -> float:
+    return sum(v * w for v, w in zip(values, weights)) / sum(weights) if weights else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=0, help="model initialisation and data order")
+    parser.add_argument("--data-seed", type=int, default=0, help="the task's problem seed (task.data_seed)")
+    parser.add_argument("--out", default="experiments/results/probe-prm-lookahead")
+    parser.add_argument("--arm", action="append", default=None, metavar="NAME:LAYERS:HIDDEN:EXAMPLES:STEPS",
+                        help=f"an arm to train (repeat for several; default {' '.join(DEFAULT_ARMS)})")
+    parser.add_argument("--test-problems", type=int, default=200, help="held-out problems (the test split)")
+    parser.add_argument("--batch-size", type=int, default=PRM_TRAIN.micro_batch_size)
+    parser.add_argument("--lr", type=float, default=PRM_TRAIN.learning_rate)
+    parser.add_argument("--eval-every", type=int, default=250)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    arms = [(name, int(layers), int(hidden), int(examples), int(steps))
+            for name, layers, hidden, examples, steps in (spec.split(":") for spec in args.arm or DEFAULT_ARMS)]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    tokenizer = build_char_tokenizer()
+    task = get_task("modtarget")
+    started = time.perf_counter()
+    held_out = labelled_steps(task, task.problems("test", args.test_problems, args.data_seed))
+    sets = training_sets(task, [examples for _, _, _, examples, _ in arms], args.data_seed)
+    print(f"data: {len(held_out)} held-out steps ({sum(r['label'] for r in held_out)} positive) from "
+          f"{args.test_problems} test problems; train sets "
+          + ", ".join(f"{size} steps from {problems} problems" for size, (_, problems) in sorted(sets.items()))
+          + f" ({time.perf_counter() - started:.0f} s)", flush=True)
+
+    results = {
+        "what": "PRM trained on true step labels of modtarget (3-5 operations), held-out sibling ranking",
+        "settings": {"seed": args.seed, "data_seed": args.data_seed, "test_problems": args.test_problems,
+                     "held_out_steps": len(held_out), "batch_size": args.batch_size, "learning_rate": args.lr,
+                     "warmup_steps": PRM_TRAIN.warmup_steps, "schedule": "linear warm-up, linear decay to the arm's "
+                     "last step", "max_grad_norm": PRM_TRAIN.max_grad_norm, "weight_decay": PRM_TRAIN.weight_decay,
+                     "init": "fresh (lm.build.build_tiny_prm); the loop starts its PRM from the policy's body",
+                     "threads": args.threads, "eval_every": args.eval_every, "arms": [":".join(map(str, a))
+                                                                                      for a in arms]},
+        "machine": {"cpu_cores": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
+                    "note": "2 CPU cores, another job running beside the probe; run under nice, one thread"},
+        "arms": [],
+    }
+    for name, layers, hidden, examples, steps in arms:
+        rows, problems = sets[examples]
+        results["arms"].append(train_arm(name, layers, hidden, rows, problems, steps, held_out, args, tokenizer))
+        write_json(out / "results.json", results)
+    print()
+    print(table(results["arms"]))
+    print("sib acc<=1 / >=2: sibling accuracy over the pairs whose step leaves at most 1 / at least 2 digits "
+          "(0: the last step, which reads a written difference)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,1 +1,0 @@
-"""Models: the local tokenizer, tiny policy/PRM builders and loaders, step encoding, sampler and PRM scorer."""
