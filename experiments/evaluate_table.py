@@ -1,6 +1,6 @@
 """A compact markdown table from one or more `python -m rest_mcts.evaluate` outputs: per split and method,
 accuracy and tokens per problem at each budget, read from their summary.json files; then MCTS* against the
-best other method at equal tokens, recomputed from records.jsonl (`rest_mcts.evaluation.compare_mcts`).
+best other method at equal tokens, recomputed from records.jsonl (`rest_mcts.comparison.compare_mcts`).
 
 Usage: python experiments/evaluate_table.py experiments/results/search-methods-round3/<folder> [...]
 """
@@ -37,8 +37,9 @@ def table(folder: Path) -> str:
 
 def comparison(folder: Path) -> str:
     from lm.data import read_jsonl
+    from rest_mcts.comparison import compare_mcts
     from rest_mcts.evaluate import format_comparisons
-    from rest_mcts.evaluation import MethodRecord, compare_mcts
+    from rest_mcts.methods import MethodRecord
 
     rows = compare_mcts(list(read_jsonl(folder / "records.jsonl", MethodRecord)))
     return f"{folder.name}: MCTS* against the best other method at equal tokens\n\n" + format_comparisons(rows)

@@ -48,7 +48,7 @@ from lm.data import ValueExample
 from lm.prm_scorer import PRMScorer
 from lm.tokenizer import build_char_tokenizer
 from rest_mcts.config import RunConfig
-from rest_mcts.evaluation import auroc
+from rest_mcts.round_metrics import auroc
 from rest_mcts.tasks import get_task
 from rest_mcts.tasks.modtarget import OPERATIONS
 from search.types import Prefix
@@ -221,6 +221,19 @@ def write_json(path: Path, payload: dict) -> None:
     os.replace(temporary, path)
 
 
+def _finished_arms(path: Path, settings: dict) -> dict[str, dict]:
+    """Arms of an earlier run into the same folder under the same settings (the arm list aside), by spec: kept,
+    not trained again, so arms can be added to a run one invocation at a time."""
+    if not path.exists():
+        return {}
+    earlier = json.loads(path.read_text())
+    same = {k: v for k, v in earlier["settings"].items() if k != "arms"} == {
+        k: v for k, v in settings.items() if k != "arms"}
+    if not same:
+        return {}
+    return {arm["spec"]: arm for arm in earlier["arms"]}
+
+
 def table(arms: list[dict]) -> str:
     header = (f"{'arm':<9}{'layers':>7}{'hidden':>7}{'params':>9}{'examples':>9}{'steps':>7}{'train s':>9}"
               f"{'CPU s':>8}{'sib acc':>9}{'sib acc<=1':>11}{'sib acc>=2':>11}{'AUROC':>7}{'pairs':>7}")
@@ -249,7 +262,7 @@ def main() -> None:
     parser.add_argument("--out", default="experiments/results/probe-prm-lookahead")
     parser.add_argument("--arm", action="append", default=None, metavar="NAME:LAYERS:HIDDEN:EXAMPLES:STEPS",
                         help=f"an arm to train (repeat for several; default {' '.join(DEFAULT_ARMS)})")
-    parser.add_argument("--test-problems", type=int, default=200, help="held-out problems (the test split)")
+    parser.add_argument("--test-problems", type=int, default=50, help="held-out problems (the first of the test split)")
     parser.add_argument("--batch-size", type=int, default=PRM_TRAIN.micro_batch_size)
     parser.add_argument("--lr", type=float, default=PRM_TRAIN.learning_rate)
     parser.add_argument("--eval-every", type=int, default=250)
@@ -284,9 +297,17 @@ def main() -> None:
                     "note": "2 CPU cores, another job running beside the probe; run under nice, one thread"},
         "arms": [],
     }
-    for name, layers, hidden, examples, steps in arms:
-        rows, problems = sets[examples]
-        results["arms"].append(train_arm(name, layers, hidden, rows, problems, steps, held_out, args, tokenizer))
+    done = _finished_arms(out / "results.json", results["settings"])
+    for spec in arms:
+        name, layers, hidden, examples, steps = spec
+        key = ":".join(map(str, spec))
+        if key in done:
+            print(f"  {key}: kept from {out / 'results.json'}", flush=True)
+            results["arms"].append(done[key])
+        else:
+            rows, problems = sets[examples]
+            results["arms"].append({"spec": key, **train_arm(name, layers, hidden, rows, problems, steps, held_out,
+                                                             args, tokenizer)})
         write_json(out / "results.json", results)
     print()
     print(table(results["arms"]))

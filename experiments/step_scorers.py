@@ -20,14 +20,14 @@ from pathlib import Path
 from lm.data import atomic_write_text, read_jsonl
 from rest_mcts.config import ConfigError
 from rest_mcts.evaluate import load_run
-from rest_mcts.evaluation import node_step_labels, step_ranking
+from rest_mcts.round_metrics import node_step_labels, step_ranking
 from rest_mcts.search_models import load_verifier
 from rest_mcts.tasks import get_task
 from search.tree import Tree
 
 
 def measure(task, problems, trees, scores_of) -> dict:
-    """`evaluation.step_ranking` of node scores (`scores_of(tree) -> {node_id: score}`) against the true labels,
+    """`round_metrics.step_ranking` of node scores (`scores_of(tree) -> {node_id: score}`) against the true labels,
     with the count of nodes and of right ones."""
     scored = []
     for tree in trees:

@@ -128,7 +128,8 @@ def comparisons(run_dir: Path) -> str:
     from dataclasses import asdict
 
     from lm.data import read_jsonl
-    from rest_mcts.evaluation import MethodRecord, compare_mcts
+    from rest_mcts.comparison import compare_mcts
+    from rest_mcts.methods import MethodRecord
 
     for summary in sorted(run_dir.glob("*/evaluate_round_*/summary.json")):
         records = summary.parent / "records.jsonl"

@@ -1,4 +1,5 @@
-"""Why a generative verifier of a `rest_mcts.best_of_n` study ranks as it does, on solutions it was trained on.
+"""Why a generative verifier of a study (`experiments/verifier_study.py`) ranks as it does, on solutions it was
+trained on.
 
 For `--solutions` of the study's training samples (seeded draw): the AUROC of GenRM direct and of the ORM against
 the oracle labels (did they fit their own data?); GenRM-CoT's AUROC when it reads the task's true check instead of
@@ -19,7 +20,7 @@ from pathlib import Path
 from lm.data import VerificationExample, atomic_write_text, read_jsonl
 from lm.verifier_format import encode_verification
 from rest_mcts.evaluate import load_run
-from rest_mcts.evaluation import auroc
+from rest_mcts.round_metrics import auroc
 from rest_mcts.search_models import load_verifier
 from rest_mcts.tasks import get_task
 from rest_mcts.verifier_data import cot_consistent

@@ -1,4 +1,5 @@
-"""The Best-of-N verifier tables of several `rest_mcts.best_of_n` studies side by side, from their summary.json.
+"""The Best-of-N verifier tables of several studies (`experiments/verifier_study.py`) side by side, from their
+summary.json.
 
 Usage: python experiments/verifier_table.py STUDY_DIR... (a study folder holds summary.json; its task is read from
 its study.json, else the run's config.yaml one level up, else the folder's parent name). Prints, per split, one
@@ -33,7 +34,7 @@ def main(paths: list[str]) -> int:
     for path in paths:
         summary = Path(path) / "summary.json"
         if not summary.exists():
-            print(f"error: {summary}: no such file (run python -m rest_mcts.best_of_n first)", file=sys.stderr)
+            print(f"error: {summary}: no such file (run python experiments/verifier_study.py first)", file=sys.stderr)
             return 2
         studies[task_name(Path(path))] = json.loads(summary.read_text())
     tasks = list(studies)

@@ -20,21 +20,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from lm.data import atomic_write_bytes, atomic_write_text, write_jsonl
+from rest_mcts.comparison import Comparison, SummaryRow, compare_mcts, summarize, verifier_comparisons
 from rest_mcts.config import ConfigError, RunConfig
-from rest_mcts.evaluation import (
-    METHODS,
-    SAMPLING_METHODS,
-    VERIFIER_METHODS,
-    Comparison,
-    MethodCall,
-    MethodRecord,
-    SummaryRow,
-    compare_mcts,
-    plan_budget,
-    summarize,
-    verifier_comparisons,
-)
 from rest_mcts.flags import add_config_arguments, config_from_args, load_yaml, read_saved_config
+from rest_mcts.methods import METHODS, SAMPLING_METHODS, VERIFIER_METHODS, MethodCall, MethodRecord, plan_budget
 from rest_mcts.rounds import Round, finished_rounds
 from rest_mcts.search_models import SamplerSettings
 from rest_mcts.seeds import round_sampling_seed
@@ -68,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"Methods to run (default: all; those reading a verifier only with --verifier): "
                            f"{', '.join(METHODS)}.")
     what.add_argument("--verifier", default="", metavar="PATH",
-                      help="A verifier checkpoint (e.g. from `python -m rest_mcts.best_of_n`), read as "
+                      help="A verifier checkpoint (e.g. from `python experiments/verifier_study.py`), read as "
                            "--verifier.kind says; adds " + ", ".join(VERIFIER_METHODS) + ".")
     what.add_argument("--budget-multiples", nargs="+", type=float, default=[1.0, 2.0, 4.0, 8.0], metavar="M",
                       help="Budgets as multiples of L, greedy decoding's mean tokens per solution on each split, so "

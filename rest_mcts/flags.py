@@ -175,14 +175,15 @@ def add_config_arguments(parser: argparse.ArgumentParser, top_level: bool = True
 
 def _add_flag(parser, flag: str, dest: str, defaults: Any, name: str) -> None:
     expected = _field_type(type(defaults), name)
-    help_text = field_docs(type(defaults)).get(name, "")
     default = getattr(defaults, name)
+    shown = default if expected is bool else repr(default)
+    # argparse expands %-formats in help texts: a docstring's "9.6% of" would break --help.
+    help_text = f"{field_docs(type(defaults)).get(name, '')} (default: {shown})".replace("%", "%%")
     if expected is bool:
-        parser.add_argument(flag, dest=dest, nargs="?", const="true", default=None, metavar="BOOL",
-                            help=f"{help_text} (default: {default})")
+        parser.add_argument(flag, dest=dest, nargs="?", const="true", default=None, metavar="BOOL", help=help_text)
     else:
         parser.add_argument(flag, dest=dest, default=None, metavar=getattr(expected, "__name__", "VALUE").upper(),
-                            help=f"{help_text} (default: {default!r})")
+                            help=help_text)
 
 
 def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:

@@ -38,7 +38,7 @@ WARM_START: tuple[StageSpec, ...] = (
     StageSpec("infer_values", "infer_values", DRIVER),
     StageSpec("filter_traces", "filter_traces", DRIVER),
     StageSpec("train_prm", "warm_start_prm", TRAINER_RANK, "prm"),
-    StageSpec("evaluate", "evaluate", SEARCH_WORKER),
+    StageSpec("evaluate", "evaluate_round", SEARCH_WORKER),
 )
 """Round 0: the warm start of both models, then the round's evaluation."""
 
@@ -49,14 +49,14 @@ RECIPES: dict[str, tuple[StageSpec, ...]] = {
         StageSpec("filter_traces", "filter_traces", DRIVER),
         StageSpec("train_policy", "train_policy", TRAINER_RANK, "policy"),
         StageSpec("train_prm", "train_prm", TRAINER_RANK, "prm"),
-        StageSpec("evaluate", "evaluate", SEARCH_WORKER),
+        StageSpec("evaluate", "evaluate_round", SEARCH_WORKER),
     ),
     "rest_em": (
         StageSpec("sample", "sample", SEARCH_WORKER),
         StageSpec("filter_traces", "filter_samples", DRIVER),
         StageSpec("train_policy", "train_policy", TRAINER_RANK, "policy"),
         StageSpec("train_prm", "keep_prm", DRIVER),
-        StageSpec("evaluate", "evaluate", SEARCH_WORKER),
+        StageSpec("evaluate", "evaluate_round", SEARCH_WORKER),
     ),
 }
 """The stages of rounds >= 1 per self-training method (`--method`). ReST-MCTS*: search with the last round's

@@ -13,26 +13,26 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import ray
 
 from lm.data import Problem, read_appended_jsonl
+from rest_mcts.methods import run_call, search_trees
+from rest_mcts.placement import Placement, actor_resources
 from rest_mcts.search_models import NEUTRAL_SCORE, SamplerSettings, build_search_models, load_verifier
 from rest_mcts.seeds import shard_seed, verifier_shard_seed, worker_seed
-from search.mcts import MCTSParams, Scorers, complete_best_paths, run_mcts
+from search.baselines import greedy_solutions, sample_solutions
+from search.mcts import MCTSParams, Scorers
 from search.tree import Tree
 from search.types import Prefix
 from search.value_inference import grade_terminal_nodes
-
-if TYPE_CHECKING:
-    from rest_mcts.placement import Placement
 
 logger = logging.getLogger(__name__)
 
 VERIFIER_USES = ("none", "leaf", "step")
 """How a search reads the worker's verifier: not at all (the PRM values every node), valuing terminal nodes, or
-valuing every node in place of the PRM (as `evaluation.run_call`'s mcts_leaf_verifier and mcts_step_verifier)."""
+valuing every node in place of the PRM (as `methods.run_call`'s mcts_leaf_verifier and mcts_step_verifier)."""
 
 
 @dataclass(frozen=True)
@@ -134,9 +134,7 @@ class SearchWorker:
         if verifier_use != "none" and getattr(self.verifier, "writer", None) is not None:
             self.verifier.writer.reseed(verifier_shard_seed(settings.seed, problems[0].id))
         prompts = [(problem.id, self.task.format_prompt(problem)) for problem in problems]
-        trees = run_mcts(prompts, self.sampler.propose, scorers, params)
-        if params.stop_at_end_gate:  # solving: every tree answers, even one whose budget ran out first
-            complete_best_paths(trees, self.sampler.greedy, scorers, params.max_depth)
+        trees = search_trees(prompts, self.sampler.propose, self.sampler.greedy, scorers, params)
         by_id = {problem.id: problem for problem in problems}
         for tree in trees:
             problem = by_id[tree.problem_id]
@@ -146,8 +144,6 @@ class SearchWorker:
     def greedy(self, settings: SamplerSettings, problems: list[Problem], max_depth: int) -> list[GreedyResult]:
         """Greedy chain-of-thought: the argmax step, repeated until a final step or max_depth."""
         self._use(settings)
-        from search.baselines import greedy_solutions
-
         prompts = [(problem.id, self.task.format_prompt(problem)) for problem in problems]
         results = greedy_solutions(prompts, self.sampler.greedy, self.task.extract_answer, max_depth)
         return [
@@ -161,8 +157,6 @@ class SearchWorker:
         """`num_samples` solutions per problem sampled step by step (ReST-EM's data): per problem its finished
         solutions (steps and whether the oracle accepts them) and the tokens generated for it."""
         self._use(settings)
-        from search.baselines import sample_solutions
-
         self._reseed_for(problems, settings.seed)
         prompts = [self.task.format_prompt(problem) for problem in problems]
         samples = sample_solutions(prompts, self.sampler.propose, num_samples, max_depth)
@@ -172,10 +166,8 @@ class SearchWorker:
                 for problem, (finished, tokens) in zip(problems, samples, strict=True)]
 
     def run_call(self, settings: SamplerSettings, problems: list[Problem], call) -> list:
-        """One `evaluation.MethodCall` on `problems`: a method group at one budget and seed; its records."""
+        """One `methods.MethodCall` on `problems`: a method group at one budget and seed; its records."""
         self._use(settings)
-        from rest_mcts.evaluation import run_call
-
         self._reseed_for(problems, call.seed)
         verify = self.verifier.verify if self.verifier is not None else None
         return run_call(call, self.task, problems, self.sampler.propose, self.sampler.greedy, self._score, verify,
@@ -192,8 +184,6 @@ class SearchPool:
 
     def __init__(self, settings: SamplerSettings, num_workers: int, num_cpus: float, num_gpus: float,
                  name: str, timeout_s: float, placement: Placement | None = None):
-        from rest_mcts.placement import actor_resources
-
         self.timeout_s = timeout_s
         self.settings = settings
         """Sent with every request; change it to serve other settings or checkpoints with these workers."""

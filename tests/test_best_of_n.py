@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from experiments.verifier_study import equal_token_comparison, main, split_table
 from lm.data import Problem
-from rest_mcts.best_of_n import equal_token_comparison, main, split_table
 from rest_mcts.verifier_data import verification_data
 
 
@@ -162,8 +162,8 @@ def test_tree_rows_list_each_trees_graded_terminals():
 
 
 def test_the_table_is_recomputed_from_the_study_folder_alone(tmp_path):
+    from experiments.verifier_study import table_from_folder
     from lm.data import write_jsonl
-    from rest_mcts.best_of_n import table_from_folder
     from rest_mcts.tasks import get_task
 
     task = get_task("last_letter")

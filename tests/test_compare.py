@@ -9,9 +9,10 @@ import types
 import numpy as np
 import pytest
 
+from rest_mcts.comparison import Comparison, compare_mcts, paired_interval
 from rest_mcts.config import ConfigError
 from rest_mcts.evaluate import build_parser, resolve, split_budgets
-from rest_mcts.evaluation import Comparison, MethodRecord, compare_mcts, paired_interval
+from rest_mcts.methods import MethodRecord
 
 PROBLEMS = ("a", "b", "c", "d")
 

@@ -341,3 +341,15 @@ def test_the_step_check_and_the_tasks_own_curriculum_are_on_by_default_and_flags
     config = parse("--search.step_check", "false", "--task.curriculum_start", "0", "--task.curriculum_step", "2")
     assert config.search.step_check is False
     assert (config.task.curriculum_start, config.task.curriculum_step) == (0, 2)
+
+
+@pytest.mark.parametrize("cli", ["iterate", "evaluate", "export"])
+def test_every_cli_help_renders_with_every_flag(cli):
+    """argparse expands %-formats in help texts, so a docstring with a percentage must not break --help."""
+    import importlib
+
+    text = importlib.import_module(f"rest_mcts.{cli}").build_parser().format_help()
+    assert "--help" in text
+    docs = [doc for cls in config_classes() for doc in field_docs(cls).values()]
+    if cli != "export" and any("%" in doc for doc in docs):
+        assert "%" in text

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rest_mcts.evaluation import METHODS, MethodCall, MethodRecord, bootstrap_interval, plan_budget, run_call, summarize
+from rest_mcts.comparison import bootstrap_interval, summarize
+from rest_mcts.methods import METHODS, MethodCall, MethodRecord, plan_budget, run_call
 from rest_mcts.tasks import get_task
 from search.mcts import MCTSParams
 from search.types import ProposedStep

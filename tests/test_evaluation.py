@@ -2,7 +2,7 @@
 
 import pytest
 
-from rest_mcts.evaluation import sibling_ranking
+from rest_mcts.round_metrics import sibling_ranking
 from search.tree import Tree
 
 
@@ -46,7 +46,7 @@ def _first_path_and_alternative(first: str, alternative: str, gap: float) -> Tre
 
 
 def test_pick_answer_margin_keeps_the_first_path_where_the_prm_overrules_it_wrongly():
-    from rest_mcts.evaluation import ANSWER_MARGINS, pick_answer_margin
+    from rest_mcts.round_metrics import ANSWER_MARGINS, pick_answer_margin
 
     trees = [_first_path_and_alternative("right\n", "wrong\n", 0.15)] * 3 + [
         _first_path_and_alternative("wrong\n", "right\n", 0.15)]
@@ -57,7 +57,7 @@ def test_pick_answer_margin_keeps_the_first_path_where_the_prm_overrules_it_wron
 
 
 def test_pick_answer_margin_lets_the_prm_overrule_only_on_significant_evidence():
-    from rest_mcts.evaluation import pick_answer_margin
+    from rest_mcts.round_metrics import pick_answer_margin
 
     def trees(wins: int, losses: int) -> list[Tree]:
         return [_first_path_and_alternative("wrong\n", "right\n", 0.15)] * wins + [
@@ -100,7 +100,7 @@ def _scored_tree() -> Tree:
 
 
 def test_mcts_metrics_keep_todays_keys_by_default_and_name_the_method_and_scorer_when_asked():
-    from rest_mcts.evaluation import mcts_metrics
+    from rest_mcts.round_metrics import mcts_metrics
 
     tree = _scored_tree()
     assert mcts_metrics(_LabelledTask(), [None], [tree], "test") == {
@@ -117,7 +117,7 @@ def test_mcts_metrics_keep_todays_keys_by_default_and_name_the_method_and_scorer
 
 def test_length_accuracy_groups_the_problems_by_difficulty():
     from lm.data import Problem
-    from rest_mcts.evaluation import length_accuracy
+    from rest_mcts.round_metrics import length_accuracy
     from rest_mcts.tasks.modtarget import ModTargetTask
 
     task = ModTargetTask()
@@ -142,7 +142,7 @@ def _tree_with_a_pruned_favourite() -> Tree:
 
 
 def test_step_ranking_checked_scores_pruned_nodes_zero_without_changing_the_tree():
-    from rest_mcts.evaluation import step_ranking
+    from rest_mcts.round_metrics import step_ranking
 
     tree = _tree_with_a_pruned_favourite()
     # The PRM alone ranks the wrong step first; with the check's 0 for the pruned step, the right one leads.
@@ -154,7 +154,7 @@ def test_step_ranking_checked_scores_pruned_nodes_zero_without_changing_the_tree
 
 
 def test_mcts_metrics_report_the_checked_step_scorer_and_the_checks_when_the_trees_were_checked():
-    from rest_mcts.evaluation import mcts_metrics
+    from rest_mcts.round_metrics import mcts_metrics
 
     tree = _tree_with_a_pruned_favourite()
     assert mcts_metrics(_LabelledTask(), [None], [tree], "test") == {

@@ -6,13 +6,8 @@ from __future__ import annotations
 import pytest
 
 from lm.data import Problem
-from rest_mcts.evaluation import (
-    BudgetPlan,
-    MethodCall,
-    MethodRecord,
-    run_call,
-    verifier_comparisons,
-)
+from rest_mcts.comparison import verifier_comparisons
+from rest_mcts.methods import BudgetPlan, MethodCall, MethodRecord, run_call
 from search.mcts import MCTSParams
 from search.types import ProposedStep, VerifierScores
 

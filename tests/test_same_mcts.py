@@ -29,7 +29,8 @@ def evaluated_round(tmp_path_factory):
     from rest_mcts.config import ClusterConfig, EvalConfig, ModelConfig, RunConfig, TaskConfig
     from rest_mcts.flags import save_yaml
     from rest_mcts.rounds import Round
-    from rest_mcts.stages import Context, evaluate
+    from rest_mcts.stages import Context
+    from rest_mcts.stages import evaluate_round as evaluate
 
     run_dir = tmp_path_factory.mktemp("run")
     config = RunConfig(

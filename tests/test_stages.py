@@ -224,7 +224,7 @@ def curriculum_problems():
     (curriculum_start, curriculum_step) changed; one task that remembers its draws, so the splits (seconds each:
     every seed or train draw redraws the 1000-problem held-out pools) are drawn once."""
     from rest_mcts.config import EvalConfig, RunConfig, TaskConfig
-    from rest_mcts.stages import RunProblems
+    from rest_mcts.problems import RunProblems
     from rest_mcts.tasks.modtarget import ModTargetTask
 
     class RememberingTask(ModTargetTask):

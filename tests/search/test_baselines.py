@@ -6,19 +6,17 @@ import pytest
 
 from search.baselines import (
     Candidate,
-    LevelSearchParams,
     aggregate,
-    beam_search,
     best_of_n,
     greedy_solutions,
     majority_vote,
     sample_solutions,
     sampling_methods,
-    tot_bfs,
     unbatched_propose,
     unbatched_score,
     weighted_vote,
 )
+from search.level_search import LevelSearchParams, beam_search, tot_bfs
 from search.mcts import MCTSParams, run_mcts
 from search.types import Prefix, ProposedStep
 

@@ -7,17 +7,10 @@ from __future__ import annotations
 import pytest
 
 from lm.data import Problem
-from rest_mcts.evaluation import mcts_metrics
+from rest_mcts.round_metrics import mcts_metrics
 from rest_mcts.tasks.modtarget import ModTargetTask
-from search.baselines import (
-    Candidate,
-    LevelSearchParams,
-    beam_search,
-    best_of_n,
-    sampling_methods,
-    tot_bfs,
-    with_answers,
-)
+from search.baselines import Candidate, best_of_n, sampling_methods, with_answers
+from search.level_search import LevelSearchParams, beam_search, tot_bfs
 from search.mcts import best_answer_node
 from search.tree import Tree
 from search.types import ProposedStep

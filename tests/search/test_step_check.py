@@ -8,6 +8,7 @@ import math
 
 import pytest
 
+from search.expansion import prune_failed_steps
 from search.mcts import (
     MCTSParams,
     Scorers,
@@ -15,7 +16,6 @@ from search.mcts import (
     best_leaf,
     complete_best_paths,
     exhausted_nodes,
-    prune_failed_steps,
     run_mcts,
     select_leaf,
     simulate,

@@ -16,8 +16,8 @@ from search.mcts import (
     select_leaf,
     sibling_ranks,
     simulate,
-    uct_score,
 )
+from search.selection import uct_score
 from search.tree import Node, Tree
 from search.types import Prefix, ProposedStep
 

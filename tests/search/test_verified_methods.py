@@ -99,7 +99,7 @@ def test_a_verifier_that_returns_the_wrong_number_of_scores_is_refused():
 
 
 def test_beam_search_with_a_verifier_ranks_beams_by_it_and_charges_its_tokens():
-    from search.baselines import LevelSearchParams, beam_search
+    from search.level_search import LevelSearchParams, beam_search
 
     def two_step_propose(prefixes, num_samples):
         out = []

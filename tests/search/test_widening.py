@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from search.mcts import MCTSParams, Scorers, run_mcts, select_leaf, simulate, widenable
+from search.mcts import MCTSParams, Scorers, run_mcts, select_leaf, simulate
+from search.selection import widenable
 from search.tree import Tree
 from search.types import ProposedStep
 

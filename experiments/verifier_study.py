@@ -1,4 +1,4 @@
-"""`python -m rest_mcts.best_of_n`: verifiers trained on the policy's own samples, compared by Best-of-N in the
+"""`python experiments/verifier_study.py`: verifiers trained on the policy's own samples, compared by Best-of-N in the
 GenRM paper's form, and against self-consistency at equal total tokens (the verifier's included).
 
 From one round of an `iterate` run (its policy, PRM and task):
@@ -61,7 +61,7 @@ def verifier_specs(solution_weight: float) -> list[VerifierSpec]:
 
 
 def _auroc(scores: list[float], labels: list[bool]) -> float | None:
-    from rest_mcts.evaluation import auroc
+    from rest_mcts.round_metrics import auroc
 
     return auroc(scores, labels)
 
@@ -210,7 +210,7 @@ def format_table(summary: dict[str, list[dict]]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     from rest_mcts.flags import add_config_arguments
 
-    parser = argparse.ArgumentParser(prog="python -m rest_mcts.best_of_n", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python experiments/verifier_study.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", default="", help="An iterate run folder; its config gives every section.")
     parser.add_argument("--round", type=int, default=None, help="Which round's policy and PRM (default: the last).")
     parser.add_argument("--out", default="", help="Output folder (default: <run>/best_of_n_round_NN).")

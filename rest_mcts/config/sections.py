@@ -1,21 +1,13 @@
-"""The run configuration: one frozen dataclass per stage (filled from YAML files and flags by
-`rest_mcts.flags`), and the checks every run's configuration must pass.
-
-Every field has a type, a default (from the ReST-MCTS* paper/official code or measured on the
-embedded default) and a one-line docstring, which is also its `--help` text.
-"""
+"""The run's configuration as plain data: one frozen dataclass per section (each field's docstring is its flag's
+help and its line in docs/configuration.md), the whole run's `RunConfig`, and the choices some fields take."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, fields, is_dataclass
-from pathlib import Path
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from lm.verifier_format import VerifierFormat
-from rest_mcts.recipes import RECIPES
 from search.mcts import MCTSParams
-from search.value_inference import VALUE_NODES, VALUE_TARGETS
 from trainers.spec import TrainSpec
 
 
@@ -212,8 +204,8 @@ class EvalConfig:
     decides whether the PRM's values overrule it."""
     dev_problems: int = 50
     """Training problems held out from search (the end of the pool) on which each round's evaluation runs MCTS*
-    first and picks its answer margin from `evaluation.ANSWER_MARGINS`: the first-path margin unless a smaller
-    one beats it by a sign test with family-wise error 0.01 (`evaluation.pick_answer_margin`). 0: no dev
+    first and picks its answer margin from `round_metrics.ANSWER_MARGINS`: the first-path margin unless a smaller
+    one beats it by a sign test with family-wise error 0.01 (`round_metrics.pick_answer_margin`). 0: no dev
     split; `answer_margin` is used as given."""
     pass_at_k: int = 16
     """k of round 0's pass@k (and self-consistency@k) on the test split: k solutions sampled per problem at
@@ -337,26 +329,6 @@ PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 """Ray's placement group strategies (`ClusterConfig.placement_strategy`)."""
 
 
-def _validate_cluster(config: RunConfig) -> None:
-    """The checks of the cluster section's own values (whether the placement plan they give fits the nodes:
-    `rest_mcts.preflight.validate`)."""
-    cluster = config.cluster
-    if cluster.nodes < 1:
-        raise ConfigError(f"--cluster.nodes {cluster.nodes}: expected 1 or more")
-    if cluster.nodes > 1 and not cluster.ray_address:
-        raise ConfigError(f"--cluster.nodes {cluster.nodes}: a local Ray cluster has one node; join a running "
-                          f"cluster with --ray-address (e.g. auto, on one of its nodes)")
-    if cluster.placement_strategy not in PLACEMENT_STRATEGIES:
-        raise ConfigError(f"--cluster.placement_strategy {cluster.placement_strategy!r}: expected one of "
-                          f"{PLACEMENT_STRATEGIES}")
-    for name in ("cpus_per_worker", "cpus_per_rank"):
-        if getattr(cluster, name) <= 0:
-            raise ConfigError(f"--cluster.{name} {getattr(cluster, name)}: expected a positive number")
-    for name in ("gpus_per_worker", "gpus_per_rank", "gpus_per_node", "cpus_per_node"):
-        if getattr(cluster, name) < 0:
-            raise ConfigError(f"--cluster.{name} {getattr(cluster, name)}: expected 0 or more")
-
-
 @dataclass(frozen=True)
 class LoggingConfig:
     run_dir: str = "runs"
@@ -403,166 +375,22 @@ class RunConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown or of the wrong type; the message says where."""
-
-
-RANGES: dict[str, tuple[float, float | None]] = {
-    "seed": (0, None), "task.train_problems": (1, None), "task.data_seed": (0, None),
-    "search.exploration_constant": (0, None), "search.unvisited_bonus": (0, None), "search.end_gate": (0, 1),
-    "search.kv_store_mb": (0, None), "traces.max_per_problem": (1, None),
-    "eval.pass_at_k": (0, None), "eval.answer_margin": (0, 1), "eval.initial_branch": (0, None),
-    "search.initial_branch": (0, None), "search.widen_branch": (1, None), "search.widen_below": (0, 1),
-    "search.widen_visits": (0, None),
-    "verifier.simpo_beta": (1e-12, None), "verifier.simpo_gamma": (0, None), "verifier.dpo_beta": (1e-12, None),
-    "verifier.temperature": (1e-12, None), "cluster.timeout_s": (1, None),
-    "logging.wandb_init_timeout_s": (1, None),
-    **{f"{name}.{key}": bounds for name in ("policy_train", "prm_train", "verifier_train") for key, bounds in (
-        ("gradient_accumulation_steps", (1, None)), ("learning_rate", (1e-12, None)), ("weight_decay", (0, None)),
-        ("warmup_steps", (0, None)), ("max_steps", (0, None)), ("epochs", (1, None)), ("seed", (0, None)),
-        ("max_grad_norm", (0, None)), ("warm_start_steps", (0, None)), ("round_learning_rate", (0, None)))},
-}
-"""Numeric fields and the closed range each must lie in (None: unbounded above); 1e-12 stands for "positive".
-The other numeric fields are checked where their meaning is (`validate`)."""
-
-
-def _check_numbers(config: RunConfig) -> None:
-    """Every number of the configuration finite (no nan or inf), and each of `RANGES` in its range."""
-    for section in fields(config):
-        value = getattr(config, section.name)
-        items = [(f"{section.name}.{f.name}", getattr(value, f.name)) for f in fields(value)] if is_dataclass(
-            value) else [(section.name, value)]
-        for name, number in items:
-            if isinstance(number, float) and not math.isfinite(number):
-                raise ConfigError(f"--{name} {number}: expected a finite number")
-            if name in RANGES:
-                low, high = RANGES[name]
-                if number < low or (high is not None and number > high):
-                    expected = ("a positive number" if low == 1e-12 else f"at least {low:g}" if high is None
-                                else f"a number in [{low:g}, {high:g}]")
-                    raise ConfigError(f"--{name} {number}: expected {expected}")
-
-
-def check_values(config: RunConfig) -> None:
-    """Reject values no run can use, naming the flag: the checks that read the configuration alone (those that
-    need the task, its data or the placement plan: `rest_mcts.preflight.validate`)."""
-    _check_numbers(config)
-    if config.rounds < 0:
-        raise ConfigError(f"--rounds {config.rounds}: expected 0 (the warm start only) or more rounds")
-    if config.method not in RECIPES:
-        raise ConfigError(f"--method {config.method!r}: unknown method; expected one of {sorted(RECIPES)}")
-    _check_data_task_values(config.task)
-    positive = {
-        "task.seed_problems": config.task.seed_problems,
-        "task.problems_per_round": config.task.problems_per_round,
-        "task.test_problems": config.task.test_problems,
-        "search.max_step_tokens": config.search.max_step_tokens,
-        "eval.max_simulations": config.eval.max_simulations,
-        "cluster.search_workers": config.cluster.search_workers,
-        "cluster.trainer_ranks": config.cluster.trainer_ranks,
-        "cluster.problems_per_task": config.cluster.problems_per_task,
-        "policy_train.micro_batch_size": config.policy_train.micro_batch_size,
-        "rest_em.samples_per_problem": config.rest_em.samples_per_problem,
-        "prm_train.micro_batch_size": config.prm_train.micro_batch_size,
-        "model.hidden_size": config.model.hidden_size,
-        "model.num_layers": config.model.num_layers,
-        "model.num_heads": config.model.num_heads,
-        "model.intermediate_size": config.model.intermediate_size,
-        "model.max_positions": config.model.max_positions,
-    }
-    for name, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"--{name} {value}: expected a positive integer")
-    _validate_shapes_and_sizes(config)
-    if config.search.temperature <= 0 or config.eval.temperature <= 0:
-        raise ConfigError("--search.temperature and --eval.temperature: expected positive temperatures")
-    if not 0 <= config.eval.dev_problems < config.task.train_problems:
-        raise ConfigError(f"--eval.dev_problems {config.eval.dev_problems}: expected 0 or more, and fewer than "
-                          f"--task.train_problems ({config.task.train_problems}), from whose end they are held out")
-    if config.values.target not in VALUE_TARGETS:
-        raise ConfigError(f"--values.target {config.values.target!r}: expected one of {VALUE_TARGETS}")
-    if config.values.unsolved_trees not in ("terminals", "all", "none"):
-        raise ConfigError(f"--values.unsolved_trees {config.values.unsolved_trees!r}: expected terminals, all or none")
-    if config.values.nodes not in VALUE_NODES:
-        raise ConfigError(f"--values.nodes {config.values.nodes!r}: expected one of {VALUE_NODES}")
-    if config.search.decode not in ("cached", "generate"):
-        raise ConfigError(f"--search.decode {config.search.decode!r}: expected 'cached' or 'generate'")
-    match = config.rest_em.match_tokens_of
-    if match and not (Path(match) / "config.yaml").exists():
-        raise ConfigError(f"--rest_em.match_tokens_of {match}: not an iterate run folder (no config.yaml)")
-    if config.verifier.kind not in VERIFIER_KINDS:
-        raise ConfigError(f"--verifier.kind {config.verifier.kind!r}: expected one of {VERIFIER_KINDS}")
-    if config.verifier.rationales < 1 or config.verifier.max_rationale_tokens < 1:
-        raise ConfigError("--verifier.rationales and --verifier.max_rationale_tokens: expected positive integers")
-    if config.verifier.solution_weight < 0:
-        raise ConfigError(f"--verifier.solution_weight {config.verifier.solution_weight}: expected 0 or more")
-    if config.verifier.data not in VERIFIER_DATA:
-        raise ConfigError(f"--verifier.data {config.verifier.data!r}: expected one of {VERIFIER_DATA}")
-    if config.verifier.eval_as not in VERIFIER_EVAL_AS:
-        raise ConfigError(f"--verifier.eval_as {config.verifier.eval_as!r}: expected one of {VERIFIER_EVAL_AS}")
-    if config.verifier.data == "prefixes" and config.verifier.kind in ("simpo", "dpo"):
-        raise ConfigError(f"--verifier.data prefixes: --verifier.kind {config.verifier.kind} trains on pairs of "
-                          f"finished solutions, not on prefixes; expected genrm, genrm_cot or orm")
-    for name in ("policy_train", "prm_train", "verifier_train"):
-        if getattr(config, name).zero_stage not in (0, 1, 2, 3):
-            raise ConfigError(f"--{name}.zero_stage: expected 0, 1, 2 or 3")
-    _validate_cluster(config)
-
-
 WANDB_MODES = ("", "online", "offline", "disabled")
 """`logging.wandb_mode` values (empty: decided by WANDB_MODE and the W&B login)."""
 
 
-def _validate_shapes_and_sizes(config: RunConfig) -> None:
-    """Cross-field checks: the embedded models' shapes, a round's problems against the pool, the W&B mode."""
-    model, task = config.model, config.task
-    if not model.policy_model and model.hidden_size % model.num_heads:
-        raise ConfigError(f"--model.hidden_size {model.hidden_size}: expected a multiple of --model.num_heads "
-                          f"({model.num_heads}), each head takes an equal share")
-    if task.curriculum_start < -1 or task.curriculum_step < 1:
-        raise ConfigError(f"--task.curriculum_start {task.curriculum_start} --task.curriculum_step "
-                          f"{task.curriculum_step}: expected a start of -1 (the task's own), 0 (none) or more, and a "
-                          f"step of 1 or more")
-    searched = task.train_problems - config.eval.dev_problems
-    if task.problems_per_round > searched:
-        raise ConfigError(f"--task.problems_per_round {task.problems_per_round}: expected at most the "
-                          f"{searched} training problems searched (--task.train_problems {task.train_problems} "
-                          f"less --eval.dev_problems {config.eval.dev_problems}); a round never repeats a problem")
-    experiment = config.logging.experiment
-    if not experiment.strip() or Path(experiment).is_absolute() or ".." in Path(experiment).parts:
-        raise ConfigError(f"--experiment {experiment!r}: expected a folder name under --run-dir (not empty, not "
-                          f"absolute, no '..')")
-    if not config.logging.run_dir.strip():
-        raise ConfigError("--run-dir '': expected a folder")
-    if not config.logging.wandb_project.strip():
-        raise ConfigError("--logging.wandb_project '': expected a W&B project name")
-    if config.logging.wandb_mode not in WANDB_MODES:
-        raise ConfigError(f"--logging.wandb_mode {config.logging.wandb_mode!r}: expected online, offline or "
-                          f"disabled (empty: WANDB_MODE, else online with a W&B login, else offline)")
-
-
 ANSWER_FORMATS = ("number", "math", "text")
 """How a data task reads and compares answers (`TaskConfig.answer_format`)."""
+
 
 DATA_TASK_FIELDS = ("data_path", "test_path", "ood_path", "question_field", "answer_field", "solution_field",
                     "answer_format", "step_delimiter", "instruction", "few_shot", "chat_template")
 """The task fields only data tasks read."""
 
 
-def _check_data_task_values(task: TaskConfig) -> None:
-    """The checks of a data task's own fields (whether the task reads them, and its files:
-    `rest_mcts.preflight`)."""
-    if task.ood_problems < 0:
-        raise ConfigError(f"--task.ood_problems {task.ood_problems}: expected 0 or more")
-    if task.answer_format not in ANSWER_FORMATS:
-        raise ConfigError(f"--task.answer_format {task.answer_format!r}: expected one of {ANSWER_FORMATS}")
-    if task.chat_template not in ("auto", "off"):
-        raise ConfigError(f"--task.chat_template {task.chat_template!r}: expected auto or off")
-    if task.few_shot < 0:
-        raise ConfigError(f"--task.few_shot {task.few_shot}: expected 0 or more")
-
-
 VERIFIER_DATA = ("solutions", "prefixes")
 """What a verifier trained in the rounds learns from (`VerifierConfig.data`)."""
+
+
 VERIFIER_EVAL_AS = ("leaf", "step", "both")
 """How the round evaluation's MCTS* reads that verifier (`VerifierConfig.eval_as`)."""

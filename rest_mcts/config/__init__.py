@@ -1,0 +1,60 @@
+"""The run configuration: one frozen dataclass per section (`sections`, filled from YAML files and flags by
+`rest_mcts.flags`), and the checks that read the configuration alone (`checks`).
+
+Every field has a type, a default (from the ReST-MCTS* paper/official code or measured on the embedded default) and
+a one-line docstring, which is also its `--help` text and its line in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+from rest_mcts.config.checks import (
+    RANGES,
+    ConfigError,
+    check_values,
+)
+from rest_mcts.config.sections import (
+    ANSWER_FORMATS,
+    DATA_TASK_FIELDS,
+    PLACEMENT_STRATEGIES,
+    VERIFIER_DATA,
+    VERIFIER_EVAL_AS,
+    VERIFIER_KINDS,
+    WANDB_MODES,
+    ClusterConfig,
+    EvalConfig,
+    LoggingConfig,
+    ModelConfig,
+    RestEMConfig,
+    RunConfig,
+    SearchConfig,
+    TaskConfig,
+    TracesConfig,
+    TrainConfig,
+    ValuesConfig,
+    VerifierConfig,
+)
+
+__all__ = [
+    "ANSWER_FORMATS",
+    "ClusterConfig",
+    "ConfigError",
+    "DATA_TASK_FIELDS",
+    "EvalConfig",
+    "LoggingConfig",
+    "ModelConfig",
+    "PLACEMENT_STRATEGIES",
+    "RANGES",
+    "RestEMConfig",
+    "RunConfig",
+    "SearchConfig",
+    "TaskConfig",
+    "TracesConfig",
+    "TrainConfig",
+    "VERIFIER_DATA",
+    "VERIFIER_EVAL_AS",
+    "VERIFIER_KINDS",
+    "ValuesConfig",
+    "VerifierConfig",
+    "WANDB_MODES",
+    "check_values",
+]

@@ -1,0 +1,194 @@
+"""The stages that make a round's training data: the search (MCTS* with the last round's models, or ReST-EM's
+sampling), the process rewards inferred from the trees, and the traces kept."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from lm.data import PolicyExample, ValueExample, read_jsonl, write_jsonl
+from rest_mcts import seeds
+from rest_mcts.rounds import Round
+from rest_mcts.stages.context import Context
+
+
+def search_with(ctx: Context, round_: Round, policy: Path, prm: Path | None) -> dict[str, float]:
+    """MCTS* at full budget on this round's training problems; trees appended to trees.jsonl."""
+    from rest_mcts.workers import search_to_file
+
+    problems = ctx.problems.for_round(round_.index, ctx.config.task.problems_per_round)
+    pool = ctx.search_pool(round_, policy, prm, ctx.config.search.temperature, "search")
+    started = time.time()
+    trees = search_to_file(pool, problems, ctx.config.search.mcts_params(), round_.path / "trees.jsonl",
+                           ctx.config.cluster.problems_per_task, f"round {round_.index} search")
+    seconds = time.time() - started
+    tokens = sum(tree.tokens_used for tree in trees)
+    solved = [any(node.answer_correct for node in tree.nodes if node.is_terminal) for tree in trees]
+    return {"search/tokens": float(tokens), "search/solved_rate": sum(solved) / len(trees),
+            "search/nodes": float(sum(len(tree.nodes) for tree in trees)),
+            "perf/tokens_per_s": tokens / max(seconds, 1e-9)}
+
+
+def bootstrap_search(ctx: Context, round_: Round) -> dict[str, float]:
+    """Round 0: search with the warm-started policy and no PRM (every step scored 0.5, so UCT explores by visit
+    counts alone), for the first PRM's training values."""
+    return search_with(ctx, round_, round_.policy, None)
+
+
+def search(ctx: Context, round_: Round) -> dict[str, float]:
+    """Search with the previous round's policy and PRM."""
+    return search_with(ctx, round_, round_.previous.policy, round_.previous.prm)
+
+
+def searched_trees(ctx: Context, round_: Round):
+    """(problem, tree) of every tree in the round's trees.jsonl, in problem order: shards append their trees as
+    they finish, in an order that changes from run to run, and the training data must not depend on it."""
+    from rest_mcts.workers import read_finished_trees
+    from search.tree import Tree
+
+    problems = {problem.id: problem for problem in ctx.problems.train}
+    position = {problem_id: index for index, problem_id in enumerate(problems)}
+    records = sorted(read_finished_trees(round_.path / "trees.jsonl"), key=lambda r: position[r["problem_id"]])
+    for record in records:
+        tree = Tree.from_dict(record)
+        yield problems[tree.problem_id], tree
+
+
+def infer_values(ctx: Context, round_: Round) -> dict[str, float]:
+    """Process rewards from each tree and the oracle (ReST-MCTS* reasoning distance, hard estimate and quality
+    value) for the nodes `values.nodes` names: the PRM's training examples, value_examples.jsonl. On synthetic
+    tasks the AUROC of the targets against the true step labels is reported for the emitted examples and for
+    every node (the unexplored ones included)."""
+    from rest_mcts.round_metrics import auroc
+    from search.value_inference import infer_process_rewards, unsolved_rewards, value_targets
+
+    task, values, examples = ctx.task, ctx.config.values, []
+    all_targets, all_labels = [], []
+    for problem, tree in searched_trees(ctx, round_):
+        rewards = infer_process_rewards(tree, lambda steps, p=problem: task.is_correct(p, steps))
+        if not rewards and values.unsolved_trees != "none":
+            rewards = unsolved_rewards(tree, terminals_only=values.unsolved_trees == "terminals")
+        prompt = task.format_prompt(problem)
+        labels: dict[tuple[str, ...], bool] = {}
+        if task.synthetic:  # every node's true label, once; the emitted examples are among these nodes
+            for steps, target in value_targets(tree, rewards, values.target, "all"):
+                labels[steps] = task.step_labels(problem, steps)[-1]
+                all_targets.append(target)
+                all_labels.append(labels[steps])
+        for steps, target in value_targets(tree, rewards, values.target, values.nodes):
+            examples.append(ValueExample(problem.id, prompt, steps, target, labels.get(steps)))
+    write_jsonl(round_.path / "value_examples.jsonl", examples)
+    metrics = {"examples/value": float(len(examples)), "examples/value_all_nodes": float(len(all_targets))}
+    labelled = [example for example in examples if example.step_correct is not None]
+    for name, value_auroc in (("value/auroc", auroc([e.target for e in labelled],
+                                                    [bool(e.step_correct) for e in labelled])),
+                              ("value/auroc_all_nodes", auroc(all_targets, all_labels))):
+        if value_auroc is not None:
+            metrics[name] = value_auroc
+    return metrics
+
+
+def filter_traces(ctx: Context, round_: Round) -> dict[str, float]:
+    """The verified-correct traces of each tree, best first (policy_examples.jsonl); with
+    `traces.oracle_step_filter`, only those whose every step is right."""
+    from search.filtering import correct_traces
+
+    task, traces = ctx.task, ctx.config.traces
+    examples, sound_traces = [], 0
+    for problem, tree in searched_trees(ctx, round_):
+        prompt = task.format_prompt(problem)
+        for steps in correct_traces(tree, lambda s, p=problem: task.is_correct(p, s), traces.max_per_problem):
+            sound = task.synthetic and all(task.step_labels(problem, steps))
+            if traces.oracle_step_filter and not sound:
+                continue
+            examples.append(PolicyExample(problem.id, prompt, steps))
+            sound_traces += sound
+    write_jsonl(round_.path / "policy_examples.jsonl", examples)
+    metrics = {"examples/policy": float(len(examples))}
+    if examples and task.synthetic:
+        metrics["filter/sound_trace_rate"] = sound_traces / len(examples)
+    return metrics
+
+
+def rest_em_target_tokens(ctx: Context, round_: Round) -> int | None:
+    """The tokens this round's ReST-EM sampling must generate: the matched run's search of the same round."""
+    match = ctx.config.rest_em.match_tokens_of
+    if not match:
+        return None
+    matched = Round.of(Path(match), round_.index)
+    tokens = matched.stages().get("search", {}).get("metrics", {}).get("search/tokens")
+    if tokens is None:
+        raise ValueError(f"--rest_em.match_tokens_of {match}: round {round_.index} has no finished search stage "
+                         f"({matched.path / 'stages.json'})")
+    return int(tokens)
+
+
+def sample(ctx: Context, round_: Round) -> dict[str, float]:
+    """ReST-EM's data: solutions sampled with the previous round's policy at the search temperature, in waves of
+    solutions per problem, until the round has generated the matched run's search tokens (or
+    `rest_em.samples_per_problem` per problem); samples.jsonl, one line per problem and wave."""
+    from rest_mcts.workers import shard
+
+    problems = ctx.problems.for_round(round_.index, ctx.config.task.problems_per_round)
+    pool = ctx.search_pool(round_, round_.previous.policy, None, ctx.config.search.temperature, "sample")
+    target = rest_em_target_tokens(ctx, round_)
+    per_problem = ctx.config.rest_em.samples_per_problem
+    shards = shard(problems, ctx.config.cluster.problems_per_task, len(pool.workers))
+    path = round_.path / "samples.jsonl"
+    path.unlink(missing_ok=True)
+    spent, waves, samples, tokens_per_sample = 0, 0, 0, None
+    base = pool.settings
+    while True:
+        if target is None:
+            count = per_problem - samples
+        else:
+            remaining = target - spent
+            if tokens_per_sample is not None and remaining < 0.5 * tokens_per_sample * len(problems):
+                break
+            count = 1 if tokens_per_sample is None else max(1, round(remaining / (tokens_per_sample * len(problems))))
+        if count < 1:
+            break
+        pool.settings = replace(base, seed=seeds.wave_seed(base.seed, waves))
+        rows = [row for batch in pool.map("sample", shards, count, ctx.config.search.max_depth,
+                                          label=f"round {round_.index} sample wave {waves}") for row in batch]
+        wave_tokens = sum(row["tokens"] for row in rows)
+        spent, samples, waves = spent + wave_tokens, samples + count, waves + 1
+        tokens_per_sample = spent / (samples * len(problems))
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write("".join(json.dumps({**row, "wave": waves - 1}) + "\n" for row in rows))
+    solved = {row["problem_id"] for row in read_jsonl(path) if any(s["correct"] for s in row["solutions"])}
+    metrics = {"sample/tokens": float(spent), "sample/per_problem": float(samples), "sample/waves": float(waves),
+               "sample/solved_rate": len(solved) / len(problems)}
+    if target is not None:
+        metrics["sample/target_tokens"] = float(target)
+    return metrics
+
+
+def filter_samples(ctx: Context, round_: Round) -> dict[str, float]:
+    """ReST-EM's traces: per problem the oracle-correct sampled solutions, de-duplicated, at most
+    `traces.max_per_problem` (in sampling order), as policy_examples.jsonl."""
+    task, traces = ctx.task, ctx.config.traces
+    problems = {problem.id: problem for problem in ctx.problems.train}
+    kept: dict[str, list[tuple[str, ...]]] = {}
+    sound_traces = 0
+    for row in read_jsonl(round_.path / "samples.jsonl"):
+        chosen = kept.setdefault(row["problem_id"], [])
+        for solution in row["solutions"]:
+            steps = tuple(solution["steps"])
+            if not solution["correct"] or steps in chosen or len(chosen) >= traces.max_per_problem:
+                continue
+            sound = task.synthetic and all(task.step_labels(problems[row["problem_id"]], steps))
+            if traces.oracle_step_filter and not sound:
+                continue
+            chosen.append(steps)
+            sound_traces += sound
+    order = {problem_id: index for index, problem_id in enumerate(problems)}
+    examples = [PolicyExample(problem_id, task.format_prompt(problems[problem_id]), steps)
+                for problem_id in sorted(kept, key=order.__getitem__) for steps in kept[problem_id]]
+    write_jsonl(round_.path / "policy_examples.jsonl", examples)
+    metrics = {"examples/policy": float(len(examples))}
+    if examples and task.synthetic:
+        metrics["filter/sound_trace_rate"] = sound_traces / len(examples)
+    return metrics
