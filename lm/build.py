@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 from transformers import (
+    AutoConfig,
+    AutoModel,
     AutoModelForCausalLM,
     AutoModelForTokenClassification,
     AutoTokenizer,
@@ -20,6 +22,7 @@ from transformers import (
     LlamaForTokenClassification,
     PreTrainedModel,
 )
+from transformers.modeling_layers import GenericForTokenClassification
 from transformers.models.auto.modeling_auto import (
     MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
     MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES,
@@ -38,10 +41,6 @@ def ensure_token_classifier(path: str | os.PathLike) -> None:
     (the model's body and a linear `score` head, as Llama's and Qwen's token classifiers are) over the type's
     pretrained base class, registered for this process. Does nothing for types transformers covers or paths
     without a readable config (their loading reports that)."""
-    from transformers import AutoConfig, AutoModel
-    from transformers.modeling_layers import GenericForTokenClassification
-    from transformers.modeling_utils import PreTrainedModel
-
     try:
         config = AutoConfig.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError, KeyError):

@@ -10,12 +10,13 @@ padded row sees exactly the positions it would see alone.
 
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cache
 
 import torch
-from transformers.cache_utils import DynamicLayer
+from transformers.cache_utils import Cache, DynamicLayer
 
 
 def padded(rows: Sequence[Sequence[int]], pad_token_id: int, device, left: bool = True
@@ -62,8 +63,6 @@ def cache_argument(model) -> str | None:
 
 @cache
 def _cache_argument_of(model_class: type) -> str | None:
-    import inspect
-
     parameters = inspect.signature(model_class.forward).parameters
     return next((name for name in CACHE_ARGUMENTS if name in parameters), None)
 
@@ -180,8 +179,6 @@ def with_room(cache, room: int):
     """`cache` with room for `room` more positions in every layer (`RoomyLayer`), copied once; a cache that is not
     plain is returned as it is. The attention mask passed with it must then be as wide as the buffers
     (`cache.layers[0].keys.shape[-2]`)."""
-    from transformers.cache_utils import Cache
-
     if not is_plain_cache(cache):
         return cache
     layers = []
@@ -203,8 +200,6 @@ def assemble(sequences: Sequence[LayerKV], device, room: int = 0) -> tuple[objec
     `room`, the layers are `RoomyLayer`s with that many free positions after the sequences (the mask returned
     still covers only the sequences).
     """
-    from transformers.cache_utils import Cache
-
     lengths = torch.tensor([layers[0][0].shape[1] for layers in sequences], device=device)
     width = int(lengths.max())
     rows = torch.repeat_interleave(torch.arange(len(sequences), device=device), lengths)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
-from lm.encoding import encode_steps
+from lm.encoding import encode_steps, policy_labels
 from lm.kv_cache import padded
 from lm.verifier_format import (
     VerifierFormat,
@@ -118,7 +118,6 @@ class LikelihoodVerifier:
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     def verify(self, prefixes: Sequence[Prefix]) -> VerifierScores:
-        from lm.encoding import policy_labels
         from lm.logprobs import row_logprobs
 
         # The rows preference training scores: the solution's steps and EOS, the prompt masked.

@@ -14,6 +14,7 @@ import argparse
 import io
 import json
 import logging
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -24,11 +25,12 @@ from rest_mcts.comparison import Comparison, SummaryRow, compare_mcts, summarize
 from rest_mcts.config import ConfigError, RunConfig
 from rest_mcts.flags import add_config_arguments, config_from_args, load_yaml, read_saved_config
 from rest_mcts.methods import METHODS, SAMPLING_METHODS, VERIFIER_METHODS, MethodCall, MethodRecord, plan_budget
+from rest_mcts.preflight import check_local_resources, check_wandb
 from rest_mcts.rounds import Round, finished_rounds
 from rest_mcts.search_models import SamplerSettings
 from rest_mcts.seeds import round_sampling_seed
 from rest_mcts.tasks import load_task
-from rest_mcts.tracking import redact
+from rest_mcts.tracking import Tracker, TrackerError, console_logging, redact
 
 logger = logging.getLogger("rest_mcts")
 
@@ -321,15 +323,12 @@ def write_outputs(out: Path, records: list[MethodRecord], rows: list[SummaryRow]
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rest_mcts.tracking import console_logging
-
     console_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         plan = resolve(args)
         from rest_mcts.placement import check_ray_address
-        from rest_mcts.preflight import check_local_resources, check_wandb
 
         check_local_resources(plan.config)
         check_wandb(plan.config)
@@ -337,7 +336,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as error:
         parser.exit(2, f"error: {redact(str(error))}\n")
     from rest_mcts.placement import start_ray
-    from rest_mcts.tracking import Tracker, TrackerError
 
     config = plan.config
     meta = {"task": config.task.name, "checkpoints": args.run or plan.policy, "policy": plan.policy, "prm": plan.prm,
@@ -366,8 +364,6 @@ def main(argv: list[str] | None = None) -> int:
         comparisons = compare_mcts(records)
         by_verifier = verifier_comparisons(records)
         if plan.out.exists() and args.overwrite:
-            import shutil
-
             shutil.rmtree(plan.out)
         meta["seconds"] = time.time() - started
         write_outputs(plan.out, records, rows, meta, comparisons, by_verifier)

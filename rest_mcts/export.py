@@ -39,6 +39,7 @@ from rest_mcts.flags import read_saved_config
 from rest_mcts.prompting import PromptStyle, chat_messages
 from rest_mcts.rounds import Round, finished_rounds
 from rest_mcts.tasks import DataTask, Task, load_task
+from rest_mcts.tracking import console_logging
 
 logger = logging.getLogger("rest_mcts")
 
@@ -277,8 +278,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rest_mcts.tracking import console_logging
-
     console_logging()
     parser = build_parser()
     args = parser.parse_args(argv)

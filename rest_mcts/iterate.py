@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import time
 from dataclasses import replace
@@ -20,9 +21,19 @@ import yaml
 from lm.data import atomic_write_text
 from rest_mcts.config import ConfigError, RunConfig
 from rest_mcts.flags import add_config_arguments, config_from_args, read_saved_config, save_yaml, to_dict
-from rest_mcts.preflight import check_task_data, validate
+from rest_mcts.plan import placement_plan
+from rest_mcts.preflight import (
+    check_local_resources,
+    check_run_folder,
+    check_task_data,
+    check_wandb,
+    disk_full,
+    outermost_new_folder,
+    run_folder,
+    validate,
+)
 from rest_mcts.rounds import Round, run_stage
-from rest_mcts.tracking import redact
+from rest_mcts.tracking import Tracker, console_logging, format_table, length_columns, plot_length_accuracy, redact
 
 logger = logging.getLogger("rest_mcts")
 
@@ -119,8 +130,6 @@ def prepare_run_dir(config: RunConfig, args: argparse.Namespace) -> tuple[RunCon
         if not args.overwrite:
             raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it, --overwrite to "
                               f"start again, or --experiment NAME for a new one")
-        import shutil
-
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(saved, save_yaml(config))
@@ -130,8 +139,6 @@ def prepare_run_dir(config: RunConfig, args: argparse.Namespace) -> tuple[RunCon
 def dry_run_report(config: RunConfig) -> str:
     """What --dry-run prints: the resolved configuration and its placement plan (`rest_mcts.plan.placement_plan`),
     two YAML documents, the plan ending with what a run checks first and a dry run does not."""
-    from rest_mcts.plan import placement_plan
-
     plan = placement_plan(config)
     paths = [path for path in (config.model.policy_model, config.model.prm_model, config.verifier.model) if path]
     plan["not_checked"] = [
@@ -161,14 +168,10 @@ def _short(values: list, collection) -> bool:
 def remove_new_folder(folder: Path | None) -> None:
     """Undo what a start that failed made (`preflight.outermost_new_folder`); None: nothing to undo."""
     if folder is not None:
-        import shutil
-
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rest_mcts.tracking import console_logging
-
     console_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -183,13 +186,6 @@ def main(argv: list[str] | None = None) -> int:
             print(dry_run_report(config), end="", flush=True)
             return 0
         from rest_mcts.placement import check_ray_address
-        from rest_mcts.preflight import (
-            check_local_resources,
-            check_run_folder,
-            check_wandb,
-            outermost_new_folder,
-            run_folder,
-        )
 
         check_local_resources(config)
         check_wandb(config)
@@ -206,8 +202,6 @@ def main(argv: list[str] | None = None) -> int:
         remove_new_folder(new_folder)
         parser.exit(2, f"error: {error.filename or 'the run folder'}: {error.strerror or error}\n")
     from rest_mcts.placement import start_ray
-    from rest_mcts.plan import placement_plan
-    from rest_mcts.tracking import Tracker, format_table, length_columns, plot_length_accuracy
 
     for warning in placement_plan(config)["warnings"]:
         logger.warning(warning)
@@ -233,8 +227,6 @@ def main(argv: list[str] | None = None) -> int:
             plot_length_accuracy(rows, run_dir / "accuracy_by_length.png")
         print(f"\nrun folder: {run_dir}   total {time.time() - started:.0f} s", flush=True)
     except Exception as error:
-        from rest_mcts.preflight import disk_full
-
         if not disk_full(error):
             raise
         where = getattr(error, "filename", None) or "a run file"

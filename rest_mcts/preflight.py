@@ -11,10 +11,12 @@ import shutil
 import socket
 from pathlib import Path
 
+from lm.encoding import encode_prompt, encode_steps
 from rest_mcts.config import DATA_TASK_FIELDS, ConfigError, RunConfig, TaskConfig, check_values
 from rest_mcts.plan import SEARCH_WORKER, TRAINER_RANK, group_flags, group_of, placement_plan
 from rest_mcts.problems import RunProblems
 from rest_mcts.tasks import TASKS, DataTask, Task, load_task
+from rest_mcts.tracking import resolve_wandb_mode, wandb_credentials
 
 DATA_MARGIN_BYTES = 64 * 2**20
 """Room for what a run writes besides checkpoints (trees, examples, logs, W&B files), on the small defaults."""
@@ -108,8 +110,6 @@ def check_task_data(config: RunConfig) -> None:
 def _check_positions(config: RunConfig, task, problems, tokenizer) -> None:
     """The policy's positions hold the longest prompt of every split plus one step, and the longest worked
     solution of the warm start (a model with learned positions fails past its last one)."""
-    from lm.encoding import encode_prompt, encode_steps
-
     if config.model.policy_model:
         from transformers import AutoConfig
 
@@ -214,8 +214,6 @@ def checkpoint_bytes(path: str, config: RunConfig) -> int:
 
 def check_wandb(config: RunConfig) -> None:
     """An online W&B run needs credentials: without them wandb.init would ask for them (or fail) mid-start."""
-    from rest_mcts.tracking import resolve_wandb_mode, wandb_credentials
-
     mode = resolve_wandb_mode(config.logging.wandb_mode)
     if mode not in ("online", "offline", "disabled"):
         raise ConfigError(f"WANDB_MODE {mode!r}: expected online, offline or disabled")

