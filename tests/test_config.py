@@ -353,3 +353,11 @@ def test_every_cli_help_renders_with_every_flag(cli):
     docs = [doc for cls in config_classes() for doc in field_docs(cls).values()]
     if cli != "export" and any("%" in doc for doc in docs):
         assert "%" in text
+
+
+def test_the_configuration_reference_page_is_the_one_the_dataclasses_give():
+    """docs/configuration-reference.md is generated (`python -m rest_mcts.config_reference --write`): a field added,
+    renamed or re-documented without regenerating it fails here."""
+    from rest_mcts.config_reference import PAGE, reference
+
+    assert PAGE.read_text() == reference(), "regenerate: python -m rest_mcts.config_reference --write"

@@ -307,3 +307,31 @@ def test_with_the_schedule_the_rounds_cycle_through_the_pool_once_it_is_used_up(
     count = CURRICULUM_TASK["problems_per_round"]
     again = [problem.id for index in range(6, 12) for problem in problems.for_round(index, count)]
     assert sorted(again) == sorted(problem.id for problem in problems.train)
+
+
+def test_an_added_recipe_needs_no_other_file(monkeypatch):
+    """docs/extending.md's walk-through: a method made of existing stages is one entry of `recipes.RECIPES`; the
+    configuration accepts it, its stages resolve to their functions and the placement plan describes it."""
+    from rest_mcts import recipes
+    from rest_mcts.config import RunConfig
+    from rest_mcts.plan import placement_plan
+    from rest_mcts.preflight import validate
+    from rest_mcts.recipes import DRIVER, SEARCH_WORKER, TRAINER_RANK, StageSpec
+    from rest_mcts.stages import BODIES, stages_of
+
+    monkeypatch.setitem(recipes.RECIPES, "rest_mcts_frozen_prm", (
+        StageSpec("search", "search", SEARCH_WORKER),
+        StageSpec("filter_traces", "filter_traces", DRIVER),
+        StageSpec("train_policy", "train_policy", TRAINER_RANK, "policy"),
+        StageSpec("train_prm", "keep_prm", DRIVER),
+        StageSpec("evaluate", "evaluate_round", SEARCH_WORKER),
+    ))
+    config = RunConfig(method="rest_mcts_frozen_prm")
+    validate(config)
+    assert [(name, body) for name, body in stages_of(config, 1)] == [
+        ("search", BODIES["search"]), ("filter_traces", BODIES["filter_traces"]),
+        ("train_policy", BODIES["train_policy"]), ("train_prm", BODIES["keep_prm"]),
+        ("evaluate", BODIES["evaluate_round"])]
+    assert placement_plan(config)["stages"]["rounds 1-3"] == {
+        "search": "search workers", "filter_traces": "driver", "train_policy": "trainer ranks (policy)",
+        "train_prm": "driver", "evaluate": "search workers"}

@@ -11,6 +11,13 @@ from dataclasses import dataclass
 
 logger = logging.getLogger("trainers.engine")
 
+VERIFIER_KINDS = ("genrm", "genrm_cot", "orm", "simpo", "dpo")
+"""Verifier objectives `trainers.verifier.train_verifier` knows (`VerifierObjective.kind`, `verifier.kind`)."""
+GENERATIVE_KINDS = ("genrm", "genrm_cot")
+"""Kinds that answer Yes/No as text (GenRM), so solution SFT can be mixed in."""
+PREFERENCE_KINDS = ("simpo", "dpo")
+"""Kinds that train on preference pairs."""
+
 
 @dataclass(frozen=True)
 class TrainSpec:

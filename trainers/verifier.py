@@ -30,12 +30,7 @@ from trainers.engine import (
 )
 from trainers.policy_sft import count_predicted_tokens, load_causal_lm, policy_sequences
 from trainers.prm import train_prm
-
-VERIFIER_KINDS = ("genrm", "genrm_cot", "orm", "simpo", "dpo")
-"""Verifier objectives `train_verifier` knows (`VerifierObjective.kind`)."""
-
-GENERATIVE_KINDS = ("genrm", "genrm_cot")
-PREFERENCE_KINDS = ("simpo", "dpo")
+from trainers.spec import GENERATIVE_KINDS, PREFERENCE_KINDS, VERIFIER_KINDS
 
 DEFAULT_BETA = {"simpo": 2.0, "dpo": 0.1}
 """The papers' β: SimPO (Meng et al. 2024) uses 2.0-2.5, DPO (Rafailov et al. 2023) 0.1."""

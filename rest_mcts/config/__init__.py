@@ -18,7 +18,6 @@ from rest_mcts.config.sections import (
     PLACEMENT_STRATEGIES,
     VERIFIER_DATA,
     VERIFIER_EVAL_AS,
-    VERIFIER_KINDS,
     WANDB_MODES,
     ClusterConfig,
     EvalConfig,
@@ -33,6 +32,7 @@ from rest_mcts.config.sections import (
     ValuesConfig,
     VerifierConfig,
 )
+from trainers.spec import VERIFIER_KINDS
 
 __all__ = [
     "ANSWER_FORMATS",

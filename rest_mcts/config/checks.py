@@ -13,13 +13,13 @@ from rest_mcts.config.sections import (
     PLACEMENT_STRATEGIES,
     VERIFIER_DATA,
     VERIFIER_EVAL_AS,
-    VERIFIER_KINDS,
     WANDB_MODES,
     RunConfig,
     TaskConfig,
 )
 from rest_mcts.recipes import RECIPES
 from search.value_inference import VALUE_NODES, VALUE_TARGETS
+from trainers.spec import VERIFIER_KINDS
 
 
 def _validate_cluster(config: RunConfig) -> None:

@@ -87,7 +87,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class SearchConfig(MCTSParams):
-    """The rounds' training search: the library's MCTS* parameters (`search.mcts.MCTSParams`, defined once there)
+    """The rounds' training search: the library's MCTS* parameters (`search.params.MCTSParams`, defined once there)
     with the defaults for generating training data, and the step sampler's settings."""
 
     stop_at_end_gate: bool = False
@@ -222,7 +222,7 @@ class EvalConfig:
     """Candidates at a node's first expansion when solving (progressive widening: more are sampled only where every
     child is pruned, the PRM values every child below search.widen_below, or the node has search.widen_visits visits
     per child; 0: search.branch at once), so the first path costs one solution's tokens
-    (`search.mcts.MCTSParams.initial_branch`)."""
+    (`search.params.MCTSParams.initial_branch`)."""
 
     def mcts_params(self, search: SearchConfig, **changes: Any) -> MCTSParams:
         """The evaluation's MCTS*: the training search's parameters, solving (stop at end_gate), with this
@@ -230,10 +230,6 @@ class EvalConfig:
         return search.mcts_params(**{"max_simulations": self.max_simulations, "stop_at_end_gate": True,
                                      "first_path_first": self.first_path_first,
                                      "initial_branch": min(self.initial_branch, search.branch), **changes})
-
-
-VERIFIER_KINDS = ("genrm", "genrm_cot", "orm", "simpo", "dpo")
-"""Trainable verifiers (`trainers.verifier.VerifierObjective.kind`)."""
 
 
 @dataclass(frozen=True)
@@ -353,7 +349,7 @@ class RunConfig:
     """Control run: train the policy on the seed solutions only, with the same optimizer steps."""
     method: str = "rest_mcts"
     """Self-training method: rest_mcts (MCTS* search, process rewards, policy and PRM training) or rest_em (sampled
-    solutions, the oracle-correct ones kept, policy training only); the stages: `rest_mcts.stages.ROUND_STAGES`."""
+    solutions, the oracle-correct ones kept, policy training only); the stages: `rest_mcts.recipes.RECIPES`."""
     task: TaskConfig = field(default_factory=TaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
