@@ -7,6 +7,7 @@
 # Usage: bash experiments/self_training.sh [RUN_DIR] [SEEDS...]
 # A run whose folder exists is resumed (finished rounds are kept), so an interrupted script can be started again.
 # EVALUATE_SEEDS (default: the first two seeds) chooses the runs whose last round `rest_mcts.evaluate` compares.
+# Every run of the comparison (each arm and seed, and the evaluations) logs to one W&B group, the folder's name.
 set -euo pipefail
 run_dir=${1:-runs/self_training}
 shift || true
@@ -45,7 +46,8 @@ for seed in $seeds; do
   if [[ -f "$run_dir/selftrain-seed$seed/config.yaml" ]]; then
     python -m rest_mcts.iterate --run-dir "$run_dir" --experiment "selftrain-seed$seed" --resume
   else
-    python -m rest_mcts.iterate --rounds 3 --seed "$seed" --run-dir "$run_dir" --experiment "selftrain-seed$seed"
+    python -m rest_mcts.iterate --rounds 3 --seed "$seed" --run-dir "$run_dir" --experiment "selftrain-seed$seed" \
+      --logging.wandb_group "$(basename "$run_dir")"
   fi
   arm_from_round_0 "$seed" control control=true
   arm_from_round_0 "$seed" restem method=rest_em "rest_em.match_tokens_of=$run_dir/selftrain-seed$seed"

@@ -30,7 +30,7 @@ from rest_mcts.rounds import Round, finished_rounds
 from rest_mcts.search_models import SamplerSettings
 from rest_mcts.seeds import round_sampling_seed
 from rest_mcts.tasks import load_task
-from rest_mcts.tracking import Tracker, TrackerError, console_logging, redact
+from rest_mcts.tracking import Tracker, TrackerError, console_logging, redact, wandb_identity
 
 logger = logging.getLogger("rest_mcts")
 
@@ -351,9 +351,11 @@ def main(argv: list[str] | None = None) -> int:
     tracker = None
     try:
         try:
-            tracker = Tracker(config.logging.wandb_project, "evaluate", config.logging.wandb_mode,
+            identity = wandb_identity(config, job_type="evaluate")
+            tracker = Tracker(config.logging.wandb_project, identity["group"], config.logging.wandb_mode,
                               str(plan.out.parent), meta, name=args.name,
-                              init_timeout_s=config.logging.wandb_init_timeout_s)
+                              init_timeout_s=config.logging.wandb_init_timeout_s, job_type="evaluate",
+                              tags=identity["tags"])
         except TrackerError as error:
             parser.exit(2, f"error: {error}\n")
         started = time.time()

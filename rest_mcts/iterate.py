@@ -33,7 +33,15 @@ from rest_mcts.preflight import (
     validate,
 )
 from rest_mcts.rounds import Round, run_stage
-from rest_mcts.tracking import Tracker, console_logging, format_table, length_columns, plot_length_accuracy, redact
+from rest_mcts.tracking import (
+    Tracker,
+    console_logging,
+    format_table,
+    length_columns,
+    plot_length_accuracy,
+    redact,
+    wandb_identity,
+)
 
 logger = logging.getLogger("rest_mcts")
 
@@ -207,9 +215,10 @@ def main(argv: list[str] | None = None) -> int:
         logger.warning(warning)
     tracker = None
     try:
-        tracker = Tracker(config.logging.wandb_project, config.logging.experiment, config.logging.wandb_mode,
-                          str(run_dir), to_dict(config), name=f"{config.logging.experiment}-seed{config.seed}",
-                          init_timeout_s=config.logging.wandb_init_timeout_s)
+        identity = wandb_identity(config)
+        tracker = Tracker(config.logging.wandb_project, identity["group"], config.logging.wandb_mode, str(run_dir),
+                          to_dict(config), name=identity["name"], init_timeout_s=config.logging.wandb_init_timeout_s,
+                          job_type=identity["job_type"], tags=identity["tags"])
         start_ray(config.cluster.ray_address, config.cluster.dashboard_host, config.cluster.nodes)
     except Exception as error:  # W&B or Ray did not start: nothing ran, so a new run leaves no folder
         if tracker is not None:

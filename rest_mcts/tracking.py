@@ -56,11 +56,22 @@ class TrackerError(RuntimeError):
     """W&B did not start its run; the message says why and what to do."""
 
 
+def wandb_identity(config, job_type: str | None = None) -> dict[str, Any]:
+    """What W&B groups and filters a run by: `group` (the comparison: `logging.wandb_group`, else the experiment),
+    `job_type` (the method: rest_mcts, rest_em, control; or what the caller names, e.g. evaluate), `tags` (task,
+    method, seed) and a readable `name` (the experiment, with the seed unless it names it already)."""
+    method = job_type or ("control" if config.control else config.method)
+    experiment = config.logging.experiment
+    return {"group": config.logging.wandb_group or config.logging.experiment, "job_type": method,
+            "tags": [config.task.name, method, f"seed{config.seed}"],
+            "name": experiment if experiment.endswith(f"seed{config.seed}") else f"{experiment}-seed{config.seed}"}
+
+
 class Tracker:
     """Thin wrapper over a W&B run: `log(round, metrics)` with step = round, `finish()`."""
 
     def __init__(self, project: str, group: str, mode: str, run_dir: str, config: dict[str, Any], name: str,
-                 init_timeout_s: float = 90.0):
+                 init_timeout_s: float = 90.0, job_type: str | None = None, tags: list[str] | None = None):
         import wandb
 
         os.environ.setdefault("WANDB_SILENT", "true")
@@ -70,6 +81,7 @@ class Tracker:
         try:
             self.run = wandb.init(
                 project=project, group=group, name=name, config=config, dir=run_dir, mode=self.mode,
+                job_type=job_type, tags=tags,
                 reinit="finish_previous", settings=wandb.Settings(init_timeout=init_timeout_s),
             )
         except Exception as error:  # wandb raises its own errors (CommError, UsageError, AuthenticationError, ...)

@@ -65,3 +65,28 @@ def test_plot_length_accuracy_writes_a_png_only_when_the_rows_hold_per_length_ac
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not list(tmp_path.glob("*.tmp.png"))
     assert plot_length_accuracy([{"round": 0, "test/greedy/accuracy": 0.5}], tmp_path / "none.png") is False
     assert not (tmp_path / "none.png").exists()
+
+
+def test_a_run_carries_what_a_comparison_groups_by(monkeypatch, tmp_path):
+    """group (the comparison, else the experiment), job_type (the method; control for the control arm), tags (task,
+    method, seed) and a readable name reach the offline W&B run file, where W&B's run table and panels read them."""
+    from rest_mcts.config import LoggingConfig, RunConfig
+    from rest_mcts.tracking import Tracker, wandb_identity
+    from tests.wandb_reader import history_rows, run_identity
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    control = RunConfig(seed=2, control=True, logging=LoggingConfig(experiment="control-seed2",
+                                                                    wandb_group="self-training"))
+    assert wandb_identity(control)["group"] == "self-training"
+    assert wandb_identity(RunConfig())["group"] == "default"  # no comparison named: the experiment
+    assert wandb_identity(RunConfig(seed=1))["name"] == "default-seed1"
+    assert wandb_identity(RunConfig(method="rest_em"))["job_type"] == "rest_em"
+    identity = wandb_identity(control)
+    tracker = Tracker("rest-mcts-test", identity["group"], "offline", str(tmp_path), {"seed": 2}, identity["name"],
+                      job_type=identity["job_type"], tags=identity["tags"])
+    tracker.log(0, {"test/greedy/accuracy": 0.25})
+    tracker.finish()
+    (run_file,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
+    assert run_identity(run_file) == {"group": "self-training", "job_type": "control",
+                                      "tags": ["modtarget", "control", "seed2"], "name": "control-seed2"}
+    assert history_rows(run_file)[0]["test/greedy/accuracy"] == 0.25

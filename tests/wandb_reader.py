@@ -55,3 +55,17 @@ def history_rows(run_file: Path) -> list[dict]:
                 row[key] = json.loads(item.value_json)
             rows.append(row)
     return rows
+
+
+def run_identity(run_file: Path) -> dict:
+    """The run record's group, job type, tags and display name (what W&B groups and filters runs by)."""
+    from wandb.proto import wandb_internal_pb2
+
+    for raw in _records(run_file.read_bytes()):
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(raw)
+        if record.WhichOneof("record_type") == "run":
+            run = record.run
+            return {"group": run.run_group, "job_type": run.job_type, "tags": list(run.tags),
+                    "name": run.display_name}
+    raise ValueError(f"{run_file}: no run record")

@@ -330,7 +330,10 @@ class LoggingConfig:
     run_dir: str = "runs"
     """Folder that holds the experiment folders."""
     experiment: str = "default"
-    """Experiment name (folder under run_dir, W&B group)."""
+    """Experiment name (folder under run_dir, W&B run name)."""
+    wandb_group: str = ""
+    """W&B group of the runs one comparison holds (the arms and seeds of experiments/self_training.sh, and their
+    evaluate runs), so that W&B's run table and panels group them; empty: the experiment name."""
     wandb_project: str = "rest-mcts"
     """W&B project."""
     wandb_mode: str = ""
