@@ -58,3 +58,4 @@ for seed in $evaluate_seeds; do
   fi
 done
 python experiments/summarize.py "$run_dir"
+python -m rest_mcts.compare "$run_dir" --out "$run_dir/compare.png"

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rest_mcts.compare import table as compare_table
+
 FIGURES = [
     ("test/greedy/accuracy", "test greedy"),
     ("test/mcts/accuracy", "test MCTS*"),
@@ -52,27 +54,10 @@ def load(run_dir: Path) -> dict[str, dict[int, dict[int, dict]]]:
     return results
 
 
-def cell(values: list[float], fmt: str) -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return fmt.format(values[0])
-    return f"{fmt.format(np.mean(values))} ± {fmt.format(np.std(values))}"
-
-
 def table(results) -> str:
-    lines = ["| arm | round | seeds | " + " | ".join(title for _, title in FIGURES) + " |",
-             "|---|---|---|" + "---|" * len(FIGURES)]
-    for arm, seeds in sorted(results.items()):
-        rounds = sorted({r for per_seed in seeds.values() for r in per_seed})
-        for round_index in rounds:
-            rows = [per_seed[round_index] for per_seed in seeds.values() if round_index in per_seed]
-            cells = []
-            for key, _ in FIGURES:
-                values = [row[key] for row in rows if key in row]
-                cells.append(cell(values, "{:.0f}" if key in COUNTS else "{:.3f}"))
-            lines.append(f"| {arm} | {round_index} | {len(rows)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    """Per arm and round, the mean ± spread over seeds of `FIGURES` (`rest_mcts.compare.table`)."""
+    return compare_table(results, [(key, title, "{:.0f}" if key in COUNTS else "{:.3f}") for key, title in FIGURES],
+                         label="arm")
 
 
 def length_table(results) -> str:
