@@ -42,6 +42,7 @@ from rest_mcts.tracking import (
     redact,
     wandb_identity,
 )
+from rest_mcts.tree_pages import sample_pages
 
 logger = logging.getLogger("rest_mcts")
 
@@ -62,6 +63,10 @@ def run_rounds(config: RunConfig, run_dir: Path, tracker) -> list[dict[str, Any]
                 round_.finish()
             summary = round_.read_summary()
             tracker.log(index, summary)
+            tracker.log_pages(index, sample_pages(
+                context.task, context.problems.held_out.get("test", []), round_.path / "eval_test_trees.jsonl",
+                summary.get("dev/mcts/answer_margin", config.eval.answer_margin), config.logging.wandb_trees,
+                f"{config.logging.experiment} round {index}"))
             rows.append({"round": index, **summary})
             logger.info("round %d finished: test greedy %.3f, test MCTS* %.3f", index,
                         summary.get("test/greedy/accuracy", float("nan")),

@@ -94,6 +94,16 @@ class Tracker:
     def log(self, round_index: int, metrics: dict[str, float]) -> None:
         self.run.log({"round": round_index, **metrics}, step=round_index)
 
+    def log_pages(self, round_index: int, pages: dict[str, str], prefix: str = "trees") -> None:
+        """HTML pages (`rest_mcts.tree_pages`) as W&B media, `<prefix>/<name>` at step = round."""
+        if not pages:
+            return
+        import wandb
+
+        media = {f"{prefix}/{name}": wandb.Html(text, inject=False, data_is_not_path=True)
+                 for name, text in pages.items()}
+        self.run.log(media, step=round_index)
+
     def log_rows(self, rows: list) -> None:
         """An evaluation's summary rows (dataclasses): a W&B table, and each figure as
         `<split>/<method>/<budget>/<figure>` (budget 0: greedy, which has none)."""

@@ -78,3 +78,14 @@ def test_a_folder_that_is_not_a_run_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(tmp_path), "--round", "0"])
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_a_sample_of_a_rounds_trees_becomes_pages_for_w_and_b(run):
+    from rest_mcts.tree_pages import sample_pages
+
+    folder, problem, steps = run
+    task = get_task("modtarget")
+    pages = sample_pages(task, [problem], folder / "round_01" / "eval_test_trees.jsonl", 0.1, 3, "run round 1")
+    assert list(pages) == [problem.id] and steps[0] in pages[problem.id]
+    assert sample_pages(task, [problem], folder / "round_09" / "eval_test_trees.jsonl", 0.1, 3, "none") == {}
+    assert sample_pages(task, [problem], folder / "round_01" / "eval_test_trees.jsonl", 0.1, 0, "off") == {}

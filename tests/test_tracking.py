@@ -90,3 +90,18 @@ def test_a_run_carries_what_a_comparison_groups_by(monkeypatch, tmp_path):
     assert run_identity(run_file) == {"group": "self-training", "job_type": "control",
                                       "tags": ["modtarget", "control", "seed2"], "name": "control-seed2"}
     assert history_rows(run_file)[0]["test/greedy/accuracy"] == 0.25
+
+
+def test_tree_pages_are_logged_as_w_and_b_html_media_without_outside_assets(monkeypatch, tmp_path):
+    from rest_mcts.tracking import Tracker
+    from tests.wandb_reader import history_rows
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    tracker = Tracker("rest-mcts-test", "g", "offline", str(tmp_path), {}, "pages")
+    tracker.log_pages(1, {"test-00003": "<!doctype html><html><body><details>tree</details></body></html>"})
+    tracker.finish()
+    (run_file,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
+    (row,) = [row for row in history_rows(run_file) if "trees/test-00003/_type" in row]
+    assert row["trees/test-00003/_type"] == "html-file" and row["_step"] == 1
+    (page,) = tmp_path.glob("wandb/offline-run-*/files/media/html/trees/test-00003*.html")
+    assert "<details>tree</details>" in page.read_text() and "stylesheet" not in page.read_text()

@@ -55,7 +55,7 @@ RANGES: dict[str, tuple[float, float | None]] = {
     "search.widen_visits": (0, None),
     "verifier.simpo_beta": (1e-12, None), "verifier.simpo_gamma": (0, None), "verifier.dpo_beta": (1e-12, None),
     "verifier.temperature": (1e-12, None), "cluster.timeout_s": (1, None),
-    "logging.wandb_init_timeout_s": (1, None),
+    "logging.wandb_init_timeout_s": (1, None), "logging.wandb_trees": (0, None),
     **{f"{name}.{key}": bounds for name in ("policy_train", "prm_train", "verifier_train") for key, bounds in (
         ("gradient_accumulation_steps", (1, None)), ("learning_rate", (1e-12, None)), ("weight_decay", (0, None)),
         ("warmup_steps", (0, None)), ("max_steps", (0, None)), ("epochs", (1, None)), ("seed", (0, None)),

@@ -338,6 +338,9 @@ class LoggingConfig:
     """W&B project."""
     wandb_mode: str = ""
     """W&B mode: online, offline or disabled (empty: offline unless WANDB_MODE or a W&B login says otherwise)."""
+    wandb_trees: int = 3
+    """Test trees of each round's evaluation logged to W&B as HTML pages (`python -m rest_mcts.show_trees` writes
+    them all); 0: none."""
     wandb_init_timeout_s: float = 90.0
     """Seconds W&B may take to start its run (online: to reach the server) before the run is abandoned."""
 
