@@ -10,6 +10,7 @@ Command line: python -m rest_mcts.compare RUN [RUN ...] [--out PLOT.png]
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from collections import defaultdict
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+
+from lm.data import atomic_write_bytes
 
 FIGURES = [
     ("test/greedy/accuracy", "test greedy", "{:.3f}"),
@@ -115,11 +118,10 @@ def plot(results: Results, path: Path) -> None:
     axes[0].set_ylabel("accuracy")
     axes[1].legend()
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(temporary, dpi=120)
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=120)
     plt.close(figure)
-    temporary.replace(path)
+    atomic_write_bytes(path, image.getvalue())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-import typing
 from dataclasses import fields
 from pathlib import Path
 
 from lm.data import atomic_write_text
 from rest_mcts.config import RunConfig
-from rest_mcts.flags import ALIASES, SECTIONS, field_docs
+from rest_mcts.flags import ALIASES, SECTIONS, field_docs, field_type
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "configuration-reference.md"
 """Where `--write` puts the page."""
 
 
 def _type_name(cls: type, name: str) -> str:
-    hint = typing.get_type_hints(cls)[name]
+    hint = field_type(cls, name)
     return getattr(hint, "__name__", str(hint))
 
 

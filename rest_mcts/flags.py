@@ -40,7 +40,8 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def _field_type(cls: type, name: str) -> Any:
+def field_type(cls: type, name: str) -> Any:
+    """The resolved type of field `name` of dataclass `cls`."""
     return typing.get_type_hints(cls)[name]
 
 
@@ -81,7 +82,7 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any], source: str) -
                 names = {f.name for f in fields(section)}
                 if sub_key not in names:
                     raise ConfigError(f"{source}: unknown key {key}.{sub_key}; known keys: {sorted(names)}")
-                changes[sub_key] = coerce(sub_value, _field_type(type(section), sub_key),
+                changes[sub_key] = coerce(sub_value, field_type(type(section), sub_key),
                                           _where(source, f"{key}.{sub_key}"))
             try:
                 top[key] = replace(section, **changes)
@@ -92,7 +93,7 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any], source: str) -
             names = {f.name for f in fields(RunConfig)} - SECTIONS
             if key not in names:
                 raise ConfigError(f"{source}: unknown key {key!r}; known keys: {sorted(names | SECTIONS)}")
-            top[key] = coerce(value, _field_type(RunConfig, key), _where(source, key))
+            top[key] = coerce(value, field_type(RunConfig, key), _where(source, key))
     return replace(config, **top)
 
 
@@ -174,7 +175,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, top_level: bool = True
 
 
 def _add_flag(parser, flag: str, dest: str, defaults: Any, name: str) -> None:
-    expected = _field_type(type(defaults), name)
+    expected = field_type(type(defaults), name)
     default = getattr(defaults, name)
     shown = default if expected is bool else repr(default)
     # argparse expands %-formats in help texts: a docstring's "9.6% of" would break --help.

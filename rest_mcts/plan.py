@@ -17,8 +17,6 @@ STAGE_ACTORS = {spec.body: spec.actor for spec in all_stages() if spec.actor != 
 """The actors a stage uses, by the name of its function in `rest_mcts.stages` (`rest_mcts.recipes`)."""
 DRIVER_STAGES = frozenset(spec.body for spec in all_stages() if spec.actor == DRIVER)
 """Stage functions that run in the driver process alone."""
-TRAINED_ROLES = {spec.body: spec.role for spec in all_stages() if spec.role}
-"""The model role each training stage function trains; its settings are the `<role>_train` section."""
 
 
 @dataclass(frozen=True)

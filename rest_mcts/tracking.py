@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import netrc
 import os
@@ -9,6 +10,8 @@ import re
 from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlparse
+
+from lm.data import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -206,8 +209,8 @@ def plot_length_accuracy(rows: list[dict[str, Any]], path) -> bool:
     axes[0].set_ylabel("accuracy")
     axes[1].legend()
     figure.tight_layout()
-    temporary = f"{path}.tmp.png"
-    figure.savefig(temporary, dpi=100)
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=100)
     plt.close(figure)
-    os.replace(temporary, path)
+    atomic_write_bytes(path, image.getvalue())
     return True

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lm.data import Problem, read_appended_jsonl
+from rest_mcts.round_metrics import node_step_labels
 from rest_mcts.tasks import Task
 from search.mcts import best_answer_node
 from search.tree import Tree
@@ -70,9 +71,7 @@ def view_of(tree: Tree, problem: Problem, task: Task, margin: float) -> TreeView
 
     solved = any(tree.nodes[n].answer_correct for n in tree.terminal_nodes())
     rewards = infer_process_rewards(tree, is_correct) if solved else unsolved_rewards(tree)
-    labels = {}
-    if task.synthetic:
-        labels = {node.node_id: task.step_labels(problem, tree.steps_of(node.node_id))[-1] for node in tree.nodes[1:]}
+    labels = node_step_labels(task, problem, tree) if task.synthetic else {}
     chosen = best_answer_node(tree, margin, task.extract_answer)
     answer = task.extract_answer(tree.steps_of(chosen)) if chosen is not None else None
     return TreeView(tree, problem, rewards, labels, chosen, answer, task.check_answer(answer, problem.answer))
@@ -157,8 +156,9 @@ def sample_pages(task: Task, problems: list[Problem], trees_path: Path, margin: 
     if count < 1 or not trees_path.exists():
         return {}
     by_id = {problem.id: problem for problem in problems}
-    trees = sorted((Tree.from_dict(record) for record in read_appended_jsonl(trees_path)
-                    if record["problem_id"] in by_id), key=lambda tree: tree.problem_id)[:count]
+    records = sorted((record for record in read_appended_jsonl(trees_path) if record["problem_id"] in by_id),
+                     key=lambda record: record["problem_id"])[:count]
+    trees = [Tree.from_dict(record) for record in records]
     return {tree.problem_id: tree_page(view_of(tree, by_id[tree.problem_id], task, margin),
                                        f"{title}: problem {tree.problem_id}") for tree in trees}
 

@@ -9,7 +9,7 @@ import logging
 import math
 from dataclasses import dataclass
 
-logger = logging.getLogger("trainers.engine")
+logger = logging.getLogger(__name__)
 
 VERIFIER_KINDS = ("genrm", "genrm_cot", "orm", "simpo", "dpo")
 """Verifier objectives `trainers.verifier.train_verifier` knows (`VerifierObjective.kind`, `verifier.kind`)."""
