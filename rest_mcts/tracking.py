@@ -93,9 +93,20 @@ class Tracker:
                                f"{message[0] if message else 'no message'}); "
                                f"check the W&B login and network, or use --logging.wandb_mode offline") from None
         logger.info("W&B run %s (%s) in %s", self.run.id, self.mode, self.run.dir)
+        self._length_rows: list[list] = []
 
     def log(self, round_index: int, metrics: dict[str, float]) -> None:
-        self.run.log({"round": round_index, **metrics}, step=round_index)
+        """A round's metrics at W&B step = round, and the per-length accuracy of every round so far as the table
+        `accuracy_by_length` (round, split, method, length, accuracy)."""
+        import wandb
+
+        self._length_rows = [row for row in self._length_rows if row[0] != round_index]
+        self._length_rows += length_rows(round_index, metrics)
+        extra = {}
+        if self._length_rows:
+            extra["accuracy_by_length"] = wandb.Table(columns=["round", "split", "method", "length", "accuracy"],
+                                                      data=self._length_rows)
+        self.run.log({"round": round_index, **metrics, **extra}, step=round_index)
 
     def log_pages(self, round_index: int, pages: dict[str, str], prefix: str = "trees") -> None:
         """HTML pages (`rest_mcts.tree_pages`) as W&B media, `<prefix>/<name>` at step = round."""
@@ -105,11 +116,12 @@ class Tracker:
 
         media = {f"{prefix}/{name}": wandb.Html(text, inject=False, data_is_not_path=True)
                  for name, text in pages.items()}
-        self.run.log(media, step=round_index)
+        self.run.log({"round": round_index, **media}, step=round_index)
 
     def log_rows(self, rows: list) -> None:
-        """An evaluation's summary rows (dataclasses): a W&B table, and each figure as
-        `<split>/<method>/<budget>/<figure>` (budget 0: greedy, which has none)."""
+        """An evaluation's summary rows (dataclasses): a W&B table, each figure as
+        `<split>/<method>/<budget>/<figure>` (budget 0: greedy, which has none), and per split the accuracy against
+        tokens per problem as W&B line series (`accuracy_vs_tokens/<split>`, one line per method)."""
         import wandb
 
         records = [asdict(row) for row in rows]
@@ -117,6 +129,10 @@ class Tracker:
             return
         columns = list(records[0])
         metrics = {"evaluation": wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in records])}
+        for split, lines in accuracy_lines(records).items():
+            metrics[f"accuracy_vs_tokens/{split}"] = wandb.plot.line_series(
+                xs=[xs for xs, _ in lines.values()], ys=[ys for _, ys in lines.values()], keys=list(lines),
+                title=f"{split}: accuracy against generated tokens per problem", xname="tokens per problem")
         for record in records:
             key = f"{record['split']}/{record['method']}/{record['budget']}"
             for figure in ("accuracy", "ci_low", "ci_high", "tokens_per_problem", "seconds_per_problem"):
@@ -125,6 +141,27 @@ class Tracker:
 
     def finish(self) -> None:
         self.run.finish()
+
+
+def length_rows(round_index: int, metrics: dict[str, Any]) -> list[list]:
+    """[round, split, method, length, accuracy] for every `<split>/<method>/accuracy_len<n>` of `metrics`."""
+    rows = []
+    for key, value in metrics.items():
+        if "/accuracy_len" in key and key.count("/") == 2:
+            split, method, name = key.split("/")
+            rows.append([round_index, split, method, int(name.removeprefix("accuracy_len")), float(value)])
+    return sorted(rows, key=lambda row: (row[0], row[1], row[2], row[3]))
+
+
+def accuracy_lines(records: list[dict[str, Any]]) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
+    """split -> method -> (tokens per problem, accuracy) over its budgets, fewest tokens first, from an evaluation's
+    summary records (`rest_mcts.comparison.SummaryRow` as dicts)."""
+    lines: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for record in records:
+        lines.setdefault(record["split"], {}).setdefault(record["method"], []).append(
+            (float(record["tokens_per_problem"]), float(record["accuracy"])))
+    return {split: {method: ([x for x, _ in sorted(points)], [y for _, y in sorted(points)])
+                    for method, points in methods.items()} for split, methods in lines.items()}
 
 
 TABLE_COLUMNS = [

@@ -19,6 +19,32 @@ def ray_cluster():
     ray.shutdown()
 
 
+COMPARISON_GROUP = "tiny-comparison"
+
+
+@pytest.fixture(scope="session")
+def comparison_runs(tmp_path_factory):
+    """Three tiny one-round runs of one comparison (W&B group `COMPARISON_GROUP`, logged offline), side by side:
+    ReST-MCTS* seed 0 (with a GenRM trained in the rounds, scored at the leaf and per step, and pass@k), ReST-MCTS*
+    seed 1 and ReST-EM seed 0. Returns the folder that holds their run folders."""
+    from tests.test_iterate import TINY, finish, iterate
+
+    folder = tmp_path_factory.mktemp("comparison")
+    common = ["--rounds", "1", "--run-dir", "runs", "--logging.wandb_group", COMPARISON_GROUP, *TINY]
+    runs = {
+        "mcts-seed0": ["--seed", "0", "--eval.pass_at_k", "2", "--verifier.train_in_rounds", "true",
+                       "--verifier.kind", "genrm", "--verifier.solution_weight", "0",
+                       "--verifier_train.max_steps", "2", "--verifier.eval_as", "both"],
+        "mcts-seed1": ["--seed", "1", "--eval.pass_at_k", "0"],
+        "em-seed0": ["--seed", "0", "--eval.pass_at_k", "0", "--method", "rest_em"],
+    }
+    processes = {name: iterate([*common, "--experiment", name, *args], folder) for name, args in runs.items()}
+    for name, process in processes.items():
+        code, output = finish(process, timeout=1200)
+        assert code == 0, f"{name}:\n{output}"
+    return folder / "runs"
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Leave no torch process group for interpreter shutdown: the trainer tests join a one-rank gloo group in
     this process (`single_rank`), and tearing it down while Python exits crashed the process at times

@@ -62,3 +62,43 @@ def test_two_runs_of_one_method_and_seed_are_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(tmp_path / "a")])
     assert "a second rest_mcts run of seed 0" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_three_tiny_runs_of_two_methods_and_two_seeds_compare_in_w_and_b_and_offline(comparison_runs, capsys):
+    """Each run's offline W&B file carries the comparison's group, the method as job type, task/method/seed tags
+    and every round's metrics at step = round, equal to its eval.json; `compare` prints the same comparison from
+    the run folders (mean over the two ReST-MCTS* seeds) and writes the plot."""
+    from tests.conftest import COMPARISON_GROUP
+    from tests.test_tracking import logged_table
+    from tests.wandb_reader import history_rows, run_identity
+
+    expected = {"mcts-seed0": ("rest_mcts", 0), "mcts-seed1": ("rest_mcts", 1), "em-seed0": ("rest_em", 0)}
+    test_accuracy: dict[str, list[float]] = {}
+    for name, (method, seed) in expected.items():
+        run = comparison_runs / name
+        (run_file,) = run.glob("wandb/offline-run-*/run-*.wandb")
+        assert run_identity(run_file) == {"group": COMPARISON_GROUP, "job_type": method,
+                                          "tags": ["modtarget", method, f"seed{seed}"], "name": name}
+        rows = {row["_step"]: row for row in history_rows(run_file) if "test/mcts/accuracy" in row}
+        assert sorted(rows) == [0, 1]
+        for index, row in rows.items():
+            saved = json.loads((run / f"round_{index:02d}" / "eval.json").read_text())
+            assert row["round"] == index
+            assert {key: row[key] for key in saved} == pytest.approx(saved, nan_ok=True)
+            lengths = logged_table(run, row, "accuracy_by_length")
+            assert {(entry[0], entry[1], entry[2]) for entry in lengths} >= {
+                (r, "test", m) for r in range(index + 1) for m in ("greedy", "mcts")}
+            for round_, split, method_, length, accuracy in lengths:
+                if round_ == index:
+                    assert saved[f"{split}/{method_}/accuracy_len{length}"] == pytest.approx(accuracy)
+        test_accuracy[name] = [rows[index]["test/mcts/accuracy"] for index in (0, 1)]
+
+    out = comparison_runs.parent / "compare.png"
+    assert main([str(comparison_runs), "--out", str(out)]) == 0
+    table = capsys.readouterr().out
+    mean = (test_accuracy["mcts-seed0"][1] + test_accuracy["mcts-seed1"][1]) / 2
+    (line,) = [line for line in table.splitlines() if line.startswith("| rest_mcts | 1 | 2 |")]
+    assert f"{mean:.3f} ±" in line.split("|")[5]
+    assert [line for line in table.splitlines() if line.startswith("| rest_em | 1 | 1 |")]
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_iterate import TINY, finish, iterate
-
 REPO = Path(__file__).resolve().parents[1]
 PLACEHOLDERS = {"<split>": r"(test|ood|dev)", "<k>": r"\d+", "<n>": r"\d+", "<stage>": r"\w+"}
 
@@ -44,20 +42,12 @@ def test_the_placeholders_match_what_they_stand_for_and_nothing_else():
 
 
 @pytest.mark.slow
-def test_every_key_a_run_writes_is_defined_in_the_metrics_page(tmp_path):
-    """A tiny run of both methods' round stages, with a verifier trained in the rounds and pass@k: every key of
+def test_every_key_a_run_writes_is_defined_in_the_metrics_page(comparison_runs):
+    """Tiny runs of both methods' round stages, one with a verifier trained in the rounds and pass@k: every key of
     every round's eval.json and timing.json has its row."""
-    args = ["--rounds", "1", "--run-dir", "runs", "--experiment", "doc", *TINY, "--eval.pass_at_k", "2",
-            "--verifier.train_in_rounds", "true", "--verifier.kind", "genrm", "--verifier.solution_weight", "0",
-            "--verifier_train.max_steps", "2", "--verifier.eval_as", "both"]
-    code, output = finish(iterate(args, tmp_path))
-    assert code == 0, output
-    code, output = finish(iterate(["--rounds", "1", "--run-dir", "runs", "--experiment", "em", *TINY,
-                                   "--eval.pass_at_k", "0", "--method", "rest_em"], tmp_path))
-    assert code == 0, output
     keys = set()
     for name in ("eval.json", "timing.json"):
-        for file in (tmp_path / "runs").glob(f"*/round_*/{name}"):
+        for file in comparison_runs.glob(f"*/round_*/{name}"):
             keys |= set(json.loads(file.read_text()))
     assert "test/mcts_step_verifier/accuracy" in keys and "sample/tokens" in keys
     assert undocumented(keys, documented_patterns()) == [], "add them to docs/metrics.md"

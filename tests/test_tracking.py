@@ -1,6 +1,9 @@
-"""W&B tracking: the mode it picks, and an empty WANDB_MODE in the environment."""
+"""W&B tracking: the mode it picks, an empty WANDB_MODE in the environment, the console tables, and what a run
+writes to its offline W&B files (identity, pages, per-length tables, accuracy-against-tokens line series)."""
 
 from __future__ import annotations
+
+import json
 
 from rest_mcts.tracking import Tracker, resolve_wandb_mode
 
@@ -105,3 +108,48 @@ def test_tree_pages_are_logged_as_w_and_b_html_media_without_outside_assets(monk
     assert row["trees/test-00003/_type"] == "html-file" and row["_step"] == 1
     (page,) = tmp_path.glob("wandb/offline-run-*/files/media/html/trees/test-00003*.html")
     assert "<details>tree</details>" in page.read_text() and "stylesheet" not in page.read_text()
+
+
+def logged_table(run_dir, row: dict, key: str) -> list[list]:
+    """The rows of the W&B table `key` of a history row, from the table file the offline run wrote."""
+    (files,) = run_dir.glob("wandb/offline-run-*/files")
+    return json.loads((files / row[f"{key}/path"]).read_text())["data"]
+
+
+def test_per_length_accuracy_is_a_table_of_every_round_so_far(monkeypatch, tmp_path):
+    from rest_mcts.tracking import Tracker
+    from tests.wandb_reader import history_rows
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    tracker = Tracker("rest-mcts-test", "g", "offline", str(tmp_path), {}, "lengths")
+    tracker.log(0, {"test/greedy/accuracy": 0.5, "test/mcts/accuracy_len3": 0.5, "test/greedy/accuracy_len3": 0.25})
+    tracker.log(1, {"test/greedy/accuracy_len3": 0.75, "ood/mcts/accuracy_len9": 0.125})
+    tracker.finish()
+    (run_file,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
+    rows = history_rows(run_file)
+    assert [row["_step"] for row in rows] == [0, 1] and rows[1]["round"] == 1
+    assert logged_table(tmp_path, rows[0], "accuracy_by_length") == [[0, "test", "greedy", 3, 0.25],
+                                                                    [0, "test", "mcts", 3, 0.5]]
+    assert logged_table(tmp_path, rows[1], "accuracy_by_length") == [
+        [0, "test", "greedy", 3, 0.25], [0, "test", "mcts", 3, 0.5], [1, "ood", "mcts", 9, 0.125],
+        [1, "test", "greedy", 3, 0.75]]
+
+
+def test_an_evaluation_logs_accuracy_against_tokens_as_line_series_per_split(monkeypatch, tmp_path):
+    from rest_mcts.comparison import SummaryRow
+    from rest_mcts.tracking import Tracker
+    from tests.wandb_reader import history_rows
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    tracker = Tracker("rest-mcts-test", "g", "offline", str(tmp_path), {}, "curves")
+    tracker.log_rows([SummaryRow("test", "mcts", 2, 1, 10, 0.5, 0.2, 0.8, 400.0, 0.1),
+                      SummaryRow("test", "greedy", 0, 1, 10, 0.3, 0.1, 0.5, 60.0, 0.1),
+                      SummaryRow("test", "mcts", 1, 1, 10, 0.4, 0.1, 0.7, 200.0, 0.1),
+                      SummaryRow("ood", "greedy", 0, 1, 8, 0.125, 0.0, 0.4, 70.0, 0.1)])
+    tracker.finish()
+    (run_file,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
+    (row,) = history_rows(run_file)
+    assert row["test/mcts/2/accuracy"] == 0.5
+    assert sorted(logged_table(tmp_path, row, "accuracy_vs_tokens/test_table")) == [
+        [60.0, "greedy", 0.3], [200.0, "mcts", 0.4], [400.0, "mcts", 0.5]]  # x, line, y
+    assert logged_table(tmp_path, row, "accuracy_vs_tokens/ood_table") == [[70.0, "greedy", 0.125]]
