@@ -21,6 +21,7 @@ import ray
 import torch
 
 from rest_mcts.placement import Placement, actor_resources
+from rest_mcts.ray_metrics import TrainerRankMetrics
 from trainers import trainer_for
 from trainers.engine import init_distributed, pick_device_and_backend, progress_path
 from trainers.spec import TrainResult, TrainSpec
@@ -30,7 +31,8 @@ logger = logging.getLogger(__name__)
 
 @ray.remote
 class TrainerRank:
-    """One DeepSpeed rank: joins the process group once, then trains whatever the group asks."""
+    """One DeepSpeed rank: joins the process group once, then trains whatever the group asks, reporting each
+    optimizer step and its loss through Ray's metrics (`rest_mcts.ray_metrics`)."""
 
     def __init__(self, rank: int, world_size: int, num_cpus: float, timeout_s: float, cpu_shm_comm: bool = False):
         pick_device_and_backend()
@@ -41,6 +43,7 @@ class TrainerRank:
         self.timeout_s = timeout_s
         self.cpu_shm_comm = cpu_shm_comm
         self.last_result: TrainResult | None = None
+        self.metrics = TrainerRankMetrics(rank)
         if rank == 0:
             logging.basicConfig(level=logging.INFO)
 
@@ -65,9 +68,12 @@ class TrainerRank:
                          rendezvous_fd=listening.fileno() if listening is not None else None, own_store=True)
         return self.rank
 
-    def train(self, role: str, model_path: str, examples: Sequence[Any], spec: TrainSpec, out_dir: str):
-        """Train the model of `role` (`trainers.trainer_for`) at `model_path` on this rank's shard of `examples`."""
-        self.last_result = trainer_for(role)(model_path, examples, spec, out_dir, self.rank, self.world_size)
+    def train(self, role: str, model_path: str, examples: Sequence[Any], spec: TrainSpec, out_dir: str,
+              label: str = ""):
+        """Train the model of `role` (`trainers.trainer_for`) at `model_path` on this rank's shard of `examples`;
+        `label` tags the call's metrics (default: the role)."""
+        self.last_result = trainer_for(role)(model_path, examples, spec, out_dir, self.rank, self.world_size,
+                                             on_step=self.metrics.reporter(label or role))
         return self.last_result
 
     def parameter_checksum(self) -> float:
@@ -142,7 +148,7 @@ class TrainerGroup:
               out_dir: str | Path, label: str = "") -> TrainResult:
         """Train the model of `role` ('policy', 'prm', 'verifier': `trainers.trainer_for`) on every rank at once;
         rank 0's result. `examples`: the role's examples (a verifier's: one `trainers.verifier.VerifierData`). The
-        checkpoint goes to `out_dir`; `label` names the Ray tasks."""
+        checkpoint goes to `out_dir`; `label` names the Ray tasks and tags the ranks' metrics."""
         if not self.ranks:
             raise RuntimeError("this trainer group was shut down")
         # one copy in the object store, shared by the ranks (a verifier's data is one record, not a list)
@@ -151,7 +157,7 @@ class TrainerGroup:
         log.unlink(missing_ok=True)
         calls = [
             actor.train.options(name=f"{label or role}:rank{rank}").remote(
-                role, str(model_path), examples_ref, spec, str(out_dir))
+                role, str(model_path), examples_ref, spec, str(out_dir), label or role)
             for rank, actor in enumerate(self.ranks)
         ]
         return self._wait(calls, ProgressTail(log, f"train {role}"))[0]

@@ -20,12 +20,13 @@ import ray
 from lm.data import Problem, read_appended_jsonl
 from rest_mcts.methods import run_call, search_trees
 from rest_mcts.placement import Placement, actor_resources
+from rest_mcts.ray_metrics import SearchWorkerMetrics
 from rest_mcts.search_models import NEUTRAL_SCORE, SamplerSettings, build_search_models, load_verifier
 from rest_mcts.seeds import shard_seed, verifier_shard_seed, worker_seed
 from search.baselines import greedy_solutions, sample_solutions
 from search.mcts import MCTSParams, Scorers
 from search.tree import Tree
-from search.types import Prefix
+from search.types import Prefix, ProposedStep
 from search.value_inference import grade_terminal_nodes
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class SearchWorker:
     Every request carries the pool's current `SamplerSettings`: a change of temperature, greedy-first or seed
     applies at once, a change of checkpoints reloads the models. So one pool can evaluate a round and then
     search the next with the same models, and a restarted worker serves the settings of the request it retries.
+    Each call reports its progress through Ray's metrics, tagged with the call's label (`rest_mcts.ray_metrics`).
     """
 
     def __init__(self, settings: SamplerSettings, num_cpus: float, worker_index: int):
@@ -59,13 +61,16 @@ class SearchWorker:
 
         torch.set_num_threads(max(1, int(num_cpus)))  # oversubscribed threads are the classic CPU slowdown
         self.worker_index = worker_index
+        self.metrics = SearchWorkerMetrics(worker_index)
         self.settings: SamplerSettings | None = None
         self._use(settings)
 
     def _use(self, settings: SamplerSettings) -> None:
-        """Serve with `settings`: reload the models only if the checkpoints or model-side options changed."""
+        """Serve with `settings`: reload the models only if the checkpoints or model-side options changed. Every
+        request starts here, so this is also where its metrics take the request's label."""
         from lm.build import pick_device
 
+        self.metrics.start_call()
         if settings == self.settings:
             return
         if settings.same_models(self.settings):
@@ -85,6 +90,18 @@ class SearchWorker:
     def pid(self) -> int:
         """This worker's process id (a restarted worker has a new one)."""
         return os.getpid()
+
+    def _propose(self, prefixes: Sequence[Prefix], num_samples: int) -> list[list[ProposedStep]]:
+        """The sampler's `propose`, its tokens counted in the worker's metrics."""
+        proposals = self.sampler.propose(prefixes, num_samples)
+        self.metrics.count_steps([step for steps in proposals for step in steps])
+        return proposals
+
+    def _greedy(self, prefixes: Sequence[Prefix]) -> list[ProposedStep]:
+        """The sampler's `greedy`, its tokens counted in the worker's metrics."""
+        steps = self.sampler.greedy(prefixes)
+        self.metrics.count_steps(steps)
+        return steps
 
     def _prm(self, prefixes: Sequence[Prefix]) -> list[float]:
         if self.scorer is None:
@@ -129,23 +146,27 @@ class SearchWorker:
         """MCTS* over all `problems` at once (batched across trees), its nodes valued as `verifier_use` says
         (`VERIFIER_USES`); trees with graded terminals, as dicts."""
         self._use(settings)
+        started = time.perf_counter()
         scorers = self._scorers(verifier_use)
         self._reseed_for(problems, settings.seed)
         if verifier_use != "none" and getattr(self.verifier, "writer", None) is not None:
             self.verifier.writer.reseed(verifier_shard_seed(settings.seed, problems[0].id))
         prompts = [(problem.id, self.task.format_prompt(problem)) for problem in problems]
-        trees = search_trees(prompts, self.sampler.propose, self.sampler.greedy, scorers, params)
+        trees = search_trees(prompts, self._propose, self._greedy, scorers, params)
         by_id = {problem.id: problem for problem in problems}
         for tree in trees:
             problem = by_id[tree.problem_id]
             grade_terminal_nodes(tree, lambda steps, p=problem: self.task.is_correct(p, steps))
+        self.metrics.finish_shard("search", time.perf_counter() - started, trees=len(trees))
         return [tree.to_dict() for tree in trees]
 
     def greedy(self, settings: SamplerSettings, problems: list[Problem], max_depth: int) -> list[GreedyResult]:
         """Greedy chain-of-thought: the argmax step, repeated until a final step or max_depth."""
         self._use(settings)
+        started = time.perf_counter()
         prompts = [(problem.id, self.task.format_prompt(problem)) for problem in problems]
-        results = greedy_solutions(prompts, self.sampler.greedy, self.task.extract_answer, max_depth)
+        results = greedy_solutions(prompts, self._greedy, self.task.extract_answer, max_depth)
+        self.metrics.finish_shard("greedy", time.perf_counter() - started)
         return [
             GreedyResult(problem.id, result.chosen, result.tokens_used,
                          self.task.check_answer(result.answer, problem.answer))
@@ -157,9 +178,11 @@ class SearchWorker:
         """`num_samples` solutions per problem sampled step by step (ReST-EM's data): per problem its finished
         solutions (steps and whether the oracle accepts them) and the tokens generated for it."""
         self._use(settings)
+        started = time.perf_counter()
         self._reseed_for(problems, settings.seed)
         prompts = [self.task.format_prompt(problem) for problem in problems]
-        samples = sample_solutions(prompts, self.sampler.propose, num_samples, max_depth)
+        samples = sample_solutions(prompts, self._propose, num_samples, max_depth)
+        self.metrics.finish_shard("sample", time.perf_counter() - started)
         return [{"problem_id": problem.id, "tokens": tokens,
                  "solutions": [{"steps": list(c.steps), "correct": self.task.is_correct(problem, c.steps)}
                                for c in finished]}
@@ -168,10 +191,13 @@ class SearchWorker:
     def run_call(self, settings: SamplerSettings, problems: list[Problem], call) -> list:
         """One `methods.MethodCall` on `problems`: a method group at one budget and seed; its records."""
         self._use(settings)
+        started = time.perf_counter()
         self._reseed_for(problems, call.seed)
         verify = self.verifier.verify if self.verifier is not None else None
-        return run_call(call, self.task, problems, self.sampler.propose, self.sampler.greedy, self._score, verify,
-                        self._check if self._checking else None, self._prm)
+        records = run_call(call, self.task, problems, self._propose, self._greedy, self._score, verify,
+                           self._check if self._checking else None, self._prm)
+        self.metrics.finish_shard("run_call", time.perf_counter() - started)
+        return records
 
 
 def read_finished_trees(path: Path) -> list[dict]:

@@ -10,7 +10,8 @@ TRAINER_ROLES = ("policy", "prm", "verifier")
 
 
 def trainer_for(role: str) -> Callable:
-    """The training function of `role`: (model_path, examples, spec, out_dir, rank, world_size) -> TrainResult.
+    """The training function of `role`: (model_path, examples, spec, out_dir, rank, world_size, on_step=None) ->
+    TrainResult, where `on_step` is called after every optimizer step (`trainers.engine.StepCallback`).
 
     The verifier's `examples` is one `trainers.verifier.VerifierData` (objective and data), not a sequence."""
     if role == "policy":

@@ -36,6 +36,11 @@ LossFunction = Callable[[torch.nn.Module, dict[str, torch.Tensor]], torch.Tensor
 as it is. The batch holds input_ids, attention_mask, labels ([rows, longest]) and row_index ([rows], the
 index in `sequences` of each row)."""
 
+StepCallback = Callable[[int, int, float], None]
+"""Called on every rank after each optimizer step with (step, 1-based; total_steps; the step's loss on this rank,
+the mean over its micro-batches): how a caller watches training as it runs (the trainer ranks report it to Ray's
+metrics) without this module knowing who watches."""
+
 
 def pick_device_and_backend() -> tuple[str, str]:
     """("cuda", "nccl") when CUDA is available, else ("cpu", "gloo") with DS_ACCELERATOR=cpu set.
@@ -189,6 +194,7 @@ def run_training(
     rank: int,
     world_size: int,
     units: Sequence[Sequence[int]] | None = None,
+    on_step: StepCallback | None = None,
 ) -> TrainResult:
     """Train `model` on `sequences` with DeepSpeed on this rank, save it to `out_dir`, return the result.
 
@@ -196,7 +202,8 @@ def run_training(
     the mean loss of a micro-batch (`LossFunction`); `count_tokens(labels)` the number of labelled tokens it
     trained. `units` groups rows that must share a micro-batch (indices into `sequences`, each row in exactly
     one unit; a micro-batch holds `spec.micro_batch_size` units, each unit's rows next to each other in
-    order); None: every sequence is a unit of its own.
+    order); None: every sequence is a unit of its own. `on_step`, if given, is called after every optimizer step
+    (`StepCallback`).
     """
     if not sequences:
         raise ValueError("no training sequences")
@@ -238,6 +245,8 @@ def run_training(
             engine.step()
             step_losses[step] += loss.detach().double() / spec.gradient_accumulation_steps
             tokens += batch_tokens
+        if on_step is not None:
+            on_step(step + 1, total_steps, float(step_losses[step]))
         if rank == 0 and ((step + 1) % log_every == 0 or step + 1 == total_steps):
             append_progress(progress_path(out_dir), step + 1, total_steps, float(step_losses[step]),
                             time.perf_counter() - started)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from lm.data import PolicyExample
 from lm.encoding import IGNORE_INDEX, encode_steps, policy_labels
 from trainers.engine import (
+    StepCallback,
     TrainResult,
     TrainSequence,
     TrainSpec,
@@ -72,10 +73,12 @@ def train_policy(
     out_dir: str | os.PathLike,
     rank: int,
     world_size: int,
+    on_step: StepCallback | None = None,
 ) -> TrainResult:
     """Fine-tune the causal LM at `model_path` on `examples`; save it (and its tokenizer) to `out_dir`.
 
-    Every rank calls this with the same examples after `init_distributed`; each trains on its shard.
+    Every rank calls this with the same examples after `init_distributed`; each trains on its shard. `on_step`:
+    called after every optimizer step (`trainers.engine.StepCallback`).
     """
     with partitioned_loading(spec, world_size):
         tokenizer, model = load_causal_lm(model_path)
@@ -90,4 +93,5 @@ def train_policy(
         out_dir=out_dir,
         rank=rank,
         world_size=world_size,
+        on_step=on_step,
     )

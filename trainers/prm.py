@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from lm.data import ValueExample
 from lm.encoding import IGNORE_INDEX, encode_steps, prm_labels
 from trainers.engine import (
+    StepCallback,
     TrainResult,
     TrainSequence,
     TrainSpec,
@@ -92,10 +93,12 @@ def train_prm(
     out_dir: str | os.PathLike,
     rank: int,
     world_size: int,
+    on_step: StepCallback | None = None,
 ) -> TrainResult:
     """Train the token-classification PRM at `model_path` on `examples`; save it to `out_dir`.
 
-    Every rank calls this with the same examples after `init_distributed`; each trains on its shard.
+    Every rank calls this with the same examples after `init_distributed`; each trains on its shard. `on_step`:
+    called after every optimizer step (`trainers.engine.StepCallback`).
     """
     pick_device_and_backend()
     from transformers import AutoModelForTokenClassification, AutoTokenizer
@@ -117,4 +120,5 @@ def train_prm(
         out_dir=out_dir,
         rank=rank,
         world_size=world_size,
+        on_step=on_step,
     )

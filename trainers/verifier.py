@@ -21,6 +21,7 @@ from lm.encoding import IGNORE_INDEX
 from lm.logprobs import labelled_logprob_sums, row_logprobs
 from lm.verifier_format import VerifierFormat, check_encodable, verification_training_row
 from trainers.engine import (
+    StepCallback,
     TrainResult,
     TrainSequence,
     TrainSpec,
@@ -158,7 +159,8 @@ def mixed_verification_loss(
     return loss, weighted_loss
 
 
-def _train_genrm(model_path, data: VerifierData, spec: TrainSpec, out_dir, rank: int, world_size: int) -> TrainResult:
+def _train_genrm(model_path, data: VerifierData, spec: TrainSpec, out_dir, rank: int, world_size: int,
+                 on_step: StepCallback | None) -> TrainResult:
     """GenRM and GenRM-CoT: verification rows, and with λ > 0 the solutions' SFT rows, mixed in batches."""
     objective = data.objective
     with partitioned_loading(spec, world_size):
@@ -182,7 +184,7 @@ def _train_genrm(model_path, data: VerifierData, spec: TrainSpec, out_dir, rank:
                                        objective.solution_weight, tokens_per_row)
 
     return run_training(model, tokenizer, sequences, compute_loss, count_predicted_tokens, torch.long, spec,
-                        out_dir, rank, world_size)
+                        out_dir, rank, world_size, on_step=on_step)
 
 
 # ---- SimPO and DPO: pairs of solutions, one unit of batching each -------------------------------------------
@@ -237,7 +239,7 @@ def reference_logprobs(model: torch.nn.Module, tokenizer, sequences: Sequence[Tr
 
 
 def _train_preference(model_path, data: VerifierData, spec: TrainSpec, out_dir, rank: int,
-                      world_size: int) -> TrainResult:
+                      world_size: int, on_step: StepCallback | None) -> TrainResult:
     """SimPO or DPO on pairs; a micro-batch holds spec.micro_batch_size whole pairs (2 rows each)."""
     objective = data.objective
     tokenizer, model = load_causal_lm(model_path)
@@ -260,7 +262,7 @@ def _train_preference(model_path, data: VerifierData, spec: TrainSpec, out_dir, 
         return loss, loss  # every pair weighs the same, whatever its length: no token weighting
 
     return run_training(model, tokenizer, sequences, compute_loss, count_predicted_tokens, torch.long, spec,
-                        out_dir, rank, world_size, units=units)
+                        out_dir, rank, world_size, units=units, on_step=on_step)
 
 
 # ---- ORM: the PRM's loss with one target per solution -------------------------------------------------------
@@ -282,19 +284,21 @@ def train_verifier(
     out_dir: str | os.PathLike,
     rank: int,
     world_size: int,
+    on_step: StepCallback | None = None,
 ) -> TrainResult:
     """Train the verifier `data.objective` describes, starting from the checkpoint at `model_path`; save it (and
     its tokenizer) to `out_dir`.
 
     genrm, genrm_cot, simpo and dpo train the causal LM at `model_path` (e.g. a copy of the policy); orm trains
     a one-output token classifier (`AutoModelForTokenClassification`, num_labels=1) as the PRM trainer does.
-    Every rank calls this with the same data after `init_distributed`; each trains on its shard.
+    Every rank calls this with the same data after `init_distributed`; each trains on its shard. `on_step`: called
+    after every optimizer step (`trainers.engine.StepCallback`).
     Raises ValueError when the data lacks what the objective trains on.
     """
     check_data(data)
     kind = data.objective.kind
     if kind == "orm":
-        return train_prm(model_path, orm_value_examples(data.examples), spec, out_dir, rank, world_size)
+        return train_prm(model_path, orm_value_examples(data.examples), spec, out_dir, rank, world_size, on_step)
     if kind in PREFERENCE_KINDS:
-        return _train_preference(model_path, data, spec, out_dir, rank, world_size)
-    return _train_genrm(model_path, data, spec, out_dir, rank, world_size)
+        return _train_preference(model_path, data, spec, out_dir, rank, world_size, on_step)
+    return _train_genrm(model_path, data, spec, out_dir, rank, world_size, on_step)

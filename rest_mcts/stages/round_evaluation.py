@@ -49,7 +49,7 @@ def evaluate_round(ctx: Context, round_: Round) -> dict[str, float]:
         right = {result.problem_id: result.correct for result in greedy}
         metrics.update(length_accuracy(ctx.task, problems, [right[p.id] for p in problems], f"{split}/greedy"))
         if split == "test" and config.eval.pass_at_k and (round_.index == 0 or config.eval.pass_at_k_every_round):
-            metrics.update(pass_at_k_metrics(pool, problems, config, split))
+            metrics.update(pass_at_k_metrics(pool, problems, config, split, round_.index))
         trees = search_to_file(pool, problems, params, round_.path / f"eval_{split}_trees.jsonl", per_task,
                                f"round {round_.index} {split} MCTS*")
         metrics.update(mcts_metrics(ctx.task, problems, trees, split, margin))
@@ -83,7 +83,8 @@ def verifier_mcts_metrics(ctx: Context, round_: Round, pool, params, margin: flo
     return metrics
 
 
-def pass_at_k_metrics(pool, problems: list[Problem], config: RunConfig, split: str) -> dict[str, float]:
+def pass_at_k_metrics(pool, problems: list[Problem], config: RunConfig, split: str, round_index: int
+                      ) -> dict[str, float]:
     """pass@k and self-consistency over k sampled solutions per problem (`eval.pass_at_k`)."""
     k = config.eval.pass_at_k
     call = MethodCall("sampling", split, pool.settings.seed, BudgetPlan(0, k, k, k), config.search.mcts_params(),
@@ -91,8 +92,8 @@ def pass_at_k_metrics(pool, problems: list[Problem], config: RunConfig, split: s
     shards = shard(problems, config.cluster.problems_per_task, len(pool.workers))
     settings, pool.settings = pool.settings, replace(pool.settings, greedy_first=False)  # all k sampled
     try:
-        records = [record for batch in pool.map("run_call", shards, call, label=f"{split} pass@{k}")
-                   for record in batch]
+        label = f"round {round_index} {split} pass@{k}"
+        records = [record for batch in pool.map("run_call", shards, call, label=label) for record in batch]
     finally:
         pool.settings = settings
     metrics = {}
