@@ -2,8 +2,9 @@
 an index. Per node: the step text, visits, the PRM's score and the backed-up value, the inferred process rewards
 (hard estimate and quality value, the PRM's training targets), the true step label on synthetic tasks, tokens, and
 whether the step was pruned, is terminal, or ends right or wrong; paths to a right answer highlighted, the answer
-MCTS* chose marked beside the oracle's, every subtree foldable (`<details>`). `python -m rest_mcts.show_trees`
-writes them for a round; `iterate` logs a sample of each round's to W&B."""
+MCTS* chose marked beside the oracle's, every subtree foldable (`<details>`; a folded one says how many nodes it
+hides). `python -m rest_mcts.show_trees` writes them for a round; `iterate` logs a sample of each round's to W&B.
+tests/test_tree_page_browser.py checks them in headless Chromium."""
 
 from __future__ import annotations
 
@@ -24,13 +25,16 @@ body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em; color: #222; }
 h1 { font-size: 1.3em; } .meta { color: #555; margin-bottom: 1em; }
 details { margin-left: 1.4em; border-left: 1px solid #ccc; padding-left: 0.5em; }
 summary { cursor: pointer; padding: 1px 0; }
+details.leaf > summary { list-style-type: "•  "; cursor: default; }
+details[open] > summary > .folded { display: none; }
 .step { font-family: ui-monospace, monospace; white-space: pre-wrap; background: #f4f4f4; padding: 0 3px; }
 .right-path > summary .step { background: #d8f5d8; }
 .chosen > summary { outline: 2px solid #3060d0; }
 .figure { color: #555; font-size: 0.9em; margin-left: 0.6em; }
 .badge { font-size: 0.8em; padding: 0 4px; border-radius: 3px; margin-left: 4px; }
 .ok { background: #2e8b57; color: white; } .bad { background: #c0392b; color: white; }
-.pruned { background: #999; color: white; } .label-right { color: #2e8b57; } .label-wrong { color: #c0392b; }
+.pruned { background: #999; color: white; } .folded { color: #3060d0; font-size: 0.85em; margin-left: 6px; }
+.label-right, .label-wrong { margin-left: 6px; } .label-right { color: #2e8b57; } .label-wrong { color: #c0392b; }
 table { border-collapse: collapse; } th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
 th { cursor: pointer; background: #eee; }
 """
@@ -81,7 +85,7 @@ def _node_html(view: TreeView, node_id: int, chosen_path: set[int]) -> str:
     node = view.tree.nodes[node_id]
     reward = view.rewards.get(node_id)
     classes = [name for name, on in (("right-path", reward is not None and reward.hard_estimate > 0),
-                                     ("chosen", node_id == view.chosen)) if on]
+                                     ("chosen", node_id == view.chosen), ("leaf", not node.children)) if on]
     step = html.escape(node.step_text) if node_id else "(question)"
     figures = [f"visits {node.visit_count}", f"PRM {node.prm_score:.3f}", f"value {node.value:.3f}"]
     if reward is not None and node_id:
@@ -92,20 +96,29 @@ def _node_html(view: TreeView, node_id: int, chosen_path: set[int]) -> str:
         right = view.labels[node_id]
         badges.append(f'<span class="{"label-right" if right else "label-wrong"}" title="true step label">'
                       f'{"✓ step right" if right else "✗ step wrong"}</span>')
-    if node.pruned:
+    if node.pruned and node.children:  # search.expansion closes a node whose every child failed its check
+        badges.append('<span class="badge pruned">dead end (every child failed its check)</span>')
+    elif node.pruned:
         badges.append('<span class="badge pruned">pruned (check failed)</span>')
-    if node.is_terminal:
+    if node.is_terminal and not node.children:
         verdict = node.answer_correct
         text = "terminal" if verdict is None else "right answer" if verdict else "wrong answer"
         badges.append(f'<span class="badge {"" if verdict is None else "ok" if verdict else "bad"}">{text}</span>')
     if node_id == view.chosen:
         badges.append('<span class="badge ok">MCTS* answer</span>' if view.chosen_correct
                       else '<span class="badge bad">MCTS* answer</span>')
+    if node.children:  # shown while the subtree is folded
+        below = _subtree_size(view.tree, node_id) - 1
+        badges.append(f'<span class="folded">▸ {below} node{"s" if below > 1 else ""} folded</span>')
     children = "".join(_node_html(view, child, chosen_path) for child in node.children)
     on_right_path = reward is not None and reward.hard_estimate > 0
     opened = " open" if node_id in chosen_path or on_right_path or not node_id else ""
     return (f'<details class="{" ".join(classes)}"{opened} data-node="{node_id}"><summary><span class="step">{step}'
             f'</span><span class="figure">{" · ".join(figures)}</span>{"".join(badges)}</summary>{children}</details>')
+
+
+def _subtree_size(tree: Tree, node_id: int) -> int:
+    return 1 + sum(_subtree_size(tree, child) for child in tree.nodes[node_id].children)
 
 
 def tree_page(view: TreeView, title: str) -> str:
