@@ -3,7 +3,7 @@ that search a few problems and trainer ranks that take a few optimizer steps (ti
 colocated run names them (`search-worker<i>`, `trainer-rank<i>`, calls labelled "round 1 search" and
 "round 1 train_policy"); then a headless Chromium's screenshot of the dashboard's Actors page while they are up.
 
-    python experiments/screenshot_dashboard.py [OUT.png]     # default docs/images/ray-dashboard.png
+    python -m experiments.screenshot_dashboard [OUT.png]     # default docs/images/ray-dashboard.png
 
 tests/test_ray_dashboard.py runs the same round and reads Ray's state API and the node's metrics endpoint.
 """
@@ -11,7 +11,6 @@ tests/test_ray_dashboard.py runs the same round and reads Ray's state API and th
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -100,23 +99,18 @@ def run_tiny_round(folder: Path, search_workers: int = 2, trainer_ranks: int = 1
 def screenshot(dashboard_url: str, out: Path, page: str = "actors") -> None:
     """A PNG of the dashboard page `page` (its path after `#/`), logged in with the token as Ray's own login does:
     the `ray-authentication-token` cookie."""
-    from playwright.sync_api import sync_playwright
+    from experiments.screenshot_tree_page import chromium
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=shutil.which("chromium-headless-shell"),
-                                             args=["--no-sandbox"])
-        try:
-            context = browser.new_context(viewport={"width": 1600, "height": 760})
-            token = auth_headers().get("Authorization", "").removeprefix("Bearer ")
-            if token:
-                context.add_cookies([{"name": "ray-authentication-token", "value": token, "url": dashboard_url}])
-            view = context.new_page()
-            view.goto(f"{dashboard_url}/#/{page}", wait_until="networkidle")
-            view.get_by_text("search-worker0").first.wait_for(timeout=60_000)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            view.screenshot(path=str(out))
-        finally:
-            browser.close()
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 1600, "height": 760})
+        token = auth_headers().get("Authorization", "").removeprefix("Bearer ")
+        if token:
+            context.add_cookies([{"name": "ray-authentication-token", "value": token, "url": dashboard_url}])
+        view = context.new_page()
+        view.goto(f"{dashboard_url}/#/{page}", wait_until="networkidle")
+        view.get_by_text("search-worker0").first.wait_for(timeout=60_000)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        view.screenshot(path=str(out))
 
 
 def main(out: Path = REPO / "docs" / "images" / "ray-dashboard.png") -> None:
