@@ -35,7 +35,72 @@ def decodes_with_a_cache(model) -> bool:
     return cache_argument(model) is not None and getattr(model, "base_model", model) is not model
 
 
-class StepSampler:
+class StepParser:
+    """How generated token ids become a step, shared by every step sampler (this module's and the vLLM engine's,
+    `lm.vllm_engine`): which tokens stop a step, where the step ends, its text, its token count and whether it is
+    final (see `StepSampler` for the rules)."""
+
+    def __init__(self, tokenizer, delimiter: str, is_final_step: Callable[[str], bool], max_step_tokens: int,
+                 end_token_ids: Sequence[int | None] = ()):
+        if not delimiter:
+            raise ValueError("delimiter must be a non-empty string")
+        if max_step_tokens < 1:
+            raise ValueError("max_step_tokens must be at least 1")
+        if tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
+            raise ValueError("the tokenizer needs an EOS and a pad token")
+        self.tokenizer = tokenizer
+        self.delimiter = delimiter
+        self.is_final_step = is_final_step
+        self.max_step_tokens = max_step_tokens
+        self.eos_token_id = tokenizer.eos_token_id
+        self.pad_token_id = tokenizer.pad_token_id
+        delimiter_token_ids = [
+            token_id
+            for token_id in range(len(tokenizer))
+            if delimiter in tokenizer.decode([token_id], clean_up_tokenization_spaces=False)
+        ]
+        self.end_token_ids = frozenset([self.eos_token_id, *(i for i in end_token_ids if i is not None)])
+        """EOS and the model's other ends of text (a chat model's end of turn, from its generation config)."""
+        self.stop_token_ids = sorted(self.end_token_ids) + [i for i in delimiter_token_ids
+                                                            if i not in self.end_token_ids]
+        """The ends of text and every token whose text contains the delimiter: generation stops at any of them."""
+        self._stop_token_set = frozenset(self.stop_token_ids)
+        delimiter_ids = tokenizer(delimiter, add_special_tokens=False)["input_ids"]
+        self.stop_sequence = tuple(delimiter_ids) if len(delimiter_ids) > 1 else ()
+        """A delimiter of several tokens (a verifier's question): the cached decode also stops a row whose last
+        tokens are these (a tokenizer may spell the same text otherwise; `_step_end` cuts at the text either way)."""
+
+    def _to_step(self, token_ids: list[int]) -> ProposedStep:
+        """Turn one row of generated ids into a step: cut at the first stop, count, decode, classify."""
+        end, ended_by_eos = self._step_end(token_ids)
+        step_ids = token_ids[: end + 1]
+        text = self._decode(step_ids[:-1] if ended_by_eos else step_ids)
+        cut = text.find(self.delimiter)
+        if cut >= 0:
+            text = text[: cut + len(self.delimiter)]
+        is_final = ended_by_eos or cut < 0 or bool(self.is_final_step(text))
+        return ProposedStep(text=text, num_tokens=len(step_ids), is_final=is_final)
+
+    def _step_end(self, token_ids: list[int]) -> tuple[int, bool]:
+        """Index of the token that ends the step, and whether it is EOS.
+
+        Without any stop, the step runs to the last generated token (max_step_tokens of them: a row without a stop
+        is never padded, since generation only stops early when every row has stopped).
+        """
+        stop = next((i for i, token_id in enumerate(token_ids) if token_id in self._stop_token_set), None)
+        before_stop = token_ids if stop is None else token_ids[:stop]
+        if len(self.delimiter) > 1 and self.delimiter in self._decode(before_stop):
+            # A delimiter spread over several tokens, completed before any stop token.
+            return next(i for i in range(len(before_stop)) if self.delimiter in self._decode(token_ids[: i + 1])), False
+        if stop is None:
+            return len(token_ids) - 1, False
+        return stop, token_ids[stop] in self.end_token_ids
+
+    def _decode(self, token_ids: list[int]) -> str:
+        return self.tokenizer.decode(token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+
+class StepSampler(StepParser):
     """Samples next steps from a causal LM; `propose` matches `search.types.ProposeFn`.
 
     A step ends at the first generated token whose text contains `delimiter` (that token is kept and
@@ -68,10 +133,8 @@ class StepSampler:
         kv_store_mb: float = 0.0,
         greedy_first: bool = False,
     ):
-        if not delimiter:
-            raise ValueError("delimiter must be a non-empty string")
-        if max_step_tokens < 1 or max_batch_sequences < 1:
-            raise ValueError("max_step_tokens and max_batch_sequences must be at least 1")
+        if max_batch_sequences < 1:
+            raise ValueError("max_batch_sequences must be at least 1")
         if decode not in ("cached", "generate"):
             raise ValueError(f"decode must be 'cached' or 'generate', got {decode!r}")
         if decode == "cached" and not decodes_with_a_cache(model):
@@ -79,14 +142,11 @@ class StepSampler:
                              f"{type(model).__name__} does not (use decode='generate')")
         if temperature <= 0:
             raise ValueError("temperature must be positive; use greedy() for greedy decoding")
-        if tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
-            raise ValueError("the tokenizer needs an EOS and a pad token")
+        ends = model.generation_config.eos_token_id
+        super().__init__(tokenizer, delimiter, is_final_step, max_step_tokens,
+                         ends if isinstance(ends, list) else [ends])
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        self.tokenizer = tokenizer
-        self.delimiter = delimiter
-        self.is_final_step = is_final_step
-        self.max_step_tokens = max_step_tokens
         self.temperature = temperature
         self.top_k = top_k
         self.max_batch_sequences = max_batch_sequences
@@ -101,25 +161,6 @@ class StepSampler:
         """KV of the prefixes this sampler encoded or generated, kept across calls (a search tree's nodes), so
         expanding a node encodes nothing again; None: every call encodes its prompts."""
         self._calls = 0
-        self.eos_token_id = tokenizer.eos_token_id
-        self.pad_token_id = tokenizer.pad_token_id
-        delimiter_token_ids = [
-            token_id
-            for token_id in range(len(tokenizer))
-            if delimiter in tokenizer.decode([token_id], clean_up_tokenization_spaces=False)
-        ]
-        ends = model.generation_config.eos_token_id
-        ends = ends if isinstance(ends, list) else [ends] if ends is not None else []
-        self.end_token_ids = frozenset([self.eos_token_id, *ends])
-        """EOS and the model's other ends of text (a chat model's end of turn, from its generation config)."""
-        self.stop_token_ids = sorted(self.end_token_ids) + [i for i in delimiter_token_ids
-                                                            if i not in self.end_token_ids]
-        """The ends of text and every token whose text contains the delimiter: generation stops at any of them."""
-        self._stop_token_set = frozenset(self.stop_token_ids)
-        delimiter_ids = tokenizer(delimiter, add_special_tokens=False)["input_ids"]
-        self.stop_sequence = tuple(delimiter_ids) if len(delimiter_ids) > 1 else ()
-        """A delimiter of several tokens (a verifier's question): the cached decode also stops a row whose last
-        tokens are these (a tokenizer may spell the same text otherwise; `_step_end` cuts at the text either way)."""
 
     def reseed(self, seed: int) -> None:
         """Restart the private sampling stream at `seed` (calls then draw seed, seed + 1, ...)."""
@@ -294,35 +335,6 @@ class StepSampler:
             **sampling,
         )
         return output[:, input_ids.shape[1]:].tolist()
-
-    def _to_step(self, token_ids: list[int]) -> ProposedStep:
-        """Turn one row of generated ids into a step: cut at the first stop, count, decode, classify."""
-        end, ended_by_eos = self._step_end(token_ids)
-        step_ids = token_ids[: end + 1]
-        text = self._decode(step_ids[:-1] if ended_by_eos else step_ids)
-        cut = text.find(self.delimiter)
-        if cut >= 0:
-            text = text[: cut + len(self.delimiter)]
-        is_final = ended_by_eos or cut < 0 or bool(self.is_final_step(text))
-        return ProposedStep(text=text, num_tokens=len(step_ids), is_final=is_final)
-
-    def _step_end(self, token_ids: list[int]) -> tuple[int, bool]:
-        """Index of the token that ends the step, and whether it is EOS.
-
-        Without any stop, the step runs to the last generated token (max_step_tokens of them: a row without a stop
-        is never padded, since generation only stops early when every row has stopped).
-        """
-        stop = next((i for i, token_id in enumerate(token_ids) if token_id in self._stop_token_set), None)
-        before_stop = token_ids if stop is None else token_ids[:stop]
-        if len(self.delimiter) > 1 and self.delimiter in self._decode(before_stop):
-            # A delimiter spread over several tokens, completed before any stop token.
-            return next(i for i in range(len(before_stop)) if self.delimiter in self._decode(token_ids[: i + 1])), False
-        if stop is None:
-            return len(token_ids) - 1, False
-        return stop, token_ids[stop] in self.end_token_ids
-
-    def _decode(self, token_ids: list[int]) -> str:
-        return self.tokenizer.decode(token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
     @contextlib.contextmanager
     def _rng_scope(self):

@@ -36,7 +36,25 @@ def validate(config: RunConfig) -> None:
     if config.traces.oracle_step_filter and not TASKS[config.task.name].synthetic:
         raise ConfigError("--traces.oracle_step_filter: needs a synthetic task (true step labels)")
     _validate_round_verifier(config)
+    _validate_backend(config)
     placement_plan(config)
+
+
+def _validate_backend(config: RunConfig) -> None:
+    """With the vllm backend: vLLM installed, and the policy's head size one its attention takes (on CPU; the
+    embedded models' from --model.*, a checkpoint's from its config.json)."""
+    if config.search.backend != "vllm":
+        return
+    from lm.vllm_engine import EngineError, check_servable, import_vllm
+
+    try:
+        import_vllm()
+        if not config.cluster.gpus_per_worker:
+            path = config.model.policy_model
+            size = config.model.hidden_size // config.model.num_heads if not path else None
+            check_servable(path or "the embedded policy", "cpu", size)
+    except EngineError as error:
+        raise ConfigError(f"--search.backend vllm: {error}") from None
 
 
 def _validate_data_task(config: RunConfig) -> None:

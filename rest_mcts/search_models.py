@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from rest_mcts.config import RunConfig, TaskConfig, VerifierConfig
+from rest_mcts.config import EngineConfig, RunConfig, TaskConfig, VerifierConfig
 from rest_mcts.seeds import worker_seed
 
 if TYPE_CHECKING:
@@ -41,6 +41,11 @@ class SamplerSettings:
     """The verifier's settings (kind, format, checks per solution)."""
     step_check: bool = False
     """Run the task's execution check on every step the PRM scores (see SearchConfig.step_check)."""
+    backend: str = "hf"
+    """Who generates the steps: 'hf' or 'vllm' (see SearchConfig.backend)."""
+    engine: EngineConfig | None = None
+    """With the vllm backend, its engines' settings, the GPU share and tensor parallel size resolved
+    (`engine_for`)."""
 
     APPLIED_PER_REQUEST = ("temperature", "seed", "greedy_first", "step_check")
     """Fields a worker applies to its loaded sampler; a change of any other field but the verifier's loads the
@@ -53,7 +58,9 @@ class SamplerSettings:
                     greedy_first: bool = False) -> SamplerSettings:
         """Settings for `policy_path` and `prm_path` with the run's task and search section."""
         return cls(policy_path, prm_path, config.task, temperature, config.search.max_step_tokens, seed,
-                   config.search.decode, config.search.kv_store_mb, greedy_first, step_check=config.search.step_check)
+                   config.search.decode, config.search.kv_store_mb, greedy_first, step_check=config.search.step_check,
+                   backend=config.search.backend,
+                   engine=engine_for(config) if config.search.backend == "vllm" else None)
 
     def same_models(self, other: SamplerSettings | None) -> bool:
         """Whether `other` needs the same loaded policy and PRM (it differs at most in APPLIED_PER_REQUEST and
@@ -62,14 +69,29 @@ class SamplerSettings:
                                                        self.APPLIED_PER_REQUEST + self.VERIFIER_FIELDS}) == self
 
 
+def engine_for(config: RunConfig) -> EngineConfig:
+    """The `engine` section with what it leaves to the cluster resolved: the tensor parallel size (the worker's
+    GPUs) and each engine's share of a GPU's memory (0.85 of the worker's share, halved when the PRM is an engine
+    too, halved again when trainer ranks share the GPUs)."""
+    engine, cluster = config.engine, config.cluster
+    memory = engine.gpu_memory_utilization
+    if not memory and cluster.gpus_per_worker:
+        memory = 0.85 * min(1.0, cluster.gpus_per_worker)
+        memory /= 2 if engine.prm == "vllm" else 1
+        memory /= 2 if cluster.colocate and cluster.gpus_per_rank else 1
+    return replace(engine, gpu_memory_utilization=memory,
+                   tensor_parallel_size=engine.tensor_parallel_size or max(1, int(cluster.gpus_per_worker)))
+
+
 NEUTRAL_SCORE = 0.5
 """The value every step gets when no PRM exists yet (round-0 bootstrap search)."""
 
 
-def build_search_models(settings: SamplerSettings, device: str, worker_index: int
+def build_search_models(settings: SamplerSettings, device: str, worker_index: int, num_cpus: float = 1.0
                         ) -> tuple[Task, StepSampler, PRMScorer | None]:
     """The task, the step sampler (seeded `seeds.worker_seed(settings.seed, worker_index)`) and the PRM scorer
-    (None without a PRM checkpoint) that `settings` describe, on `device`."""
+    (None without a PRM checkpoint) that `settings` describe, on `device`; with the vllm backend, their engines'
+    threads bound to this worker's `num_cpus` cores."""
     from lm.build import load_policy, load_prm, load_tokenizer
     from lm.prm_scorer import PRMScorer
     from lm.sampler import StepSampler
@@ -77,6 +99,8 @@ def build_search_models(settings: SamplerSettings, device: str, worker_index: in
 
     tokenizer = load_tokenizer(settings.policy_path)
     task = get_task(settings.task, tokenizer)
+    if settings.backend == "vllm":
+        return task, *vllm_models(settings, task, tokenizer, device, worker_index, num_cpus)
     sampler = StepSampler(
         load_policy(settings.policy_path, device),
         tokenizer,
@@ -95,6 +119,32 @@ def build_search_models(settings: SamplerSettings, device: str, worker_index: in
         scorer = PRMScorer(load_prm(settings.prm_path, device), load_tokenizer(settings.prm_path), device,
                            kv_store_mb=settings.kv_store_mb)
     return task, sampler, scorer
+
+
+def vllm_models(settings: SamplerSettings, task: Task, tokenizer, device: str, worker_index: int, num_cpus: float):
+    """The vLLM step sampler and the PRM scorer (`engine.prm`: the project's or vLLM's pooling runner)."""
+    from lm.build import load_prm, load_tokenizer
+    from lm.prm_scorer import PRMScorer
+    from lm.vllm_engine import EngineOptions, VLLMPRMScorer, VLLMStepSampler, cpu_share, end_token_ids, start_engine
+
+    engine = settings.engine or EngineConfig()
+    options = EngineOptions(block_size=engine.block_size, kv_cache_gb=engine.kv_cache_gb,
+                            gpu_memory_utilization=engine.gpu_memory_utilization,
+                            tensor_parallel_size=max(1, engine.tensor_parallel_size),
+                            enforce_eager=engine.enforce_eager, max_model_len=engine.max_model_len,
+                            cpu_ids=cpu_share(worker_index, num_cpus) if device == "cpu" else "")
+    seed = worker_seed(settings.seed, worker_index)
+    sampler = VLLMStepSampler(start_engine(settings.policy_path, options, device, seed), tokenizer,
+                              task.step_delimiter, task.is_final_step, settings.max_step_tokens, settings.temperature,
+                              seed, settings.greedy_first, end_token_ids(settings.policy_path))
+    scorer = None
+    if settings.prm_path and engine.prm == "vllm":
+        scorer = VLLMPRMScorer(start_engine(settings.prm_path, options, device, seed, runner="pooling"),
+                               load_tokenizer(settings.prm_path))
+    elif settings.prm_path:
+        scorer = PRMScorer(load_prm(settings.prm_path, device), load_tokenizer(settings.prm_path), device,
+                           kv_store_mb=settings.kv_store_mb)
+    return sampler, scorer
 
 
 def load_verifier(path: str, verifier: VerifierConfig, device: str, seed: int = 0, kind: str | None = None):

@@ -61,6 +61,7 @@ class SearchWorker:
 
         torch.set_num_threads(max(1, int(num_cpus)))  # oversubscribed threads are the classic CPU slowdown
         self.worker_index = worker_index
+        self.num_cpus = num_cpus
         self.metrics = SearchWorkerMetrics(worker_index)
         self.settings: SamplerSettings | None = None
         self._use(settings)
@@ -78,7 +79,9 @@ class SearchWorker:
             self.sampler.greedy_first = settings.greedy_first
             self.sampler.reseed(worker_seed(settings.seed, self.worker_index))
         else:
-            self.task, self.sampler, self.scorer = build_search_models(settings, pick_device(), self.worker_index)
+            self.release_engines()
+            self.task, self.sampler, self.scorer = build_search_models(settings, pick_device(), self.worker_index,
+                                                                       self.num_cpus)
         if settings.verifier_path and (self.settings is None or (settings.verifier_path, settings.verifier) != (
                 self.settings.verifier_path, self.settings.verifier)):
             self.verifier = load_verifier(settings.verifier_path, settings.verifier, pick_device(),
@@ -86,6 +89,13 @@ class SearchWorker:
         elif not settings.verifier_path:
             self.verifier = None
         self.settings = settings
+
+    def release_engines(self) -> None:
+        """Drop the models this worker serves, so that new checkpoints' engines (vllm backend) find the memory."""
+        import gc
+
+        self.sampler = self.scorer = None
+        gc.collect()
 
     def pid(self) -> int:
         """This worker's process id (a restarted worker has a new one)."""

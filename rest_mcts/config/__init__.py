@@ -12,14 +12,14 @@ from rest_mcts.config.checks import (
     ConfigError,
     check_values,
 )
+from rest_mcts.config.cluster import PLACEMENT_STRATEGIES, ClusterConfig
+from rest_mcts.config.engine import BACKENDS, ENGINE_PRM, EngineConfig
 from rest_mcts.config.sections import (
     ANSWER_FORMATS,
     DATA_TASK_FIELDS,
-    PLACEMENT_STRATEGIES,
     VERIFIER_DATA,
     VERIFIER_EVAL_AS,
     WANDB_MODES,
-    ClusterConfig,
     EvalConfig,
     LoggingConfig,
     ModelConfig,
@@ -37,7 +37,10 @@ from trainers.spec import VERIFIER_KINDS
 __all__ = [
     "ANSWER_FORMATS",
     "ClusterConfig",
+    "BACKENDS",
     "ConfigError",
+    "ENGINE_PRM",
+    "EngineConfig",
     "DATA_TASK_FIELDS",
     "EvalConfig",
     "LoggingConfig",

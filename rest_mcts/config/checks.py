@@ -8,9 +8,10 @@ import math
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 
+from rest_mcts.config.cluster import PLACEMENT_STRATEGIES
+from rest_mcts.config.engine import BACKENDS, ENGINE_PRM
 from rest_mcts.config.sections import (
     ANSWER_FORMATS,
-    PLACEMENT_STRATEGIES,
     VERIFIER_DATA,
     VERIFIER_EVAL_AS,
     WANDB_MODES,
@@ -49,7 +50,8 @@ class ConfigError(ValueError):
 RANGES: dict[str, tuple[float, float | None]] = {
     "seed": (0, None), "task.train_problems": (1, None), "task.data_seed": (0, None),
     "search.exploration_constant": (0, None), "search.unvisited_bonus": (0, None), "search.end_gate": (0, 1),
-    "search.kv_store_mb": (0, None), "traces.max_per_problem": (1, None),
+    "search.kv_store_mb": (0, None), "engine.kv_cache_gb": (1, None), "engine.gpu_memory_utilization": (0, 1),
+    "engine.tensor_parallel_size": (0, None), "engine.max_model_len": (0, None), "traces.max_per_problem": (1, None),
     "eval.pass_at_k": (0, None), "eval.answer_margin": (0, 1), "eval.initial_branch": (0, None),
     "search.initial_branch": (0, None), "search.widen_branch": (1, None), "search.widen_below": (0, 1),
     "search.widen_visits": (0, None),
@@ -126,6 +128,14 @@ def check_values(config: RunConfig) -> None:
         raise ConfigError(f"--values.nodes {config.values.nodes!r}: expected one of {VALUE_NODES}")
     if config.search.decode not in ("cached", "generate"):
         raise ConfigError(f"--search.decode {config.search.decode!r}: expected 'cached' or 'generate'")
+    if config.search.backend not in BACKENDS:
+        raise ConfigError(f"--search.backend {config.search.backend!r}: expected one of {BACKENDS}")
+    if config.engine.prm not in ENGINE_PRM:
+        raise ConfigError(f"--engine.prm {config.engine.prm!r}: expected one of {ENGINE_PRM}")
+    if config.engine.block_size < 1 or (config.search.backend == "vllm" and config.cluster.gpus_per_worker == 0
+                                        and config.engine.block_size % 32):
+        raise ConfigError(f"--engine.block_size {config.engine.block_size}: expected a positive multiple of 32 "
+                          f"(vLLM's CPU attention takes no other)")
     match = config.rest_em.match_tokens_of
     if match and not (Path(match) / "config.yaml").exists():
         raise ConfigError(f"--rest_em.match_tokens_of {match}: not an iterate run folder (no config.yaml)")

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from lm.verifier_format import VerifierFormat
+from rest_mcts.config.cluster import ClusterConfig
+from rest_mcts.config.engine import EngineConfig
 from search.mcts import MCTSParams
 from trainers.spec import TrainSpec
 
@@ -115,6 +117,9 @@ class SearchConfig(MCTSParams):
     """Step sampling: 'cached' (each prefix encoded once for all its samples, rows leave the batch as they
     stop; honours temperature, top-k and suppressed tokens) or 'generate' (transformers' generate, which
     also honours the rest of a model's generation config)."""
+    backend: str = "hf"
+    """Who generates steps in the search workers: 'hf' (transformers and the project's batched KV cache, right for
+    small models on CPU) or 'vllm' (a vLLM engine per worker, prefix caching on: the `engine` section)."""
     kv_store_mb: float = 256.0
     """Memory per model and search worker for the KV of tree nodes kept across simulations, so that expanding
     or scoring under a node encodes only the new step (least recently used dropped first; 0: off)."""
@@ -282,50 +287,6 @@ class VerifierConfig:
 
 
 @dataclass(frozen=True)
-class ClusterConfig:
-    ray_address: str = ""
-    """Address of an existing Ray cluster (empty: start a local one)."""
-    dashboard_host: str = "127.0.0.1"
-    """Interface the Ray dashboard listens on (local clusters only)."""
-    search_workers: int = 2
-    """Ray search workers (actors)."""
-    cpus_per_worker: float = 1.0
-    """CPUs per search worker; torch threads are set to this share."""
-    gpus_per_worker: float = 0.0
-    """GPUs per search worker."""
-    trainer_ranks: int = 2
-    """DeepSpeed ranks (one Ray actor each)."""
-    cpus_per_rank: float = 1.0
-    """CPUs per trainer rank."""
-    gpus_per_rank: float = 0.0
-    """GPUs per trainer rank (1 on a GPU cluster)."""
-    colocate: bool = True
-    """Search workers and trainer ranks share a Ray placement group (worker i and rank i on bundle i, half of it
-    each) and stay up for the whole run, as stages never overlap; off: each stage's actors are stopped before the
-    other kind starts (for models that do not fit twice on a device)."""
-    cpu_shm_comm: bool = False
-    """On CPU, let DeepSpeed use its shared-memory allreduce (compiled on first use, 70-90 s); off: plain gloo."""
-    problems_per_task: int = 40
-    """Problems per Ray search task; finished tasks are appended to trees.jsonl."""
-    timeout_s: float = 1800.0
-    """Longest wait for one Ray call or collective; a hang is a bug."""
-    nodes: int = 1
-    """Nodes of the Ray cluster the run expects (more than 1: join one with --ray-address); the plan lays the
-    placement groups out over them and a run warns when the cluster has fewer."""
-    gpus_per_node: int = 0
-    """GPUs on each node, for the plan's check that the placement groups fit (0: not checked)."""
-    cpus_per_node: int = 0
-    """CPUs on each node, for the plan's check that the placement groups fit (0: not checked)."""
-    placement_strategy: str = "PACK"
-    """Ray strategy of the placement groups: PACK (as few nodes as fit; rank i beside rank i+1), SPREAD (across
-    nodes, best effort), STRICT_PACK (one node or fail) or STRICT_SPREAD (one bundle per node or fail)."""
-
-
-PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
-"""Ray's placement group strategies (`ClusterConfig.placement_strategy`)."""
-
-
-@dataclass(frozen=True)
 class LoggingConfig:
     run_dir: str = "runs"
     """Folder that holds the experiment folders."""
@@ -373,6 +334,7 @@ class RunConfig:
     verifier_train: TrainConfig = field(
         default_factory=lambda: TrainConfig(learning_rate=5e-4, warmup_steps=30, max_steps=400, warm_start_steps=0)
     )
+    engine: EngineConfig = field(default_factory=EngineConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
