@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.placement_group import placement_group, placement_group_table, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from rest_mcts.plan import GroupPlan, colocated_group
@@ -37,13 +37,28 @@ def check_ray_address(address: str, timeout_s: float = 10.0) -> None:
                          f"start one with `ray start --head` or correct the address") from None
 
 
+DRIVER_FOLDER = "REST_MCTS_DRIVER_FOLDER"
+"""Environment variable that hands the driver's working folder to the workers of a joined cluster."""
+
+
+def enter_driver_folder() -> None:
+    """Ray's setup hook for each worker of a joined cluster: work in the driver's folder (`DRIVER_FOLDER`) where
+    this node has it, since Ray starts the worker in the folder its node's `ray start` ran in."""
+    folder = os.environ.get(DRIVER_FOLDER, "")
+    if os.path.isdir(folder):
+        os.chdir(folder)
+
+
 def start_ray(address: str, dashboard_host: str, nodes: int = 1) -> None:
     """Join the Ray cluster at `address`, or start a local one with its dashboard on `dashboard_host`; warn when
     the cluster has fewer than the `nodes` the run was planned for (`cluster.nodes`)."""
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     check_ray_address(address)
     if address:
-        context = ray.init(address=address, log_to_driver=False)
+        # The run's relative paths (the run folder, models, data) must mean the same on every worker.
+        context = ray.init(address=address, log_to_driver=False, runtime_env={
+            "worker_process_setup_hook": f"{__name__}.{enter_driver_folder.__name__}",
+            "env_vars": {DRIVER_FOLDER: os.getcwd()}})
     else:
         context = ray.init(include_dashboard=True, dashboard_host=dashboard_host,
                            log_to_driver=False, logging_level=logging.WARNING)
@@ -75,7 +90,14 @@ class Placement:
                 f"{' and '.join(plan.kinds)}, strategy {plan.strategy}) within {timeout_s:.0f} s; the cluster has "
                 f"{ray.cluster_resources()} on {alive} nodes. Ask for fewer --cluster.search_workers / "
                 f"--cluster.trainer_ranks or CPUs/GPUs each (--dry-run prints the plan)")
-        logger.info("placement group %s: %d bundles of %s, %s", name, len(self.bundles), plan.bundle, plan.strategy)
+        logger.info("placement group %s: %d bundles of %s, %s, on nodes %s", name, len(self.bundles), plan.bundle,
+                    plan.strategy, self.bundle_nodes())
+
+    def bundle_nodes(self) -> list[str]:
+        """The Ray node id of each bundle, in bundle order, as Ray placed them (a bundle of a lost node is placed
+        again where it fits; empty until then)."""
+        nodes = placement_group_table(self.group).get("bundles_to_node_id", {})
+        return [nodes.get(index, "") for index in range(len(self.bundles))]
 
     def actor_options(self, index: int, num_cpus: float, num_gpus: float) -> dict[str, Any]:
         """Ray options for the actor of one kind on bundle `index`: its share of the bundle (`GroupPlan.actor_ask`)."""

@@ -19,6 +19,21 @@ def ray_cluster():
     ray.shutdown()
 
 
+@pytest.fixture(scope="session")
+def search_settings(tmp_path_factory):
+    """Search-worker settings over a tiny policy and PRM (one layer, two heads) on modchain, sampling at 1.0."""
+    from lm.build import build_tiny_policy, prm_from_policy
+    from lm.checkpoints import save_checkpoint
+    from lm.tokenizer import build_char_tokenizer
+    from rest_mcts.search_models import SamplerSettings
+
+    folder = tmp_path_factory.mktemp("checkpoints")
+    tokenizer = build_char_tokenizer()
+    save_checkpoint(build_tiny_policy(tokenizer, 32, 1, 2, 64, 256, seed=0), tokenizer, folder / "policy")
+    save_checkpoint(prm_from_policy(folder / "policy", seed=1), tokenizer, folder / "prm")
+    return SamplerSettings(str(folder / "policy"), str(folder / "prm"), "modchain", 1.0, 8, seed=5, kv_store_mb=0.0)
+
+
 COMPARISON_GROUP = "tiny-comparison"
 
 

@@ -11,20 +11,6 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory):
-    from lm.build import build_tiny_policy, prm_from_policy
-    from lm.checkpoints import save_checkpoint
-    from lm.tokenizer import build_char_tokenizer
-    from rest_mcts.search_models import SamplerSettings
-
-    folder = tmp_path_factory.mktemp("checkpoints")
-    tokenizer = build_char_tokenizer()
-    save_checkpoint(build_tiny_policy(tokenizer, 32, 1, 2, 64, 256, seed=0), tokenizer, folder / "policy")
-    save_checkpoint(prm_from_policy(folder / "policy", seed=1), tokenizer, folder / "prm")
-    return SamplerSettings(str(folder / "policy"), str(folder / "prm"), "modchain", 1.0, 8, seed=5, kv_store_mb=0.0)
-
-
 def search_round(settings, path, kill_after_first: bool):
     """Search 12 problems in 12 shards on two workers into `path`; with `kill_after_first`, SIGKILL the process
     of the worker still searching when the first shard comes back. Returns (trees, the killed pid or None,
@@ -60,8 +46,9 @@ def search_round(settings, path, kill_after_first: bool):
     return trees, (killed[0] if killed else None), pids
 
 
-def test_a_killed_search_worker_is_restarted_and_the_round_has_one_tree_per_problem(ray_cluster, settings, tmp_path):
-    trees, killed, pids = search_round(settings, tmp_path / "killed.jsonl", kill_after_first=True)
+def test_a_killed_search_worker_is_restarted_and_the_round_has_one_tree_per_problem(ray_cluster, search_settings,
+                                                                                   tmp_path):
+    trees, killed, pids = search_round(search_settings, tmp_path / "killed.jsonl", kill_after_first=True)
     assert killed is not None and killed not in pids  # the worker died and a new process took its place
 
     lines = (tmp_path / "killed.jsonl").read_text().splitlines()
@@ -69,5 +56,5 @@ def test_a_killed_search_worker_is_restarted_and_the_round_has_one_tree_per_prob
     assert len(ids) == 12 and len(set(ids)) == 12  # none lost, none duplicated
     assert [tree.problem_id for tree in trees] == sorted(ids, key=[t.problem_id for t in trees].index)
 
-    reference, _, _ = search_round(settings, tmp_path / "whole.jsonl", kill_after_first=False)
+    reference, _, _ = search_round(search_settings, tmp_path / "whole.jsonl", kill_after_first=False)
     assert [tree.to_dict() for tree in trees] == [tree.to_dict() for tree in reference]  # the retried shard too
