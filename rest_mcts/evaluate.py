@@ -25,7 +25,7 @@ from rest_mcts.comparison import Comparison, SummaryRow, compare_mcts, summarize
 from rest_mcts.config import ConfigError, RunConfig
 from rest_mcts.flags import add_config_arguments, config_from_args, load_yaml, read_saved_config
 from rest_mcts.methods import METHODS, SAMPLING_METHODS, VERIFIER_METHODS, MethodCall, MethodRecord, plan_budget
-from rest_mcts.preflight import check_local_resources, check_wandb
+from rest_mcts.preflight import check_backend, check_local_resources, check_wandb
 from rest_mcts.rounds import Round, finished_rounds
 from rest_mcts.search_models import SamplerSettings
 from rest_mcts.seeds import round_sampling_seed
@@ -331,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         from rest_mcts.placement import check_ray_address
 
         check_local_resources(plan.config)
+        check_backend(plan.config)
         check_wandb(plan.config)
         check_ray_address(plan.config.cluster.ray_address)
     except (ConfigError, ValueError) as error:

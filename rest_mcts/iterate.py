@@ -23,6 +23,7 @@ from rest_mcts.config import ConfigError, RunConfig
 from rest_mcts.flags import add_config_arguments, config_from_args, read_saved_config, save_yaml, to_dict
 from rest_mcts.plan import placement_plan
 from rest_mcts.preflight import (
+    check_backend,
     check_local_resources,
     check_run_folder,
     check_task_data,
@@ -158,6 +159,7 @@ def dry_run_report(config: RunConfig) -> str:
         f"model paths, which a run loads before it starts: {', '.join(paths) or 'none given (embedded models)'}",
         "task data, which a run reads before it starts (every split it draws)",
         "the cluster itself: Ray was not started or joined",
+        *(["the vllm backend: whether vLLM is installed here"] if config.search.backend == "vllm" else []),
     ]
     return ("# Resolved configuration (python -m rest_mcts.iterate --dry-run)\n" + save_yaml(config)
             + "---\n# Placement plan: nothing was started, loaded or written\n"
@@ -201,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         from rest_mcts.placement import check_ray_address
 
         check_local_resources(config)
+        check_backend(config)
         check_wandb(config)
         check_run_folder(config, args.resume)
         check_model_paths(config)

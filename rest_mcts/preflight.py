@@ -36,13 +36,13 @@ def validate(config: RunConfig) -> None:
     if config.traces.oracle_step_filter and not TASKS[config.task.name].synthetic:
         raise ConfigError("--traces.oracle_step_filter: needs a synthetic task (true step labels)")
     _validate_round_verifier(config)
-    _validate_backend(config)
     placement_plan(config)
 
 
-def _validate_backend(config: RunConfig) -> None:
-    """With the vllm backend: vLLM installed, and the policy's head size one its attention takes (on CPU; the
-    embedded models' from --model.*, a checkpoint's from its config.json)."""
+def check_backend(config: RunConfig) -> None:
+    """With the vllm backend: vLLM installed on this machine, and the policy's head size one its attention takes
+    (on CPU; the embedded models' from --model.*, a checkpoint's from its config.json). A check of the machine,
+    which a dry run leaves out."""
     if config.search.backend != "vllm":
         return
     from lm.vllm_engine import EngineError, check_servable, import_vllm

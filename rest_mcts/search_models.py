@@ -132,6 +132,7 @@ def vllm_models(settings: SamplerSettings, task: Task, tokenizer, device: str, w
                             gpu_memory_utilization=engine.gpu_memory_utilization,
                             tensor_parallel_size=max(1, engine.tensor_parallel_size),
                             enforce_eager=engine.enforce_eager, max_model_len=engine.max_model_len,
+                            dtype=engine.dtype or ("float32" if device == "cpu" else "auto"),
                             cpu_ids=cpu_share(worker_index, num_cpus) if device == "cpu" else "")
     seed = worker_seed(settings.seed, worker_index)
     sampler = VLLMStepSampler(start_engine(settings.policy_path, options, device, seed), tokenizer,

@@ -122,8 +122,8 @@ def test_prm_scores_of_the_pooling_runner_equal_the_project_scorer(models):
     _, _, prm, engine_prm = models
     scored = [prefix for prefix in prefixes() if prefix.steps]
     expected, got = prm.score(scored), engine_prm.score(scored)
-    assert max(abs(a - b) for a, b in zip(expected, got)) < 2e-4
-    assert engine_prm.score_all_steps(scored[-1]) == pytest.approx(prm.score_all_steps(scored[-1]), abs=2e-4)
+    assert max(abs(a - b) for a, b in zip(expected, got)) < 1e-5
+    assert engine_prm.score_all_steps(scored[-1]) == pytest.approx(prm.score_all_steps(scored[-1]), abs=1e-5)
 
 
 @needs_vllm
