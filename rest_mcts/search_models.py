@@ -71,13 +71,13 @@ class SamplerSettings:
 
 def engine_for(config: RunConfig) -> EngineConfig:
     """The `engine` section with what it leaves to the cluster resolved: the tensor parallel size (the worker's
-    GPUs) and each engine's share of a GPU's memory (0.85 of the worker's share, halved when the PRM is an engine
-    too, halved again when trainer ranks share the GPUs)."""
+    GPUs) and each engine's share of a GPU's memory (0.85 of the worker's share, halved for the PRM beside it, as an
+    engine or the project's scorer, halved again when trainer ranks share the GPUs)."""
     engine, cluster = config.engine, config.cluster
     memory = engine.gpu_memory_utilization
     if not memory and cluster.gpus_per_worker:
         memory = 0.85 * min(1.0, cluster.gpus_per_worker)
-        memory /= 2 if engine.prm == "vllm" else 1
+        memory /= 2  # the PRM lives on the same GPUs, as a second engine or in the project's scorer
         memory /= 2 if cluster.colocate and cluster.gpus_per_rank else 1
     return replace(engine, gpu_memory_utilization=memory,
                    tensor_parallel_size=engine.tensor_parallel_size or max(1, int(cluster.gpus_per_worker)))

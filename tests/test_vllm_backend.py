@@ -181,3 +181,23 @@ def test_a_tiny_round_and_an_evaluation_through_the_cli_on_the_vllm_backend(tmp_
     greedy = {backend: sorted((r["problem_id"], r["tokens"], r["correct"]) for r in rows if r["method"] == "greedy")
               for backend, rows in records.items()}
     assert greedy["vllm"] == greedy["hf"]  # the same steps, counted the same way
+
+
+def test_the_engine_takes_its_gpu_share_and_tensor_parallel_size_from_the_cluster():
+    from rest_mcts.config import ClusterConfig, EngineConfig, RunConfig, SearchConfig
+    from rest_mcts.search_models import SamplerSettings, engine_for
+
+    def engine(cluster: ClusterConfig, **fields) -> EngineConfig:
+        return engine_for(RunConfig(search=SearchConfig(backend="vllm"), cluster=cluster,
+                                    engine=EngineConfig(**fields)))
+
+    colocated = engine(ClusterConfig(gpus_per_worker=1, gpus_per_rank=1))
+    assert (colocated.gpu_memory_utilization, colocated.tensor_parallel_size) == (pytest.approx(0.85 / 4), 1)
+    alone = engine(ClusterConfig(gpus_per_worker=2, colocate=False))
+    assert (alone.gpu_memory_utilization, alone.tensor_parallel_size) == (pytest.approx(0.85 / 2), 2)
+    assert engine(ClusterConfig(gpus_per_worker=2), gpu_memory_utilization=0.3,
+                  tensor_parallel_size=1).gpu_memory_utilization == 0.3  # given: kept
+    assert engine(ClusterConfig()).gpu_memory_utilization == 0  # CPU: no GPU share
+    settings = SamplerSettings.from_config(RunConfig(search=SearchConfig(backend="vllm")), "p", "q", 0.7, 0)
+    assert settings.backend == "vllm" and settings.engine == engine(ClusterConfig())
+    assert SamplerSettings.from_config(RunConfig(), "p", "q", 0.7, 0).engine is None

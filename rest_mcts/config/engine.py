@@ -26,8 +26,9 @@ class EngineConfig:
     kv_cache_gb: float = 1.0
     """KV cache per engine on CPU (VLLM_CPU_KVCACHE_SPACE, whole GB)."""
     gpu_memory_utilization: float = 0.0
-    """Share of a GPU's memory each engine may take; 0: 0.85 of the worker's GPU share, halved when the PRM is
-    also an engine, and halved again when trainer ranks are colocated on the same GPUs."""
+    """Share of a GPU's memory each engine may take; 0: 0.85 of the worker's GPU share, halved for the PRM beside it
+    (served by the project's scorer or as a second engine), and halved again when trainer ranks are colocated on the
+    same GPUs."""
     tensor_parallel_size: int = 0
     """GPUs each engine shards its model over; 0: the worker's --cluster.gpus_per_worker (at least 1)."""
     enforce_eager: bool = True
