@@ -41,7 +41,9 @@ class StepParser:
     final (see `StepSampler` for the rules)."""
 
     def __init__(self, tokenizer, delimiter: str, is_final_step: Callable[[str], bool], max_step_tokens: int,
-                 end_token_ids: Sequence[int | None] = ()):
+                 end_token_ids: int | Sequence[int] | None = None):
+        """`end_token_ids`: the model's own ends of text beside the tokenizer's EOS, as a generation config writes
+        its `eos_token_id` (one id, a list of them, or None)."""
         if not delimiter:
             raise ValueError("delimiter must be a non-empty string")
         if max_step_tokens < 1:
@@ -59,7 +61,8 @@ class StepParser:
             for token_id in range(len(tokenizer))
             if delimiter in tokenizer.decode([token_id], clean_up_tokenization_spaces=False)
         ]
-        self.end_token_ids = frozenset([self.eos_token_id, *(i for i in end_token_ids if i is not None)])
+        ends = [] if end_token_ids is None else [end_token_ids] if isinstance(end_token_ids, int) else end_token_ids
+        self.end_token_ids = frozenset([self.eos_token_id, *ends])
         """EOS and the model's other ends of text (a chat model's end of turn, from its generation config)."""
         self.stop_token_ids = sorted(self.end_token_ids) + [i for i in delimiter_token_ids
                                                             if i not in self.end_token_ids]
@@ -142,9 +145,7 @@ class StepSampler(StepParser):
                              f"{type(model).__name__} does not (use decode='generate')")
         if temperature <= 0:
             raise ValueError("temperature must be positive; use greedy() for greedy decoding")
-        ends = model.generation_config.eos_token_id
-        super().__init__(tokenizer, delimiter, is_final_step, max_step_tokens,
-                         ends if isinstance(ends, list) else [ends])
+        super().__init__(tokenizer, delimiter, is_final_step, max_step_tokens, model.generation_config.eos_token_id)
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.temperature = temperature

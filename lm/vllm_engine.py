@@ -79,12 +79,11 @@ def head_size(path: str | Path) -> int:
     return int(config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"])
 
 
-def end_token_ids(path: str | Path) -> list[int]:
-    """The model's ends of text from its generation_config.json (a chat model's end of turn), as `StepSampler`
-    reads them from `model.generation_config`; none without the file."""
+def end_token_ids(path: str | Path) -> int | list[int] | None:
+    """The `eos_token_id` of the checkpoint's generation_config.json (a chat model's end of turn), as `StepSampler`
+    reads it from `model.generation_config`; None without the file."""
     file = Path(path) / "generation_config.json"
-    ends = json.loads(file.read_text()).get("eos_token_id") if file.exists() else None
-    return ends if isinstance(ends, list) else [] if ends is None else [ends]
+    return json.loads(file.read_text()).get("eos_token_id") if file.exists() else None
 
 
 def check_servable(path: str | Path, device: str, size: int | None = None) -> None:
@@ -137,7 +136,7 @@ class VLLMStepSampler(StepParser):
 
     def __init__(self, llm, tokenizer, delimiter: str, is_final_step: Callable[[str], bool], max_step_tokens: int,
                  temperature: float = 1.0, seed: int | None = None, greedy_first: bool = False,
-                 end_token_ids: Sequence[int | None] = ()):
+                 end_token_ids: int | Sequence[int] | None = None):
         if temperature <= 0:
             raise ValueError("temperature must be positive; use greedy() for greedy decoding")
         super().__init__(tokenizer, delimiter, is_final_step, max_step_tokens, end_token_ids)
