@@ -36,7 +36,10 @@ class GenerativeVerifier:
 
     def __init__(self, model, tokenizer, verifier_format: VerifierFormat | None = None, rationales: int = 0,
                  max_rationale_tokens: int = 128, temperature: float = 1.0, device: str | torch.device = "cpu",
-                 batch_size: int = 64, seed: int = 0):
+                 batch_size: int = 64, seed: int = 0, writer=None):
+        """`writer`: what writes GenRM-CoT's checks (a step sampler whose delimiter is the format's question and
+        whose every step is final, such as a `lm.vllm_engine.VLLMStepSampler`); by default a `StepSampler` on
+        `model`."""
         if rationales < 0 or max_rationale_tokens < 1 or batch_size < 1:
             raise ValueError("rationales must be 0 or more, max_rationale_tokens and batch_size at least 1")
         verifier_format = verifier_format or VerifierFormat()
@@ -51,8 +54,8 @@ class GenerativeVerifier:
         yes, no = verdict_token_ids(tokenizer, verifier_format)
         self.yes_ids = torch.tensor(yes, device=self.device)
         self.no_ids = torch.tensor(no, device=self.device)
-        self.writer = None
-        if rationales:
+        self.writer = writer if rationales else None
+        if rationales and writer is None:
             from lm.sampler import StepSampler, decodes_with_a_cache
 
             # A check is written like one long step that ends when the model asks the question.

@@ -27,6 +27,10 @@ CPU_BLOCK_MULTIPLE = 32
 """vLLM's CPU attention takes KV blocks of a multiple of 32 tokens (16 fails at engine start)."""
 
 
+MAX_TEMPERATURE = 2.0
+"""The hottest sampling vLLM's `SamplingParams` take."""
+
+
 class EngineError(RuntimeError):
     """vLLM is missing, cannot serve this model, or did not start; the message names the checkpoint and the cause."""
 
@@ -137,8 +141,9 @@ class VLLMStepSampler(StepParser):
     def __init__(self, llm, tokenizer, delimiter: str, is_final_step: Callable[[str], bool], max_step_tokens: int,
                  temperature: float = 1.0, seed: int | None = None, greedy_first: bool = False,
                  end_token_ids: int | Sequence[int] | None = None):
-        if temperature <= 0:
-            raise ValueError("temperature must be positive; use greedy() for greedy decoding")
+        if not 0 < temperature <= MAX_TEMPERATURE:
+            raise ValueError(f"temperature must be positive and at most {MAX_TEMPERATURE} (vLLM's limit); use "
+                             f"greedy() for greedy decoding")
         super().__init__(tokenizer, delimiter, is_final_step, max_step_tokens, end_token_ids)
         self.llm = llm
         self.temperature = temperature
@@ -184,9 +189,12 @@ class VLLMStepSampler(StepParser):
         """Sampling parameters of one request: `n` samples at the sampler's temperature from `seed`, or the argmax."""
         from vllm import SamplingParams
 
+        # A delimiter of several tokens (GenRM-CoT's question) stops the engine as text; `_to_step` cuts it either way.
+        stop = (dict(stop=[self.delimiter], include_stop_str_in_output=True, detokenize=True) if self.stop_sequence
+                else dict(detokenize=False))
         return SamplingParams(n=n, temperature=0.0 if greedy else self.temperature, top_p=1.0, top_k=0,
                               max_tokens=self.max_step_tokens, stop_token_ids=list(self.stop_token_ids),
-                              seed=seed, detokenize=False, skip_special_tokens=False)
+                              seed=seed, skip_special_tokens=False, **stop)
 
     def _run(self, requests: list[tuple[Prefix, object]]) -> list[list[ProposedStep]]:
         """One engine call over every request; each request's steps, in request order."""
@@ -196,8 +204,16 @@ class VLLMStepSampler(StepParser):
             return []
         prompts = [TokensPrompt(prompt_token_ids=encode_steps(self.tokenizer, prefix.prompt, prefix.steps).input_ids)
                    for prefix, _ in requests]
-        outputs = self.llm.generate(prompts, [params for _, params in requests], use_tqdm=False)
+        with _own_rng():  # requests are seeded; the engine's other draws leave the caller's streams alone
+            outputs = self.llm.generate(prompts, [params for _, params in requests], use_tqdm=False)
         return [[self._to_step(list(sample.token_ids)) for sample in output.outputs] for output in outputs]
+
+
+def _own_rng():
+    """Torch's global random state (CPU, and this process's GPU) restored on exit."""
+    import torch
+
+    return torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_available() else [])
 
 
 def _request_seed(seed: int, call: int, index: int) -> int:

@@ -14,6 +14,8 @@ prints), with `cluster.placement_strategy`.
 
 from __future__ import annotations
 
+import logging
+
 from rest_mcts.config import ClusterConfig
 from rest_mcts.placement import Placement
 from rest_mcts.plan import SEARCH_WORKER, TRAINER_RANK, group_of
@@ -21,6 +23,7 @@ from rest_mcts.search_models import SamplerSettings
 from rest_mcts.train_workers import TrainerGroup
 from rest_mcts.workers import SearchPool
 
+logger = logging.getLogger("rest_mcts")
 
 class Actors:
     """A run's search workers and trainer ranks, started on first use, in the placement groups of the plan.
@@ -66,6 +69,11 @@ class Actors:
         cluster = self.cluster
         if not cluster.colocate:
             self.release_search_pool()
+        elif self._pool is not None and self._pool.settings.backend == "vllm":
+            # Colocated vLLM engines leave the devices to the trainers (what vLLM's sleep mode would do); training
+            # makes new checkpoints, which the next search stage serves with new engines anyway.
+            self._pool.release_engines()
+            logger.info("search workers released their vLLM engines for the training stage")
         if self._trainers is None:
             self._trainers = TrainerGroup(cluster.trainer_ranks, cluster.cpus_per_rank, cluster.gpus_per_rank,
                                           "trainer" if cluster.colocate else label, cluster.timeout_s,

@@ -27,7 +27,7 @@ from rest_mcts.flags import add_config_arguments, config_from_args, load_yaml, r
 from rest_mcts.methods import METHODS, SAMPLING_METHODS, VERIFIER_METHODS, MethodCall, MethodRecord, plan_budget
 from rest_mcts.preflight import check_backend, check_local_resources, check_wandb
 from rest_mcts.rounds import Round, finished_rounds
-from rest_mcts.search_models import SamplerSettings
+from rest_mcts.search_models import SamplerSettings, with_verifier
 from rest_mcts.seeds import round_sampling_seed
 from rest_mcts.tasks import load_task
 from rest_mcts.tracking import Tracker, TrackerError, console_logging, redact, wandb_identity
@@ -210,8 +210,8 @@ def evaluate(args: argparse.Namespace, plan: Plan, budgets: dict | None = None) 
     plain = args.plain_mcts
     mcts = (config.eval.mcts_params(config.search, first_path_first=False) if plain
             else config.eval.mcts_params(config.search))
-    settings = replace(SamplerSettings.from_config(config, plan.policy, plan.prm, config.eval.temperature, seed=0),
-                       verifier_path=args.verifier, verifier=config.verifier if args.verifier else None)
+    settings = with_verifier(SamplerSettings.from_config(config, plan.policy, plan.prm, config.eval.temperature,
+                                                         seed=0), config, args.verifier)
     greedy_first = config.eval.greedy_first and not plain
     actors = Actors(replace(config.cluster, colocate=False), args.name)
     pool = actors.search_pool(settings, "evaluate")

@@ -69,15 +69,16 @@ class SamplerSettings:
                                                        self.APPLIED_PER_REQUEST + self.VERIFIER_FIELDS}) == self
 
 
-def engine_for(config: RunConfig) -> EngineConfig:
+def engine_for(config: RunConfig, engines: int = 2) -> EngineConfig:
     """The `engine` section with what it leaves to the cluster resolved: the tensor parallel size (the worker's
-    GPUs) and each engine's share of a GPU's memory (0.85 of the worker's share, halved for the PRM beside it, as an
-    engine or the project's scorer, halved again when trainer ranks share the GPUs)."""
+    GPUs) and each engine's share of a GPU's memory (0.85 of the worker's share over the `engines` models it
+    serves: the policy and the PRM, as an engine or the project's scorer, and GenRM-CoT's writer when it has one;
+    halved again when trainer ranks share the GPUs)."""
     engine, cluster = config.engine, config.cluster
     memory = engine.gpu_memory_utilization
     if not memory and cluster.gpus_per_worker:
         memory = 0.85 * min(1.0, cluster.gpus_per_worker)
-        memory /= 2  # the PRM lives on the same GPUs, as a second engine or in the project's scorer
+        memory /= engines
         memory /= 2 if cluster.colocate and cluster.gpus_per_rank else 1
     return replace(engine, gpu_memory_utilization=memory,
                    tensor_parallel_size=engine.tensor_parallel_size or max(1, int(cluster.gpus_per_worker)))
@@ -125,21 +126,15 @@ def vllm_models(settings: SamplerSettings, task: Task, tokenizer, device: str, w
     """The vLLM step sampler and the PRM scorer (`engine.prm`: the project's or vLLM's pooling runner)."""
     from lm.build import load_prm, load_tokenizer
     from lm.prm_scorer import PRMScorer
-    from lm.vllm_engine import EngineOptions, VLLMPRMScorer, VLLMStepSampler, cpu_share, end_token_ids, start_engine
+    from lm.vllm_engine import VLLMPRMScorer, VLLMStepSampler, end_token_ids, start_engine
 
-    engine = settings.engine or EngineConfig()
-    options = EngineOptions(block_size=engine.block_size, kv_cache_gb=engine.kv_cache_gb,
-                            gpu_memory_utilization=engine.gpu_memory_utilization,
-                            tensor_parallel_size=max(1, engine.tensor_parallel_size),
-                            enforce_eager=engine.enforce_eager, max_model_len=engine.max_model_len,
-                            dtype=engine.dtype or ("float32" if device == "cpu" else "auto"),
-                            cpu_ids=cpu_share(worker_index, num_cpus) if device == "cpu" else "")
+    options = engine_options(settings, device, worker_index, num_cpus)
     seed = worker_seed(settings.seed, worker_index)
     sampler = VLLMStepSampler(start_engine(settings.policy_path, options, device, seed), tokenizer,
                               task.step_delimiter, task.is_final_step, settings.max_step_tokens, settings.temperature,
                               seed, settings.greedy_first, end_token_ids(settings.policy_path))
     scorer = None
-    if settings.prm_path and engine.prm == "vllm":
+    if settings.prm_path and (settings.engine or EngineConfig()).prm == "vllm":
         scorer = VLLMPRMScorer(start_engine(settings.prm_path, options, device, seed, runner="pooling"),
                                load_tokenizer(settings.prm_path))
     elif settings.prm_path:
@@ -148,10 +143,43 @@ def vllm_models(settings: SamplerSettings, task: Task, tokenizer, device: str, w
     return sampler, scorer
 
 
-def load_verifier(path: str, verifier: VerifierConfig, device: str, seed: int = 0, kind: str | None = None):
+def engine_options(settings: SamplerSettings, device: str, worker_index: int, num_cpus: float):
+    """How worker `worker_index`'s vLLM engines start (`settings.engine` on `device`, its threads bound to the
+    worker's `num_cpus` cores on CPU)."""
+    from lm.vllm_engine import EngineOptions, cpu_share
+
+    engine = settings.engine or EngineConfig()
+    return EngineOptions(block_size=engine.block_size, kv_cache_gb=engine.kv_cache_gb,
+                         gpu_memory_utilization=engine.gpu_memory_utilization,
+                         tensor_parallel_size=max(1, engine.tensor_parallel_size),
+                         enforce_eager=engine.enforce_eager, max_model_len=engine.max_model_len,
+                         dtype=engine.dtype or ("float32" if device == "cpu" else "auto"),
+                         cpu_ids=cpu_share(worker_index, num_cpus) if device == "cpu" else "")
+
+
+def with_verifier(settings: SamplerSettings, config: RunConfig, path: str) -> SamplerSettings:
+    """`settings` serving the verifier at `path` (empty: none) with the run's verifier section; with the vllm backend
+    and GenRM-CoT, the checks come from a third engine, so each engine's GPU share is a third, not a half."""
+    if not path:
+        return replace(settings, verifier_path="", verifier=None)
+    third_engine = settings.backend == "vllm" and writes_checks(config.verifier)
+    return replace(settings, verifier_path=path, verifier=config.verifier,
+                   engine=engine_for(config, engines=3) if third_engine else settings.engine)
+
+
+def writes_checks(verifier: VerifierConfig, kind: str | None = None) -> bool:
+    """Whether the verifier generates (GenRM-CoT with at least one check per solution)."""
+    return (kind or verifier.kind) == "genrm_cot" and verifier.rationales > 0
+
+
+def load_verifier(path: str, verifier: VerifierConfig, device: str, seed: int = 0, kind: str | None = None,
+                  engine=None):
     """The scorer of the verifier at `path`, as `kind` (default `verifier.kind`) reads it: a `GenerativeVerifier`
     (genrm: direct; genrm_cot: `verifier.rationales` checks; judge: the direct form on any causal LM), a
-    `LikelihoodVerifier` (simpo, dpo) or a `ClassifierVerifier` (orm: last step; prm: min over steps)."""
+    `LikelihoodVerifier` (simpo, dpo) or a `ClassifierVerifier` (orm: last step; prm: min over steps).
+
+    `engine` (`lm.vllm_engine.EngineOptions`, the vllm backend): GenRM-CoT's checks are written by a vLLM engine
+    over the verifier's checkpoint; its verdicts are still read by one forward pass of the model here."""
     from lm.build import load_policy, load_prm, load_tokenizer
     from lm.prm_scorer import PRMScorer
     from lm.verifier_scorer import ClassifierVerifier, GenerativeVerifier, LikelihoodVerifier
@@ -165,6 +193,14 @@ def load_verifier(path: str, verifier: VerifierConfig, device: str, seed: int = 
         return LikelihoodVerifier(load_policy(path, device), tokenizer, device)
     if kind not in ("genrm", "genrm_cot", "judge"):
         raise ValueError(f"verifier kind {kind!r}: expected genrm, genrm_cot, judge, orm, prm, simpo or dpo")
+    writer = None
+    if engine is not None and writes_checks(verifier, kind):
+        from lm.vllm_engine import VLLMStepSampler, end_token_ids, start_engine
+
+        writer = VLLMStepSampler(start_engine(path, engine, device, seed), tokenizer,
+                                 delimiter=verifier.text_format().question, is_final_step=lambda text: True,
+                                 max_step_tokens=verifier.max_rationale_tokens, temperature=verifier.temperature,
+                                 seed=seed, end_token_ids=end_token_ids(path))
     return GenerativeVerifier(load_policy(path, device), tokenizer, verifier.text_format(),
                               verifier.rationales if kind == "genrm_cot" else 0, verifier.max_rationale_tokens,
-                              verifier.temperature, device, seed=seed)
+                              verifier.temperature, device, seed=seed, writer=writer)

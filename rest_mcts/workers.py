@@ -21,7 +21,13 @@ from lm.data import Problem, read_appended_jsonl
 from rest_mcts.methods import run_call, search_trees
 from rest_mcts.placement import Placement, actor_resources
 from rest_mcts.ray_metrics import SearchWorkerMetrics
-from rest_mcts.search_models import NEUTRAL_SCORE, SamplerSettings, build_search_models, load_verifier
+from rest_mcts.search_models import (
+    NEUTRAL_SCORE,
+    SamplerSettings,
+    build_search_models,
+    engine_options,
+    load_verifier,
+)
 from rest_mcts.seeds import shard_seed, verifier_shard_seed, worker_seed
 from search.baselines import greedy_solutions, sample_solutions
 from search.mcts import MCTSParams, Scorers
@@ -74,27 +80,35 @@ class SearchWorker:
         self.metrics.start_call()
         if settings == self.settings:
             return
-        if settings.same_models(self.settings):
+        verifier_changed = self.settings is None or (settings.verifier_path, settings.verifier) != (
+            self.settings.verifier_path, self.settings.verifier)
+        # A vLLM engine that shuts down takes the process's model-parallel state with it, so the engines of a worker
+        # start and stop together: a new verifier on the vllm backend reloads the policy and PRM too.
+        if settings.same_models(self.settings) and not (settings.backend == "vllm" and verifier_changed):
             self.sampler.temperature = settings.temperature
             self.sampler.greedy_first = settings.greedy_first
             self.sampler.reseed(worker_seed(settings.seed, self.worker_index))
         else:
             self.release_engines()
+            verifier_changed = True
             self.task, self.sampler, self.scorer = build_search_models(settings, pick_device(), self.worker_index,
                                                                        self.num_cpus)
-        if settings.verifier_path and (self.settings is None or (settings.verifier_path, settings.verifier) != (
-                self.settings.verifier_path, self.settings.verifier)):
+        if settings.verifier_path and verifier_changed:
+            engine = (engine_options(settings, pick_device(), self.worker_index, self.num_cpus)
+                      if settings.backend == "vllm" else None)
             self.verifier = load_verifier(settings.verifier_path, settings.verifier, pick_device(),
-                                          worker_seed(settings.seed, self.worker_index))
+                                          worker_seed(settings.seed, self.worker_index), engine=engine)
         elif not settings.verifier_path:
             self.verifier = None
         self.settings = settings
 
     def release_engines(self) -> None:
-        """Drop the models this worker serves, so that new checkpoints' engines (vllm backend) find the memory."""
+        """Drop the models this worker serves (the verifier's too), so that new checkpoints' engines (vllm backend)
+        find the memory."""
         import gc
 
-        self.sampler = self.scorer = None
+        self.sampler = self.scorer = self.verifier = None
+        self.settings = None  # the next request loads what it needs
         gc.collect()
 
     def pid(self) -> int:
@@ -270,6 +284,11 @@ class SearchPool:
                 on_result(index, results[index])
             logger.info("%s %s: %d/%d shards done (%.1f s)", label, method, done, len(shards), time.time() - started)
         return results
+
+    def release_engines(self) -> None:
+        """Every worker drops its models (the next request loads them again): with the vllm backend, the engines'
+        weights and KV cache leave the devices that a colocated training stage is about to use."""
+        ray.get([worker.release_engines.remote() for worker in self.workers], timeout=self.timeout_s)
 
     def shutdown(self) -> None:
         for worker in self.workers:

@@ -96,6 +96,8 @@ CASES = [
      r"--search\.backend 'sglang': expected one of \('hf', 'vllm'\)"),
     ("engine-block-size", ["--search.backend", "vllm", "--engine.block_size", "48"],
      r"--engine\.block_size 48: expected a positive multiple of 32"),
+    ("engine-temperature", ["--search.backend", "vllm", "--eval.temperature", "2.5"],
+     r"--eval\.temperature 2\.5: vLLM samples at temperatures up to 2\.0 \(--search\.backend vllm\)"),
     ("heads-not-dividing-hidden", ["--model.hidden_size", "130"],
      r"--model\.hidden_size 130: expected a multiple of --model\.num_heads"),
     ("zero-heads", ["--model.num_heads", "0"], r"--model\.num_heads 0: expected a positive integer"),

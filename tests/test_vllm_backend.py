@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.models.sampler_contract import SAMPLER_DEFAULTS, StepSamplerContract, contract_policy
+
 REPO = Path(__file__).resolve().parents[1]
 
 try:
@@ -75,7 +77,7 @@ def models(checkpoints):
     tokenizer = load_tokenizer(checkpoints / "policy")
     final = lambda text: "=" in text  # noqa: E731
     hf = StepSampler(load_policy(checkpoints / "policy", "cpu"), tokenizer, "\n", final, 24, 0.8, seed=11)
-    options = EngineOptions(block_size=32, kv_cache_gb=1, cpu_ids=cpu_share(0, 1))
+    options = EngineOptions(**ENGINE, cpu_ids=cpu_share(0, 1))
     engine = VLLMStepSampler(start_engine(checkpoints / "policy", options, "cpu", 0), tokenizer, "\n", final, 24,
                              0.8, seed=11)
     prm = PRMScorer(load_prm(checkpoints / "prm", "cpu"), tokenizer, "cpu", shared_prefix=False)
@@ -117,6 +119,83 @@ def test_sampled_steps_repeat_with_the_seed_and_greedy_first_leads_with_the_argm
     assert [steps[0] for steps in led] == engine.greedy(prefixes())
 
 
+@pytest.fixture(scope="module")
+def tokenizer():
+    from lm.tokenizer import build_char_tokenizer
+
+    return build_char_tokenizer()
+
+
+ENGINE = dict(block_size=32, kv_cache_gb=1)
+
+
+@pytest.fixture(scope="module")
+def contract_checkpoint(tmp_path_factory, tokenizer):
+    """The sampler contract's policy (large random weights: wide margins between its choices)."""
+    from lm.checkpoints import save_checkpoint
+
+    path = tmp_path_factory.mktemp("contract") / "policy"
+    save_checkpoint(contract_policy(tokenizer), tokenizer, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def contract_engine(contract_checkpoint):
+    """An engine over the sampler contract's policy. Every engine of this module lives until its end: an engine
+    that shuts down takes the process's model-parallel state with it."""
+    from lm.vllm_engine import EngineOptions, cpu_share, start_engine
+
+    return start_engine(contract_checkpoint, EngineOptions(**ENGINE, cpu_ids=cpu_share(0, 1)), "cpu", 0)
+
+
+@needs_vllm
+class TestVLLMStepSampler(StepSamplerContract):
+    """The behavioural tests `lm.sampler.StepSampler` passes (tests/models/test_sampler.py), on a vLLM engine."""
+
+    @pytest.fixture
+    def make_sampler(self, contract_engine, tokenizer):
+        from lm.vllm_engine import VLLMStepSampler
+
+        return lambda **overrides: VLLMStepSampler(contract_engine, tokenizer, **{**SAMPLER_DEFAULTS, **overrides})
+
+
+COT = dict(kind="genrm_cot", rationales=2, max_rationale_tokens=24, temperature=0.7)
+
+
+@pytest.fixture(scope="module")
+def cot_verifiers(contract_checkpoint):
+    """GenRM-CoT over the contract's policy, its checks written by transformers and by a vLLM engine."""
+    from lm.vllm_engine import EngineOptions, cpu_share
+    from rest_mcts.config import VerifierConfig
+    from rest_mcts.search_models import load_verifier
+
+    settings = VerifierConfig(**COT)
+    options = EngineOptions(**ENGINE, cpu_ids=cpu_share(0, 1))
+    return (settings, load_verifier(str(contract_checkpoint), settings, "cpu", seed=3),
+            load_verifier(str(contract_checkpoint), settings, "cpu", seed=3, engine=options))
+
+
+@needs_vllm
+def test_genrm_cot_checks_written_by_the_engine(cot_verifiers):
+    """The engine writes GenRM-CoT's checks: the argmax check equals the transformers writer's, stopped at the
+    verifier's (multi-token) question; sampled checks repeat with the seed and are counted as they are written."""
+    from search.types import Prefix
+
+    settings, hf, engine = cot_verifiers
+    assert type(engine.writer).__name__ == "VLLMStepSampler" and engine.writer.stop_sequence
+    solutions = [prefix for prefix in prefixes() if prefix.steps]
+    cued = [Prefix(p.prompt, p.steps + (settings.text_format().check_cue,)) for p in solutions]
+    assert engine.writer.greedy(cued) == hf.writer.greedy(cued)
+    engine.writer.reseed(7)
+    checks = engine.checks(solutions, COT["rationales"])
+    engine.writer.reseed(7)
+    scores = engine.verify(solutions)
+    assert scores.scores == pytest.approx([sum(p for p, _ in rows) / len(rows) for rows in checks])
+    assert scores.tokens_generated == [sum(tokens for _, tokens in rows) for rows in checks]
+    assert all(2 <= tokens <= COT["max_rationale_tokens"] + 1 for rows in checks for _, tokens in rows)
+    assert len({p for rows in checks for p, _ in rows}) > 1  # the checks differ, so their verdicts do
+
+
 @needs_vllm
 def test_prm_scores_of_the_pooling_runner_equal_the_project_scorer(models):
     _, _, prm, engine_prm = models
@@ -151,6 +230,8 @@ def test_a_tiny_round_and_an_evaluation_through_the_cli_on_the_vllm_backend(tmp_
     result = cli("rest_mcts.iterate", ["--rounds", "1", "--run-dir", "runs", "--experiment", "v", *TINY_VLLM],
                  tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # Colocated (the default), the workers' engines leave before the trainers train.
+    assert "released their vLLM engines for the training stage" in result.stdout + result.stderr
     run = tmp_path / "runs" / "v"
     config = (run / "config.yaml").read_text()
     assert "backend: vllm" in config

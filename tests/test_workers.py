@@ -47,6 +47,10 @@ def test_a_worker_switches_settings_without_reloading_and_answers_like_a_fresh_o
     worker.greedy(other, problems, 4)
     assert worker.sampler.model is not policy and worker.settings == other
 
+    worker.release_engines()  # before a colocated training stage: nothing held, the next request loads again
+    assert (worker.sampler, worker.scorer, worker.verifier, worker.settings) == (None, None, None, None)
+    assert worker.search(searching, problems, params) == trees
+
 
 @pytest.mark.parametrize("count, size, workers, sizes", [
     (100, 40, 2, [25, 25, 25, 25]),  # not 40, 40, 20: a worker would idle through the last shard

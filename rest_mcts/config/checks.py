@@ -9,7 +9,7 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 
 from rest_mcts.config.cluster import PLACEMENT_STRATEGIES
-from rest_mcts.config.engine import BACKENDS, ENGINE_PRM
+from rest_mcts.config.engine import BACKENDS, ENGINE_PRM, MAX_ENGINE_TEMPERATURE
 from rest_mcts.config.sections import (
     ANSWER_FORMATS,
     VERIFIER_DATA,
@@ -136,6 +136,13 @@ def check_values(config: RunConfig) -> None:
                                         and config.engine.block_size % 32):
         raise ConfigError(f"--engine.block_size {config.engine.block_size}: expected a positive multiple of 32 "
                           f"(vLLM's CPU attention takes no other)")
+    if config.search.backend == "vllm":
+        for flag, value in (("--search.temperature", config.search.temperature),
+                            ("--eval.temperature", config.eval.temperature),
+                            ("--verifier.temperature", config.verifier.temperature)):
+            if value > MAX_ENGINE_TEMPERATURE:
+                raise ConfigError(f"{flag} {value}: vLLM samples at temperatures up to {MAX_ENGINE_TEMPERATURE} "
+                                  f"(--search.backend vllm); use the hf backend for hotter sampling")
     match = config.rest_em.match_tokens_of
     if match and not (Path(match) / "config.yaml").exists():
         raise ConfigError(f"--rest_em.match_tokens_of {match}: not an iterate run folder (no config.yaml)")

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 BACKENDS = ("hf", "vllm")
 """`search.backend` values: the project's transformers sampler and scorer with their KV cache, or vLLM."""
 
+MAX_ENGINE_TEMPERATURE = 2.0
+"""The hottest sampling vLLM takes (`lm.vllm_engine.MAX_TEMPERATURE`, kept here so the config stays free of torch)."""
+
 ENGINE_PRM = ("hf", "vllm")
 """`engine.prm` values: who scores steps when the backend is vLLM."""
 
