@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Self-training methods on the embedded default, per seed: ReST-MCTS* (the default run), the seed-only control and
-# ReST-EM at the ReST-MCTS* run's search tokens; then the method comparison at equal budgets on the ReST-MCTS*
-# run's last round, and the tables.
-# The control and ReST-EM start from the ReST-MCTS* run's own round 0 (warm start and first PRM are the same by
-# definition), so only rounds 1-3 differ: each resumes a copy of that round with its own settings.
+# Self-training methods on the embedded default, per seed: ReST-MCTS* (the default run), the seed-only control,
+# ReST-EM and Self-Rewarding at the ReST-MCTS* run's search tokens; then the method comparison at equal budgets on
+# the ReST-MCTS* run's last round, and the tables.
+# The control, ReST-EM and Self-Rewarding start from the ReST-MCTS* run's own round 0 (warm start and first PRM are
+# the same by definition), so only rounds 1-3 differ: each resumes a copy of that round with its own settings.
 # Usage: bash experiments/self_training.sh [RUN_DIR] [SEEDS...]
 # A run whose folder exists is resumed (finished rounds are kept), so an interrupted script can be started again.
 # EVALUATE_SEEDS (default: the first two seeds) chooses the runs whose last round `rest_mcts.evaluate` compares.
@@ -51,6 +51,8 @@ for seed in $seeds; do
   fi
   arm_from_round_0 "$seed" control control=true
   arm_from_round_0 "$seed" restem method=rest_em "rest_em.match_tokens_of=$run_dir/selftrain-seed$seed"
+  arm_from_round_0 "$seed" selfreward method=self_rewarding \
+    "self_rewarding.match_tokens_of=$run_dir/selftrain-seed$seed"
 done
 for seed in $evaluate_seeds; do
   if [[ ! -f "$run_dir/selftrain-seed$seed/evaluate_round_03/summary.json" ]]; then

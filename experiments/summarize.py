@@ -1,5 +1,5 @@
-"""Regenerate the self-training tables (ReST-MCTS*, the seed-only control, ReST-EM) from the eval.json files of
-finished runs, and the method comparisons of every `evaluate_round_NN/summary.json` under them.
+"""Regenerate the self-training tables (ReST-MCTS*, the seed-only control, ReST-EM, Self-Rewarding) from the
+eval.json files of finished runs, and the method comparisons of every `evaluate_round_NN/summary.json` under them.
 
 Usage: python experiments/summarize.py RUN_DIR  (experiment folders named <arm>-seed<N>)
 """
@@ -36,7 +36,9 @@ FIGURES = [
     ("filter/sound_trace_rate", "sound traces"),
     ("examples/policy", "policy ex"),
     ("search/tokens", "search tokens"),
-    ("sample/tokens", "ReST-EM tokens"),
+    ("sample/tokens", "sampled tokens"),
+    ("judge/auroc", "judge AUROC"),
+    ("pairs/right_order_rate", "pairs in right order"),
 ]
 COUNTS = ("examples/policy", "search/tokens", "sample/tokens", "test/mcts/tokens_per_problem",
           "test/step_scorer/sibling_pairs")
@@ -84,7 +86,7 @@ def length_table(results) -> str:
 
 def per_seed_gains(results) -> str:
     """Per seed and in the mean over seeds: round-3 test greedy accuracy of ReST-MCTS* and its gains over its round
-    0, the control and ReST-EM; and whether MCTS* beat greedy decoding by 10 points in every round."""
+    0, the control, ReST-EM and Self-Rewarding; and whether MCTS* beat greedy decoding by 10 points in every round."""
     lines, gains = [], defaultdict(list)
     key = "test/greedy/accuracy"
     for seed in sorted(results.get("selftrain", {})):
@@ -92,7 +94,7 @@ def per_seed_gains(results) -> str:
         last = max(main)
         text = f"seed {seed}: round {last} test greedy {main[last][key]:.3f}"
         for name, rounds in (("round 0", main), *((arm, results.get(arm, {}).get(seed, {}))
-                                                  for arm in ("control", "restem"))):
+                                                  for arm in ("control", "restem", "selfreward"))):
             reference = rounds.get(0 if name == "round 0" else last)
             if reference is not None:
                 gain = 100 * (main[last][key] - reference[key])

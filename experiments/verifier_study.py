@@ -289,6 +289,14 @@ def resolve(args: argparse.Namespace) -> Study:
             continue
         count = args.problems or (config.task.test_problems if split == "test" else config.task.ood_problems)
         held_out[split] = {p.id: p for p in task.problems(split, count, config.task.data_seed)}
+    if not (args.no_cotnpot or args.table_only):
+        from rest_mcts.sandbox import SandboxUnavailable, resolve_isolation
+
+        try:
+            resolve_isolation(allow_unisolated=config.sandbox.allow_unisolated)
+        except SandboxUnavailable as problem:
+            raise ConfigError(f"CoTnPoT runs the solutions' programs in the sandbox: {problem}; or skip it with "
+                              "--no-cotnpot") from None
     out = Path(args.out or round_.path.parent / f"best_of_n_round_{round_.index:02d}")
     return Study(config, round_.policy, round_.prm, out, specs, task,
                  {p.id: p for p in pool[: args.train_problems]}, held_out, args.max_pairs)
@@ -375,7 +383,9 @@ def score_split(study: Study, split: str, max_rationales: int, device: str) -> N
 
 def cotnpot_split(study: Study, split: str) -> None:
     """cotnpot_<split>.jsonl: CoTnPoT's verdict on each Best-of-N solution (`cotnpot.check_solutions`), per problem:
-    which solutions it keeps and why it drops the others."""
+    which solutions it keeps and why it drops the others, and the sandbox protections that did not hold for their
+    programs (`sandbox_unisolated`: the run accepted a sandbox without filesystem and network isolation,
+    `sandbox.allow_unisolated`)."""
     from rest_mcts.cotnpot import check_solutions
 
     path = study.out / f"cotnpot_{split}.jsonl"
@@ -384,12 +394,15 @@ def cotnpot_split(study: Study, split: str) -> None:
     first = [row for row in read_jsonl(study.out / f"samples_{split}.jsonl") if row["wave"] == 0]
     problems = study.held_out[split]
     checks = iter(check_solutions(study.task, [(problems[row["problem_id"]], s["steps"])
-                                               for row in first for s in row["solutions"]]))
+                                               for row in first for s in row["solutions"]],
+                                  allow_unisolated=study.config.sandbox.allow_unisolated))
     rows = []
     for row in first:
         mine = [next(checks) for _ in row["solutions"]]
         rows.append({"problem_id": row["problem_id"], "kept": [c.kept for c in mine],
-                     "reasons": [c.reason for c in mine]})
+                     "reasons": [c.reason for c in mine],
+                     "sandbox_not_enforced": sorted({p for c in mine for p in c.sandbox_not_enforced}),
+                     "sandbox_unisolated": any(c.unisolated for c in mine)})
     write_jsonl(path, rows)
 
 

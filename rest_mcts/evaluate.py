@@ -128,7 +128,7 @@ def resolve(args: argparse.Namespace) -> Plan:
     for flag, value in {"--beam-branch": args.beam_branch, "--tot-branch": args.tot_branch}.items():
         if value < 1:
             raise ConfigError(f"{flag} {value}: expected a positive integer")
-    base, round_ = RunConfig(), None
+    base, round_ = None, None  # None: the defaults, a data task's split sizes from its files
     if args.run:
         base, round_ = load_run(args.run, args.round)
     config = config_from_args(args, base)

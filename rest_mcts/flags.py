@@ -19,6 +19,7 @@ import yaml
 
 from rest_mcts.config import ConfigError, RunConfig
 from rest_mcts.preflight import validate
+from rest_mcts.problems import resolve_split_sizes
 
 SECTIONS = {f.name for f in fields(RunConfig) if dataclasses.is_dataclass(getattr(RunConfig(), f.name))}
 
@@ -188,10 +189,14 @@ def _add_flag(parser, flag: str, dest: str, defaults: Any, name: str) -> None:
 
 
 def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
-    """`base` (default: the defaults), then the YAML file, then the flags that were given; validated."""
+    """`base` (default: the defaults, with a data task's split sizes that no file or flag gives taken from its data:
+    `problems.resolve_split_sizes`), then the YAML file, then the flags that were given; validated."""
     config = base if base is not None else RunConfig()
+    given: set[str] = set()
     if getattr(args, "config", None) is not None:
-        config = apply_overrides(config, load_yaml(args.config), args.config)
+        overrides = load_yaml(args.config)
+        config = apply_overrides(config, overrides, args.config)
+        given |= {f"{section}.{key}" for section, keys in overrides.items() if isinstance(keys, dict) for key in keys}
     top_level = {f.name for f in fields(RunConfig)} - SECTIONS
     nested: dict[str, Any] = {}
     for dest, value in vars(args).items():
@@ -203,6 +208,9 @@ def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) ->
         else:
             nested[dest] = value
     config = apply_overrides(config, nested, COMMAND_LINE)
+    given |= {f"{section}.{key}" for section, keys in nested.items() if isinstance(keys, dict) for key in keys}
+    if base is None:
+        config = resolve_split_sizes(config, given)
     validate(config)
     return config
 

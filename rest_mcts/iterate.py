@@ -30,10 +30,14 @@ from rest_mcts.preflight import (
     check_wandb,
     disk_full,
     outermost_new_folder,
+    quiet_checks,
+    quiet_loading,
     run_folder,
     validate,
 )
+from rest_mcts.problems import split_sizes_line
 from rest_mcts.rounds import Round, run_stage
+from rest_mcts.tasks import TASKS
 from rest_mcts.tracking import (
     Tracker,
     console_logging,
@@ -123,6 +127,22 @@ def check_model_paths(config: RunConfig) -> None:
                 raise ConfigError(f"{flag} {path}: not a loadable checkpoint ({what}{first_line})") from None
 
 
+def check_start(config: RunConfig, resume: bool) -> None:
+    """The checks of the world a run starts in, in order (docs/bad-inputs.md): this machine's resources for a local
+    Ray cluster, the backend, the W&B login, the run folder and its disk, the model paths, the task's data, the Ray
+    address. Models and tokenizers load quietly (`preflight.quiet_loading`)."""
+    from rest_mcts.placement import check_ray_address
+
+    check_local_resources(config)
+    check_backend(config)
+    check_wandb(config)
+    check_run_folder(config, resume)
+    with quiet_loading():
+        check_model_paths(config)
+        check_task_data(config)
+    check_ray_address(config.cluster.ray_address)
+
+
 def resumed_config(config: RunConfig, args: argparse.Namespace) -> RunConfig:
     """The saved configuration of the run --resume continues (--rounds may extend it), validated."""
     saved = Path(config.logging.run_dir) / config.logging.experiment / "config.yaml"
@@ -194,21 +214,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, "error: --resume and --overwrite: choose one (continue the run, or delete it and start again)\n")
     new_folder = None
     try:
-        config = config_from_args(args)
-        if args.resume:
-            config = resumed_config(config, args)
-        if args.dry_run:
-            print(dry_run_report(config), end="", flush=True)
-            return 0
-        from rest_mcts.placement import check_ray_address
-
-        check_local_resources(config)
-        check_backend(config)
-        check_wandb(config)
-        check_run_folder(config, args.resume)
-        check_model_paths(config)
-        check_task_data(config)
-        check_ray_address(config.cluster.ray_address)
+        with quiet_checks():
+            config = config_from_args(args)
+            if args.resume:
+                config = resumed_config(config, args)
+            if args.dry_run:
+                print(dry_run_report(config), end="", flush=True)
+                return 0
+            check_start(config, args.resume)
         # what a start that fails removes: the folders this run makes (--overwrite: the run folder it remakes)
         new_folder = None if args.resume else outermost_new_folder(run_folder(config)) or run_folder(config)
         config, run_dir = prepare_run_dir(config, args)
@@ -219,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"error: {error.filename or 'the run folder'}: {error.strerror or error}\n")
     from rest_mcts.placement import start_ray
 
+    if not TASKS[config.task.name].synthetic:  # sizes a data task may have taken from its files
+        logger.info(split_sizes_line(config))
     for warning in placement_plan(config)["warnings"]:
         logger.warning(warning)
     tracker = None

@@ -9,6 +9,9 @@ import errno
 import os
 import shutil
 import socket
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from lm.encoding import encode_prompt, encode_steps
@@ -23,6 +26,31 @@ DATA_MARGIN_BYTES = 64 * 2**20
 
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 """Write errors that mean no room is left: a full disk, a spent quota, a file-size limit."""
+
+
+@contextmanager
+def quiet_checks() -> Iterator[None]:
+    """Python warnings ignored while the start's checks run, so that a refusal prints its one error line alone."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """transformers' logging below errors and its progress bars off while the checks load models and tokenizers (a
+    refusal is one line), restored after, so that a run's own loading logs as before."""
+    from transformers.utils import logging as transformers_logging
+
+    verbosity, bars = transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+        if bars:
+            transformers_logging.enable_progress_bar()
 
 
 def validate(config: RunConfig) -> None:

@@ -58,11 +58,21 @@ RECIPES: dict[str, tuple[StageSpec, ...]] = {
         StageSpec("train_prm", "keep_prm", DRIVER),
         StageSpec("evaluate", "evaluate_round", SEARCH_WORKER),
     ),
+    "self_rewarding": (
+        StageSpec("sample", "sample", SEARCH_WORKER),
+        StageSpec("judge", "judge_samples", SEARCH_WORKER),
+        StageSpec("filter_traces", "preference_pairs", DRIVER),
+        StageSpec("train_policy", "train_policy_dpo", TRAINER_RANK, "policy"),
+        StageSpec("train_prm", "keep_prm", DRIVER),
+        StageSpec("evaluate", "evaluate_round", SEARCH_WORKER),
+    ),
 }
 """The stages of rounds >= 1 per self-training method (`--method`). ReST-MCTS*: search with the last round's
 models, infer process rewards, keep the verified traces, train the policy on them and the PRM on the values.
 ReST-EM: sample solutions with the last round's policy (as many tokens as the matched ReST-MCTS* run's search),
-keep the oracle-correct ones, train the policy on them with the same steps; the PRM is carried forward."""
+keep the oracle-correct ones, train the policy on them with the same steps; the PRM is carried forward.
+Self-Rewarding: sample as ReST-EM does, judge every solution with a model (no oracle), train the policy with DPO on
+the highest against the lowest judged solution of each problem; the PRM is carried forward."""
 
 TRAIN_VERIFIER = StageSpec("train_verifier", "train_verifier", TRAINER_RANK, "verifier")
 """The verifier's training, added just before evaluate when `verifier.train_in_rounds`."""

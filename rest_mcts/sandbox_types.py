@@ -26,6 +26,11 @@ PROTECTIONS = ("unprivileged-user", "pid-namespace", "network-namespace", "ipc-n
 """Everything the sandbox can enforce; each result lists which of these were enforced and which were not."""
 
 
+ISOLATING = ("pid-namespace", "network-namespace", "read-only-filesystem", "private-tmp")
+"""The protections that isolate a program from the machine: without all of them the sandbox refuses to run model-written
+code unless the caller accepts the weaker sandbox (`allow_unisolated`)."""
+
+
 ISOLATIONS = ("auto", "bwrap", "fallback")
 
 
@@ -47,7 +52,9 @@ _FATAL_MEMORY = re.compile(r"Fatal Python error:.*(MemoryError|out of memory|Can
 
 
 class SandboxUnavailable(RuntimeError):
-    """The requested isolation cannot run on this machine (missing tool, no user namespaces, no usable Python)."""
+    """The requested isolation cannot run on this machine (missing tool, no user namespaces, no usable Python), or
+    only a sandbox without the ISOLATING protections can and the caller did not accept it. The message is one line
+    naming what is missing and how to get it."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +124,9 @@ class IsolationPlan:
 
     isolation: str
     launcher: str
-    """bwrap, unshare (fallback with namespaces) or plain (fallback without)."""
+    """bwrap; unshare (the fallback run by root: namespaces and a read-only root, then the sandbox user),
+    unshare-user (the fallback run by another user: the same inside a user namespace) or plain (the fallback
+    without namespaces, only when the caller accepts it)."""
     python: str
     drop_user: bool
     """Launch as SANDBOX_USER_ID (the caller is root)."""
@@ -125,7 +134,12 @@ class IsolationPlan:
 
     @property
     def owns_pid_namespace(self) -> bool:
-        return self.launcher in ("bwrap", "unshare")
+        return self.launcher in ("bwrap", "unshare", "unshare-user")
+
+    @property
+    def isolated(self) -> bool:
+        """Whether every ISOLATING protection holds."""
+        return all(protection in self.enforced for protection in ISOLATING)
 
 
 def not_enforced(plan: IsolationPlan) -> tuple[str, ...]:

@@ -212,6 +212,48 @@ class SearchWorker:
                                for c in finished]}
                 for problem, (finished, tokens) in zip(problems, samples, strict=True)]
 
+    def complete(self, settings: SamplerSettings, problems: list[Problem], starts: dict[str, list[list[str]]],
+                 num_samples: int, max_depth: int) -> list[dict]:
+        """Monte Carlo completions: `num_samples` solutions sampled on from each of `starts[problem.id]` (a prefix's
+        steps); per problem, for each start the number of completions the oracle accepts, and the tokens
+        generated."""
+        self._use(settings)
+        started = time.perf_counter()
+        self._reseed_for(problems, settings.seed)
+        flat = [(problem, tuple(start)) for problem in problems for start in starts[problem.id]]
+        results = sample_solutions([self.task.format_prompt(problem) for problem, _ in flat], self._propose,
+                                   num_samples, max_depth, starts=[start for _, start in flat])
+        rows = {problem.id: {"problem_id": problem.id, "correct": [], "tokens": 0} for problem in problems}
+        for (problem, _), (finished, tokens) in zip(flat, results, strict=True):
+            rows[problem.id]["correct"].append(sum(self.task.is_correct(problem, c.steps) for c in finished))
+            rows[problem.id]["tokens"] += tokens
+        self.metrics.finish_shard("complete", time.perf_counter() - started)
+        return list(rows.values())
+
+    def judge(self, settings: SamplerSettings, problems: list[Problem],
+              solutions: dict[str, list[list[str]]]) -> list[dict]:
+        """The settings' verifier's score of each of `solutions[problem.id]` (Self-Rewarding's judgements): per
+        problem the scores in order and the tokens the verifier generated and read for them."""
+        self._use(settings)
+        if self.verifier is None:
+            raise ValueError("judging needs SamplerSettings.verifier_path")
+        started = time.perf_counter()
+        if getattr(self.verifier, "writer", None) is not None:
+            self.verifier.writer.reseed(verifier_shard_seed(settings.seed, problems[0].id))
+        prefixes = [(problem.id, Prefix(self.task.format_prompt(problem), tuple(steps)))
+                    for problem in problems for steps in solutions[problem.id]]
+        judged = self.verifier.verify([prefix for _, prefix in prefixes])
+        rows = {problem.id: {"problem_id": problem.id, "scores": [], "tokens_generated": 0, "tokens_read": 0}
+                for problem in problems}
+        for (problem_id, _), score, generated, read in zip(prefixes, judged.scores, judged.tokens_generated,
+                                                           judged.tokens_read, strict=True):
+            row = rows[problem_id]
+            row["scores"].append(score)
+            row["tokens_generated"] += generated
+            row["tokens_read"] += read
+        self.metrics.finish_shard("judge", time.perf_counter() - started)
+        return list(rows.values())
+
     def run_call(self, settings: SamplerSettings, problems: list[Problem], call) -> list:
         """One `methods.MethodCall` on `problems`: a method group at one budget and seed; its records."""
         self._use(settings)

@@ -157,7 +157,8 @@ def advance(candidate: Candidate, step: ProposedStep, max_depth: int) -> tuple[C
 
 
 def sample_solutions(
-    prompts: Sequence[str], propose: ProposeFn, num_samples: int, max_depth: int, max_tokens: int = 0
+    prompts: Sequence[str], propose: ProposeFn, num_samples: int, max_depth: int, max_tokens: int = 0,
+    starts: Sequence[Sequence[str]] | None = None,
 ) -> list[tuple[list[Candidate], int]]:
     """`num_samples` independent solutions per prompt, sampled step by step, all problems in one batch.
 
@@ -165,10 +166,17 @@ def sample_solutions(
     A problem whose tokens reached `max_tokens` (0 = no cap) takes no further step; its unfinished
     solutions are dropped. Returns per prompt (finished solutions in sampling order, tokens used);
     a solution that stops without a final step (depth limit, empty step) is not finished.
+    `starts`: per prompt, the steps its solutions continue from (Monte Carlo completions of a prefix; their
+    finished solutions hold those steps first, and only the new steps count as tokens).
     """
     if num_samples < 1 or max_depth < 1 or max_tokens < 0:
         raise ValueError("num_samples and max_depth must be at least 1 and max_tokens not negative")
-    problems = [OpenProblem(prompt, [Candidate() for _ in range(num_samples)]) for prompt in prompts]
+    starts = [()] * len(prompts) if starts is None else starts
+    if len(starts) != len(prompts):
+        raise ValueError(f"{len(starts)} starts for {len(prompts)} prompts")
+    problems = [OpenProblem(prompt, [Candidate(tuple(start)) for _ in range(num_samples)]
+                            if len(start) < max_depth else [])
+                for prompt, start in zip(prompts, starts)]
     while True:
         drop_over_budget(problems, max_tokens)
         requests = [(problem, candidate) for problem in problems for candidate in problem.open]

@@ -74,9 +74,56 @@ def unsolved_rewards(tree: Tree, terminals_only: bool = False) -> dict[int, Node
     return {node.node_id: NodeReward(0, -1, 0.0) for node in tree.nodes if node.is_terminal or not terminals_only}
 
 
-VALUE_TARGETS = ("quality", "hard")
-"""PRM regression targets: `quality` (ReST-MCTS* v_k) or `hard` (Math-Shepherd's hard estimate, 1 when the
+TREE_TARGETS = ("quality", "hard")
+"""PRM regression targets read from the tree: `quality` (ReST-MCTS* v_k) or `hard` (the hard estimate, 1 when the
 node's subtree holds a correct answer, else 0)."""
+
+MC_TARGETS = ("mc_hard", "mc_soft", "omega")
+"""PRM targets from Monte Carlo completions by the policy (Math-Shepherd, Wang et al. 2024: per prefix, K
+completions, `mc_hard` 1 when any reaches the right answer, `mc_soft` the share that does; OmegaPRM, Luo et al.
+2024: `omega`, a binary search for a wrong solution's first wrong step, each probe K completions of a prefix)."""
+
+VALUE_TARGETS = TREE_TARGETS + MC_TARGETS
+
+
+def mc_target(correct: int, completions: int, target: str) -> float:
+    """Math-Shepherd's label of a prefix from `correct` right completions of `completions`."""
+    if completions < 1:
+        raise ValueError("a Monte Carlo label needs at least one completion")
+    return float(correct > 0) if target == "mc_hard" else correct / completions
+
+
+class FirstErrorSearch:
+    """OmegaPRM's binary search for the first wrong step of a wrong solution of `len(steps)` steps. A probed
+    prefix from which some completion reaches the right answer counts as right so far, one from which none does
+    as wrong. Invariant: the prefix of `lo` steps is right (0: the problem itself), that of `hi` steps wrong (at
+    first the whole wrong solution); done when `hi == lo + 1`: step `hi` (1-based) is the first wrong one."""
+
+    def __init__(self, steps: tuple[str, ...]):
+        if not steps:
+            raise ValueError("a solution with no steps has no wrong step")
+        self.steps = steps
+        self.lo, self.hi = 0, len(steps)
+
+    @property
+    def done(self) -> bool:
+        return self.hi - self.lo <= 1
+
+    def probe(self) -> int:
+        """The length of the prefix to probe next."""
+        return (self.lo + self.hi) // 2
+
+    def record(self, length: int, correct: int) -> None:
+        """The probe of the prefix of `length` steps found `correct` right completions."""
+        if correct > 0:
+            self.lo = length
+        else:
+            self.hi = length
+
+    def labels(self) -> list[tuple[tuple[str, ...], float]]:
+        """(prefix, target): 1 for each prefix up to the last right one, 0 for the first wrong one; the steps
+        after it are not labelled."""
+        return [(self.steps[:length], 1.0) for length in range(1, self.lo + 1)] + [(self.steps[:self.hi], 0.0)]
 
 
 VALUE_NODES = ("finished", "all")
@@ -104,8 +151,8 @@ def value_targets(
     is depth; `hard` gives r_k mapped to {0, 1}, the same at every depth, so siblings differ only
     by whether a correct answer was found below them.
     """
-    if target not in VALUE_TARGETS:
-        raise ValueError(f"unknown value target {target!r}; expected one of {VALUE_TARGETS}")
+    if target not in TREE_TARGETS:
+        raise ValueError(f"unknown tree value target {target!r}; expected one of {TREE_TARGETS}")
     if nodes not in VALUE_NODES:
         raise ValueError(f"unknown value node rule {nodes!r}; expected one of {VALUE_NODES}")
     keep = finished_below(tree) if nodes == "finished" else [True] * len(tree.nodes)

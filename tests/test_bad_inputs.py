@@ -1,6 +1,9 @@
 """Bad input to `python -m rest_mcts.iterate`: each case gets one `error:` line that names the flag, file, line or
-field and what was expected, exit code 2, and leaves nothing behind (no run folder, no other new file). The
-cases are the table of docs/bad-inputs.md, whose rows name these ids (checked below)."""
+field and what was expected, and nothing else on stderr (no progress bar, warning or log line before it), exit code
+2, and leaves nothing behind (no run folder, no other new file). The cases are the table of docs/bad-inputs.md,
+whose rows name these ids (checked below), run in this process and, for what only a fresh process shows (a library's
+first warning, its progress bars, its log handlers), as the CLI in a process of its own. Data files as users write
+them (a byte-order mark, CRLF line ends, no split sizes) are the table's accepted inputs, which reach the run."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from collections import namedtuple
 from pathlib import Path
 
@@ -98,6 +102,13 @@ CASES = [
      r"--engine\.block_size 48: expected a positive multiple of 32"),
     ("engine-temperature", ["--search.backend", "vllm", "--eval.temperature", "2.5"],
      r"--eval\.temperature 2\.5: vLLM samples at temperatures up to 2\.0 \(--search\.backend vllm\)"),
+    ("self-rewarding-judge", ["--method", "self_rewarding", "--self_rewarding.judge", "oracle"],
+     r"--self_rewarding\.judge 'oracle': expected one of \('policy', 'verifier'\)"),
+    ("self-rewarding-judge-untrained", ["--method", "self_rewarding", "--self_rewarding.judge", "verifier"],
+     r"--self_rewarding\.judge verifier: the judge is the verifier trained in round 0; add "
+     r"--verifier\.train_in_rounds true"),
+    ("self-rewarding-match", ["--method", "self_rewarding", "--self_rewarding.match_tokens_of", "no/such/run"],
+     r"--self_rewarding\.match_tokens_of no/such/run: not an iterate run folder \(no config\.yaml\)"),
     ("heads-not-dividing-hidden", ["--model.hidden_size", "130"],
      r"--model\.hidden_size 130: expected a multiple of --model\.num_heads"),
     ("zero-heads", ["--model.num_heads", "0"], r"--model\.num_heads 0: expected a positive integer"),
@@ -202,8 +213,16 @@ class Accepted(BaseException):
     """The input passed every check: the run would start (a test failure, not a run)."""
 
 
-def refuse(argv: list[str], workspace: Path, capsys) -> str:
-    """Run iterate's main on `argv` in `workspace`; assert exit code 2 and nothing new there; the error line."""
+def one_line(stderr: str) -> str:
+    """The one line of a refusal's whole stderr (blank lines aside), which must start with `error: `."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), f"expected one error line, got:\n{stderr}"
+    return lines[0]
+
+
+def refuse(argv: list[str], workspace: Path, capfd) -> str:
+    """Run iterate's main on `argv` in `workspace`; assert exit code 2, nothing new there and one line on stderr
+    (file descriptor 2 and sys.stderr, a warning raised on the way counted as a line of its own); that line."""
     before = files_under(workspace)
     cwd = os.getcwd()
     os.chdir(workspace)
@@ -215,37 +234,90 @@ def refuse(argv: list[str], workspace: Path, capsys) -> str:
 
     iterate.prepare_run_dir = prepare_then_stop
     try:
-        with pytest.raises(SystemExit) as exit_:
+        with pytest.raises(SystemExit) as exit_, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # what a fresh process shows once is shown here every time
             iterate.main(argv)
     finally:
         iterate.prepare_run_dir = real_prepare
         os.chdir(cwd)
-    output = capsys.readouterr().err
+    output = capfd.readouterr().err + "".join(f"{w.category.__name__}: {w.message}\n" for w in caught)
     assert exit_.value.code == 2, output
     assert files_under(workspace) == before, "a file was left behind"
-    errors = [line for line in output.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and "Traceback" not in output, output
-    return errors[0]
+    return one_line(output)
+
+
+def case_argv(args: list[str], data: Path, policy: Path, no_newline_policy: Path) -> list[str]:
+    """A case's command line: its own flags last (so they win), after a tiny policy and small split sizes for the
+    data cases, and a run folder under the working directory."""
+    values = {"data": str(data), "no_newline_policy": str(no_newline_policy), "config_only": str(data / "config_only")}
+    argv = [arg.format(**values) for arg in args]
+    if argv[:2] == ["--task", "jsonl"]:
+        argv = ["--policy-model", str(policy), *SMALL, *argv]
+    if "--run-dir" not in argv:
+        argv += ["--run-dir", "runs"]
+    return argv
 
 
 @pytest.mark.parametrize("case, args, message", CASES, ids=[case[0] for case in CASES])
 def test_bad_input_is_refused_with_one_clear_line_and_nothing_written(case, args, message, data, policy,
-                                                                       no_newline_policy, tmp_path, capsys,
+                                                                       no_newline_policy, tmp_path, capfd,
                                                                        monkeypatch):
     for name in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: no W&B login
-    values = {"data": str(data), "no_newline_policy": str(no_newline_policy), "config_only": str(data / "config_only")}
-    argv = [arg.format(**values) for arg in args]
-    if argv[:2] == ["--task", "jsonl"]:  # a case's own flags come last, so they win
-        argv = ["--policy-model", str(policy), *SMALL, *argv]
-    if "--run-dir" not in argv:
-        argv += ["--run-dir", "runs"]
-    line = refuse(argv, tmp_path, capsys)
+    line = refuse(case_argv(args, data, policy, no_newline_policy), tmp_path, capfd)
     assert re.search(message, line), line
 
 
-def test_an_unwritable_run_folder_is_refused_for_a_user_without_write_access(capsys):
+FRESH_PROCESS_EVERY_RUN = {"data-malformed-json", "unknown-task"}
+"""Cases run as a process of their own in every test run (a data file checked after the policy's weights load, a
+value refused before anything loads); the others, 10-30 s each, all together with the slow tests."""
+
+
+def cli_refusal(case, args, message, data, policy, no_newline_policy, tmp_path) -> str:
+    """The whole stderr of `python -m rest_mcts.iterate`, which a test in this process cannot see whole: libraries'
+    log handlers bound to the process's stderr, progress bars (the tests' checkpoint writes turn them off here),
+    warnings shown once per process. Empty when the case prints its one line alone and writes nothing; else what
+    went wrong."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("WANDB_")}
+    env.update(PYTHONPATH=str(REPO), HOME=str(tmp_path))  # no ~/.netrc: no W&B login
+    before = files_under(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "rest_mcts.iterate",
+                             *case_argv(args, data, policy, no_newline_policy)],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]  # as `one_line` reads them
+    if result.returncode != 2 or len(lines) != 1 or not lines[0].startswith("error: ") or not re.search(
+            message, lines[0]):
+        return f"{case}: exit {result.returncode}, stderr {result.stderr!r}"
+    if result.stdout or files_under(tmp_path) != before:
+        return f"{case}: printed {result.stdout!r} or wrote files"
+    return ""
+
+
+@pytest.mark.parametrize("case, args, message", [case for case in CASES if case[0] in FRESH_PROCESS_EVERY_RUN],
+                         ids=sorted(FRESH_PROCESS_EVERY_RUN))
+def test_bad_input_prints_its_one_line_alone_as_the_cli_in_a_process_of_its_own(case, args, message, data, policy,
+                                                                                no_newline_policy, tmp_path):
+    assert cli_refusal(case, args, message, data, policy, no_newline_policy, tmp_path) == ""
+
+
+@pytest.mark.slow
+def test_every_bad_input_prints_its_one_line_alone_as_the_cli_in_a_process_of_its_own(data, policy,
+                                                                                      no_newline_policy, tmp_path):
+    """Every other case of the table as its own CLI process, three at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [case for case in CASES if case[0] not in FRESH_PROCESS_EVERY_RUN]
+    folders = [tmp_path / case[0] for case in cases]
+    for folder in folders:
+        folder.mkdir()
+    with ThreadPoolExecutor(3) as pool:
+        problems = list(pool.map(lambda item: cli_refusal(*item[0], data, policy, no_newline_policy, item[1]),
+                                 zip(cases, folders)))
+    assert [problem for problem in problems if problem] == []
+
+
+def test_an_unwritable_run_folder_is_refused_for_a_user_without_write_access(capfd):
     """As an unprivileged user (nobody, when the tests run as root) the run folder cannot be made."""
     import rest_mcts.actors  # noqa: F401  (imported before dropping privileges: the checkout may be private)
     from rest_mcts.flags import config_from_args
@@ -259,7 +331,7 @@ def test_an_unwritable_run_folder_is_refused_for_a_user_without_write_access(cap
         argv = ["--run-dir", str(locked / "runs"), "--logging.wandb_mode", "offline"]
         check_wandb(config_from_args(iterate.build_parser().parse_args(argv)))  # imports what the checks use
         if os.getuid() != 0:
-            line = refuse(argv, workspace, capsys)
+            line = refuse(argv, workspace, capfd)
         else:
             read, write = os.pipe()
             child = os.fork()
@@ -287,7 +359,7 @@ def test_an_unwritable_run_folder_is_refused_for_a_user_without_write_access(cap
                 output = pipe.read()
             _, status = os.waitpid(child, 0)
             assert os.waitstatus_to_exitcode(status) == 2, output
-            line = next((line for line in output.splitlines() if line.startswith("error: ")), output)
+            line = one_line(output)
         assert re.search(r"cannot write the run folder .*locked/runs/default: .*locked is not writable by this "
                          r"user \(uid \d+\)", line), line
         assert list(locked.iterdir()) == []
@@ -295,22 +367,22 @@ def test_an_unwritable_run_folder_is_refused_for_a_user_without_write_access(cap
         shutil.rmtree(workspace)
 
 
-def test_a_disk_without_room_for_the_run_is_refused(tmp_path, capsys, monkeypatch):
+def test_a_disk_without_room_for_the_run_is_refused(tmp_path, capfd, monkeypatch):
     """A full disk, simulated: 1 MiB free where the run's checkpoints need more."""
     import rest_mcts.preflight as preflight
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(preflight.shutil, "disk_usage", lambda path: usage(2**30, 2**30 - 2**20, 2**20))
-    line = refuse(["--run-dir", "runs"], tmp_path, capsys)
+    line = refuse(["--run-dir", "runs"], tmp_path, capfd)
     assert re.search(r"1 MiB free on the disk of .*, and the run writes about \d+ MiB", line), line
     assert preflight.run_bytes(iterate.RunConfig()) > 2**20
 
 
-def test_an_existing_run_is_not_touched_without_resume_or_overwrite(tmp_path, capsys):
+def test_an_existing_run_is_not_touched_without_resume_or_overwrite(tmp_path, capfd):
     run = tmp_path / "runs" / "default"
     run.mkdir(parents=True)
     (run / "config.yaml").write_text("rounds: 3\n")
-    line = refuse(["--run-dir", "runs"], tmp_path, capsys)
+    line = refuse(["--run-dir", "runs"], tmp_path, capfd)
     assert "already holds a run; pass --resume to continue it" in line
     assert (run / "config.yaml").read_text() == "rounds: 3\n"
 
@@ -354,13 +426,66 @@ def test_a_wandb_server_that_does_not_answer_fails_the_start_and_leaves_no_run_f
          "--logging.wandb_init_timeout_s", "5"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert process.returncode == 2, process.stderr
-    assert "error: W&B could not start its online run" in process.stderr
+    assert one_line(process.stderr).startswith("error: W&B could not start its online run")
     assert "k" * 40 not in process.stderr + process.stdout  # the key never shows
     assert not (tmp_path / "runs").exists()
+
+
+def solved(count: int) -> list[str]:
+    """`count` problems with worked solutions, as a user's own file holds them."""
+    return [json.dumps({"question": f"What is {i} plus {i}?", "answer": 2 * i, "solution": f"{i} + {i} = {2 * i}"})
+            for i in range(count)]
+
+
+ACCEPTED = [
+    # id, the data file's bytes, the split sizes the run takes: (seed, train, per round, test, ood, dev)
+    ("data-byte-order-mark", b"\xef\xbb\xbf" + jsonl(*solved(40)), (26, 10, 8, 4, 0, 2)),
+    ("data-crlf-line-ends", jsonl(*solved(40)).replace(b"\n", b"\r\n"), (26, 10, 8, 4, 0, 2)),
+    ("data-without-size-flags", jsonl(*solved(300)), (196, 74, 60, 30, 0, 14)),
+]
+"""Data files as users write them, which pass every check of the start and reach the run with no size flag (the
+"accepted as written" table of docs/bad-inputs.md): a tenth held out as test, the rest split 8000 : 3000 between
+seed and train, dev at most a fifth of train (docs/tasks.md)."""
+
+
+class Reached(Exception):
+    """The run started: its rounds were about to run."""
+
+
+@pytest.mark.parametrize("case, content, sizes", ACCEPTED, ids=[case[0] for case in ACCEPTED])
+def test_a_data_file_as_users_write_it_reaches_the_run_with_its_split_sizes_saved(case, content, sizes, policy,
+                                                                                   tmp_path, capfd, caplog,
+                                                                                   monkeypatch):
+    import yaml
+
+    import rest_mcts.placement
+
+    (tmp_path / "data.jsonl").write_bytes(content)
+    monkeypatch.setattr(rest_mcts.placement, "start_ray", lambda *args: None)
+    monkeypatch.setattr(iterate, "run_rounds", lambda *args: (_ for _ in ()).throw(Reached()))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Reached), caplog.at_level("INFO", logger="rest_mcts"):
+        iterate.main(["--task", "jsonl", "--task.data_path", "data.jsonl", "--task.solution_field", "solution",
+                      "--policy-model", str(policy), "--run-dir", "runs", "--logging.wandb_mode", "disabled"])
+    saved = yaml.safe_load((tmp_path / "runs" / "default" / "config.yaml").read_text())  # what --resume reads
+    assert tuple(saved["task"][key] for key in ("seed_problems", "train_problems", "problems_per_round",
+                                                "test_problems", "ood_problems")) + (
+        saved["eval"]["dev_problems"],) == sizes
+    seed, train, per_round, test, ood, dev = sizes
+    assert (f"--task jsonl split sizes: seed {seed}, train {train} (its last {dev} held out as dev, {per_round} "
+            f"searched a round), test {test}, ood {ood}") in caplog.messages
+    assert "error" not in capfd.readouterr().err
 
 
 def test_the_docs_table_lists_every_case():
     table = (REPO / "docs" / "bad-inputs.md").read_text()
     listed = set(re.findall(r"`test_bad_inputs::([a-z0-9-]+)`", table))
-    assert listed == {case[0] for case in CASES} | {
+    assert listed == {case[0] for case in CASES} | {case[0] for case in ACCEPTED} | {
         "unwritable-run-folder", "disk-full", "existing-run", "wandb-server-unreachable"}
+
+
+def test_every_test_the_docs_table_names_in_another_file_exists():
+    table = (REPO / "docs" / "bad-inputs.md").read_text()
+    for module, name in re.findall(r"`(test_[a-z0-9_]+)::([A-Za-z0-9_]+)`", table):
+        if module != "test_bad_inputs":
+            assert f"def {name}(" in (REPO / "tests" / f"{module}.py").read_text(), f"{module}::{name}"

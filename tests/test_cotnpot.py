@@ -31,3 +31,38 @@ def test_a_solution_without_an_answer_or_a_program_is_dropped_without_running_an
 def test_the_filter_falls_back_to_every_solution_when_it_keeps_none():
     assert kept_or_all([False, True, True]) == [1, 2]
     assert kept_or_all([False, False]) == [0, 1]
+
+
+def test_the_study_rows_record_a_sandbox_without_isolation_only_where_the_run_accepted_it(tmp_path, monkeypatch):
+    """With no bwrap and no unshare on PATH, CoTnPoT refuses to run programs unless `sandbox.allow_unisolated`;
+    accepted, each cotnpot_<split>.jsonl row says what the sandbox did not enforce."""
+    import shutil
+    from pathlib import Path
+
+    import pytest
+
+    from experiments.verifier_study import Study, cotnpot_split
+    from lm.data import read_jsonl, write_jsonl
+    from rest_mcts import sandbox
+    from rest_mcts.config import RunConfig, SandboxConfig
+
+    task = get_task("last_letter")
+    problem = task.problems("test", 1, seed=0)[0]
+    write_jsonl(tmp_path / "samples_test.jsonl", [{"problem_id": problem.id, "wave": 0,
+                                                   "solutions": [{"steps": task.reference_steps(problem)}]}])
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("setpriv", "prlimit"):
+        (tools / tool).symlink_to(shutil.which(tool))
+    monkeypatch.setenv("PATH", str(tools))
+    sandbox.resolve_isolation.cache_clear()
+    try:
+        with pytest.raises(sandbox.SandboxUnavailable, match="allow_unisolated"):
+            check_solutions(task, [(problem, task.reference_steps(problem))])
+        config = RunConfig(sandbox=SandboxConfig(allow_unisolated=True))
+        cotnpot_split(Study(config, Path(), Path(), tmp_path, [], task, {}, {"test": {problem.id: problem}}, 1), "test")
+    finally:
+        sandbox.resolve_isolation.cache_clear()
+    (row,) = read_jsonl(tmp_path / "cotnpot_test.jsonl")
+    assert row["kept"] == [True] and row["sandbox_unisolated"] is True
+    assert {"network-namespace", "read-only-filesystem", "private-tmp"} <= set(row["sandbox_not_enforced"])

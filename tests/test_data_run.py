@@ -18,12 +18,17 @@ from rest_mcts.tasks import get_task
 from tests.test_iterate import REPO, finish, iterate
 
 
-@pytest.mark.slow
-def test_a_gsm8k_run_on_a_chat_template_checkpoint_searches_trains_and_evaluates(tmp_path):
+def save_gsm8k_policy(path) -> None:
+    """A tiny random policy with a byte-level BPE tokenizer trained on GSM8K's seed solutions, with a chat template."""
     task = get_task(TaskConfig(name="gsm8k", seed_problems=100, train_problems=100))
     texts = [example.prompt + "".join(example.steps) for example in task.seed_examples(100, 0)]
     tokenizer = build_bpe_tokenizer(texts, vocab_size=600, chat=True)
-    save_checkpoint(build_tiny_policy(tokenizer, 32, 1, 2, 64, 1024, seed=0), tokenizer, tmp_path / "policy")
+    save_checkpoint(build_tiny_policy(tokenizer, 32, 1, 2, 64, 1024, seed=0), tokenizer, path)
+
+
+@pytest.mark.slow
+def test_a_gsm8k_run_on_a_chat_template_checkpoint_searches_trains_and_evaluates(tmp_path):
+    save_gsm8k_policy(tmp_path / "policy")
     code, output = finish(iterate([
         "--task", "gsm8k", "--model.policy_model", str(tmp_path / "policy"), "--rounds", "1",
         "--run-dir", "runs", "--task.seed_problems", "32", "--task.train_problems", "40",

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,7 +19,9 @@ import pytest
 from rest_mcts.answers import game24_value, to_number
 from rest_mcts.config import TaskConfig
 from rest_mcts.math_answers import parses
+from rest_mcts.problems import RunProblems
 from rest_mcts.tasks import DataError, get_task
+from rest_mcts.tasks.data_task import count_json_lines
 from rest_mcts.tasks.game24 import Game24Task, solve
 
 REPO = Path(__file__).resolve().parents[1]
@@ -598,6 +601,127 @@ def test_a_held_out_test_split_larger_than_the_data_file_names_the_flag(numbers_
                                test_problems=40))
     with pytest.raises(DataError, match="--task.test_problems 40: the jsonl test split holds 30 problems"):
         task.problems("test", 40, 0)
+
+
+# --- files as users write them: a byte-order mark, CRLF line ends ----------------------------------------------
+
+
+SUMS = [{"question": f"What is {n} plus {n}?", "answer": str(2 * n)} for n in range(40)]
+
+
+@pytest.mark.parametrize("mark, newline", [(b"\xef\xbb\xbf", "\n"), (b"", "\r\n"), (b"\xef\xbb\xbf", "\r\n")],
+                         ids=["byte-order-mark", "crlf", "both"])
+def test_a_jsonl_file_with_a_byte_order_mark_or_crlf_line_ends_reads_as_the_plain_file(tmp_path, mark, newline):
+    plain = write_jsonl(tmp_path / "plain.jsonl", SUMS)
+    written = tmp_path / "written.jsonl"
+    written.write_bytes(mark + "".join(json.dumps(row) + newline for row in SUMS).encode() + newline.encode())
+
+    def splits(path: Path) -> list:
+        task = get_task(TaskConfig(name="jsonl", data_path=str(path), seed_problems=0, test_problems=4))
+        return [task.problems(split, count, 0) for split, count in (("test", 4), ("train", 36))]
+
+    assert splits(written) == splits(plain)
+    assert count_json_lines(written) == count_json_lines(plain) == len(SUMS)
+
+
+def test_a_game24_csv_with_a_byte_order_mark_and_crlf_line_ends_reads_as_the_shipped_one(tmp_path):
+    shipped = SHIPPED / "game24" / "24.csv"
+    written = tmp_path / "24.csv"
+    written.write_bytes(b"\xef\xbb\xbf" + shipped.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+
+    def splits(path: Path) -> list:
+        task = get_task(TaskConfig(name="game24", data_path=str(path), seed_problems=100, train_problems=800))
+        return [task.problems(split, count, 0) for split, count in (("seed", 100), ("train", 800), ("test", 100),
+                                                                     ("ood", 362))]
+
+    assert splits(written) == splits(shipped)
+    puzzles_first = tmp_path / "puzzles.csv"  # the mark sits on the Puzzles column's name itself
+    puzzles_first.write_bytes(b"\xef\xbb\xbfPuzzles,Rank\r\n1 1 4 6,1\r\n1 1 11 11,2\r\n")
+    task = get_task(TaskConfig(name="game24", data_path=str(puzzles_first), seed_problems=0))
+    assert sorted(p.question for p in task.problems("train", 2, 0)) == ["1 1 11 11", "1 1 4 6"]
+
+
+# --- split sizes from the files ----------------------------------------------------------------------------------
+
+
+def sized(*flags: str) -> tuple[int, ...]:
+    """(seed, train, per round, test, ood, dev) of the configuration the CLI flags give."""
+    config = cli_config(*flags)
+    task = config.task
+    return (task.seed_problems, task.train_problems, task.problems_per_round, task.test_problems, task.ood_problems,
+            config.eval.dev_problems)
+
+
+def cli_config(*flags: str):
+    from rest_mcts.flags import config_from_args
+    from rest_mcts.iterate import build_parser
+
+    return config_from_args(build_parser().parse_args([*flags, "--model.policy_model", "unused"]))
+
+
+@pytest.fixture
+def user_file(tmp_path) -> Path:
+    """A user's own file: 300 problems with worked solutions."""
+    return write_jsonl(tmp_path / "user.jsonl", [
+        {"question": f"What is {n} plus {n}?", "answer": 2 * n, "solution": f"{n} + {n} = {2 * n}\n#### {2 * n}"}
+        for n in range(300)])
+
+
+def test_a_data_file_without_size_flags_gives_every_split_size(user_file):
+    flags = ["--task", "jsonl", "--task.data_path", str(user_file)]
+    # No worked solutions: a tenth held out as test, the rest is the train pool (its last fifth, at most 50, dev).
+    assert sized(*flags) == (0, 270, 220, 30, 0, 50)
+    # Worked solutions: the 270 split 8000 : 3000 between seed and train, as the defaults split them.
+    assert sized(*flags, "--task.solution_field", "solution") == (196, 74, 60, 30, 0, 14)
+    config = cli_config(*flags, "--task.solution_field", "solution")
+    problems = RunProblems.of(config, get_task(config.task))
+    drawn = [{e.problem_id for e in problems.seed_examples}, {p.id for p in problems.train},
+             {p.id for p in problems.dev}, {p.id for p in problems.held_out["test"]}]
+    assert [len(ids) for ids in drawn] == [196, 60, 14, 30] and "ood" not in problems.held_out
+    assert set().union(*drawn) == {f"train-{line:05d}" for line in range(1, 301)}  # disjoint, the whole file
+
+
+def test_sizes_given_by_flag_or_config_file_win_and_the_rest_fill_the_file(user_file, tmp_path):
+    flags = ["--task", "jsonl", "--task.data_path", str(user_file), "--task.solution_field", "solution"]
+    assert sized(*flags, "--task.test_problems", "50", "--eval.dev_problems", "0") == (182, 68, 68, 50, 0, 0)
+    config_file = tmp_path / "sizes.yaml"
+    config_file.write_text("task:\n  train_problems: 100\n")
+    assert sized(*flags, "--config", str(config_file)) == (170, 100, 80, 30, 0, 20)  # seed takes the rest
+    held_out = write_jsonl(tmp_path / "test.jsonl", [{"question": f"What is {n} + 1?", "answer": n + 1}
+                                                    for n in range(7)])
+    assert sized(*flags, "--task.test_path", str(held_out)) == (218, 82, 66, 7, 0, 16)  # the whole file trains
+    too_many = cli_config(*flags, "--task.train_problems", "500")  # still checked against what the file holds
+    with pytest.raises(DataError, match="--task.train_problems 500: the jsonl train split holds 270 problems"):
+        get_task(too_many.task).problems("train", 500, 0)
+
+
+def test_shipped_data_sets_take_their_sizes_from_their_files_and_synthetic_tasks_keep_theirs():
+    assert sized("--task", "gsm8k") == (5435, 2038, 384, GSM8K_TEST, 0, 50)
+    assert sized("--task", "game24") == (0, 900, 384, 100, 362, 50)  # Tree of Thoughts' ranks
+    from rest_mcts.config import RunConfig
+
+    defaults = RunConfig()
+    for name in ("modtarget", "word_sort"):
+        config = cli_config("--task", name)
+        assert (config.task, config.eval) == (replace(defaults.task, name=name), defaults.eval)
+
+
+def test_a_dry_run_shows_the_sizes_taken_from_the_file(user_file, capsys):
+    import yaml
+
+    from rest_mcts.iterate import main
+
+    assert main(["--task", "jsonl", "--task.data_path", str(user_file), "--model.policy_model", "unused",
+                 "--dry-run"]) == 0
+    resolved = yaml.safe_load(capsys.readouterr().out.split("---")[0])
+    assert {key: resolved["task"][key] for key in ("seed_problems", "train_problems", "problems_per_round",
+                                                   "test_problems", "ood_problems")} == {
+        "seed_problems": 0, "train_problems": 270, "problems_per_round": 220, "test_problems": 30, "ood_problems": 0}
+    assert resolved["eval"]["dev_problems"] == 50
+
+
+def test_a_missing_data_file_keeps_the_default_sizes_for_the_data_check_to_name_it(tmp_path):
+    assert sized("--task", "jsonl", "--task.data_path", str(tmp_path / "nowhere.jsonl")) == sized()
 
 
 # --- the CLI refuses bad data before it writes anything ------------------------------------------------------

@@ -46,8 +46,9 @@ def cli(module: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def test_without_vllm_the_backend_is_refused_with_how_to_install_it(tmp_path):
     result = cli("rest_mcts.iterate", ["--search.backend", "vllm", "--run-dir", "runs"], tmp_path)
     assert result.returncode == 2
-    assert "--search.backend vllm: vLLM is not installed" in result.stderr
-    assert "tools/install-vllm-cpu.sh" in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]  # the one line is the whole stderr
+    assert len(lines) == 1 and lines[0].startswith("error: --search.backend vllm: vLLM is not installed"), result.stderr
+    assert "tools/install-vllm-cpu.sh" in lines[0]
     assert not (tmp_path / "runs").exists()
 
 

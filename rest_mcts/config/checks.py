@@ -12,6 +12,7 @@ from rest_mcts.config.cluster import PLACEMENT_STRATEGIES
 from rest_mcts.config.engine import BACKENDS, ENGINE_PRM, MAX_ENGINE_TEMPERATURE
 from rest_mcts.config.sections import (
     ANSWER_FORMATS,
+    SELF_REWARDING_JUDGES,
     VERIFIER_DATA,
     VERIFIER_EVAL_AS,
     WANDB_MODES,
@@ -48,7 +49,7 @@ class ConfigError(ValueError):
 
 
 RANGES: dict[str, tuple[float, float | None]] = {
-    "seed": (0, None), "task.train_problems": (1, None), "task.data_seed": (0, None),
+    "seed": (0, None), "task.seed_problems": (0, None), "task.train_problems": (1, None), "task.data_seed": (0, None),
     "search.exploration_constant": (0, None), "search.unvisited_bonus": (0, None), "search.end_gate": (0, 1),
     "search.kv_store_mb": (0, None), "engine.kv_cache_gb": (1, None), "engine.gpu_memory_utilization": (0, 1),
     "engine.tensor_parallel_size": (0, None), "engine.max_model_len": (0, None), "traces.max_per_problem": (1, None),
@@ -94,7 +95,6 @@ def check_values(config: RunConfig) -> None:
         raise ConfigError(f"--method {config.method!r}: unknown method; expected one of {sorted(RECIPES)}")
     _check_data_task_values(config.task)
     positive = {
-        "task.seed_problems": config.task.seed_problems,
         "task.problems_per_round": config.task.problems_per_round,
         "task.test_problems": config.task.test_problems,
         "search.max_step_tokens": config.search.max_step_tokens,
@@ -104,6 +104,8 @@ def check_values(config: RunConfig) -> None:
         "cluster.problems_per_task": config.cluster.problems_per_task,
         "policy_train.micro_batch_size": config.policy_train.micro_batch_size,
         "rest_em.samples_per_problem": config.rest_em.samples_per_problem,
+        "self_rewarding.samples_per_problem": config.self_rewarding.samples_per_problem,
+        "values.mc_completions": config.values.mc_completions,
         "prm_train.micro_batch_size": config.prm_train.micro_batch_size,
         "model.hidden_size": config.model.hidden_size,
         "model.num_layers": config.model.num_layers,
@@ -143,9 +145,20 @@ def check_values(config: RunConfig) -> None:
             if value > MAX_ENGINE_TEMPERATURE:
                 raise ConfigError(f"{flag} {value}: vLLM samples at temperatures up to {MAX_ENGINE_TEMPERATURE} "
                                   f"(--search.backend vllm); use the hf backend for hotter sampling")
-    match = config.rest_em.match_tokens_of
-    if match and not (Path(match) / "config.yaml").exists():
-        raise ConfigError(f"--rest_em.match_tokens_of {match}: not an iterate run folder (no config.yaml)")
+    for section in ("rest_em", "self_rewarding"):
+        match = getattr(config, section).match_tokens_of
+        if match and not (Path(match) / "config.yaml").exists():
+            raise ConfigError(f"--{section}.match_tokens_of {match}: not an iterate run folder (no config.yaml)")
+    if config.self_rewarding.judge not in SELF_REWARDING_JUDGES:
+        raise ConfigError(f"--self_rewarding.judge {config.self_rewarding.judge!r}: expected one of "
+                          f"{SELF_REWARDING_JUDGES}")
+    if config.method == "self_rewarding" and config.self_rewarding.judge == "verifier" and not (
+            config.verifier.train_in_rounds):
+        raise ConfigError("--self_rewarding.judge verifier: the judge is the verifier trained in round 0; "
+                          "add --verifier.train_in_rounds true")
+    if config.self_rewarding.margin < 0 or config.self_rewarding.beta <= 0:
+        raise ConfigError(f"--self_rewarding.margin {config.self_rewarding.margin} and --self_rewarding.beta "
+                          f"{config.self_rewarding.beta}: expected a margin of 0 or more and a positive beta")
     if config.verifier.kind not in VERIFIER_KINDS:
         raise ConfigError(f"--verifier.kind {config.verifier.kind!r}: expected one of {VERIFIER_KINDS}")
     if config.verifier.rationales < 1 or config.verifier.max_rationale_tokens < 1:

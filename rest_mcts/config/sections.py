@@ -19,15 +19,16 @@ class TaskConfig:
     """Task to train on: modtarget (reach a target digit; the default), modchain (mod-10 chains), last_letter
     (last-letter concatenation) or word_sort (sort pseudo-words); docs/tasks.md."""
     seed_problems: int = 8000
-    """Problems with worked solutions used for the round-0 warm start (SFT seed set)."""
+    """Problems with worked solutions used for the round-0 warm start (SFT seed set). Data tasks: this and the other
+    split sizes, where no flag or config file gives them, are taken from the files (docs/tasks.md)."""
     train_problems: int = 3000
-    """Size of the pool of training problems searched by the rounds."""
+    """Size of the pool of training problems searched by the rounds (data tasks: from the files, see seed_problems)."""
     problems_per_round: int = 384
-    """Training problems searched each round (a new slice of the pool every round)."""
+    """Training problems searched each round (a new slice of the pool every round; data tasks: at most the pool)."""
     test_problems: int = 200
-    """Held-out in-distribution problems used for evaluation."""
+    """Held-out in-distribution problems used for evaluation (data tasks: the test file, else a tenth of data_path)."""
     ood_problems: int = 50
-    """Held-out out-of-distribution (longer) problems used for evaluation."""
+    """Held-out out-of-distribution (longer) problems used for evaluation (data tasks: the whole ood split, if any)."""
     data_seed: int = 0
     """Seed that fixes which problems each split holds."""
     curriculum_start: int = -1
@@ -137,8 +138,13 @@ class SearchConfig(MCTSParams):
 @dataclass(frozen=True)
 class ValuesConfig:
     target: str = "hard"
-    """PRM training target from each searched tree: 'hard' (Math-Shepherd's hard estimate: 1 if a correct answer
-    lies below the step, else 0) or 'quality' (ReST-MCTS*'s quality value v_k, rising along a correct path)."""
+    """PRM training target of each step of the searched trees: from the tree, 'hard' (Math-Shepherd's hard
+    estimate: 1 if a correct answer lies below the step, else 0) or 'quality' (ReST-MCTS*'s quality value v_k,
+    rising along a correct path); or from `mc_completions` Monte Carlo completions by the policy that searched,
+    'mc_hard' (1 if any reaches the right answer), 'mc_soft' (the share that does) or 'omega' (OmegaPRM: the
+    first wrong step of each wrong finished solution found by binary search, the steps before it 1, it 0)."""
+    mc_completions: int = 4
+    """Completions per labelled prefix for the Monte Carlo targets (mc_hard, mc_soft, omega)."""
     nodes: str = "finished"
     """Which nodes of a tree get value examples: 'finished' (the official code: only nodes with a finished
     solution below them) or 'all' (also nodes below which nothing was finished, labelled as having no correct
@@ -171,6 +177,26 @@ class RestEMConfig:
     Empty: `samples_per_problem` solutions per problem."""
     samples_per_problem: int = 8
     """Solutions sampled per training problem when `match_tokens_of` is empty."""
+
+
+SELF_REWARDING_JUDGES = ("policy", "verifier")
+"""`self_rewarding.judge` values."""
+
+
+@dataclass(frozen=True)
+class SelfRewardingConfig(RestEMConfig):
+    """Self-Rewarding (`--method self_rewarding`; Yuan et al. 2024): solutions sampled as ReST-EM samples them
+    (`match_tokens_of`, `samples_per_problem`), judged by a model instead of the oracle, the highest against the
+    lowest judged of each problem trained into the policy with DPO."""
+
+    judge: str = "policy"
+    """Who judges: 'policy' (the previous round's policy as LLM-as-a-judge: the verifier's direct Yes/No form,
+    untrained for it) or 'verifier' (the latest trained verifier: round 0's with `verifier.train_in_rounds`, since
+    Self-Rewarding rounds train none)."""
+    margin: float = 0.05
+    """A problem gives a pair only when its highest and lowest judged solutions differ by at least this much."""
+    beta: float = 0.1
+    """DPO's β (Rafailov et al. 2023)."""
 
 
 @dataclass(frozen=True)
@@ -211,7 +237,7 @@ class EvalConfig:
     """Training problems held out from search (the end of the pool) on which each round's evaluation runs MCTS*
     first and picks its answer margin from `round_metrics.ANSWER_MARGINS`: the first-path margin unless a smaller
     one beats it by a sign test with family-wise error 0.01 (`round_metrics.pick_answer_margin`). 0: no dev
-    split; `answer_margin` is used as given."""
+    split; `answer_margin` is used as given. Data tasks, where no flag or file gives it: at most a fifth of the pool."""
     pass_at_k: int = 16
     """k of round 0's pass@k (and self-consistency@k) on the test split: k solutions sampled per problem at
     the evaluation temperature, right when any is: the oracle ceiling of every method that reads k samples,
@@ -287,6 +313,15 @@ class VerifierConfig:
 
 
 @dataclass(frozen=True)
+class SandboxConfig:
+    """The sandbox that runs model-written programs (CoTnPoT's checks; docs/sandbox.md)."""
+
+    allow_unisolated: bool = False
+    """Run model-written programs where no sandbox isolates the filesystem and network (no bubblewrap, no namespaces
+    for the fallback) in one that does not, recording what it did not enforce; off: refuse to run them there."""
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     run_dir: str = "runs"
     """Folder that holds the experiment folders."""
@@ -315,14 +350,16 @@ class RunConfig:
     control: bool = False
     """Control run: train the policy on the seed solutions only, with the same optimizer steps."""
     method: str = "rest_mcts"
-    """Self-training method: rest_mcts (MCTS* search, process rewards, policy and PRM training) or rest_em (sampled
-    solutions, the oracle-correct ones kept, policy training only); the stages: `rest_mcts.recipes.RECIPES`."""
+    """Self-training method: rest_mcts (MCTS* search, process rewards, policy and PRM training), rest_em (sampled
+    solutions, the oracle-correct ones kept, policy training only) or self_rewarding (sampled solutions judged by a
+    model, DPO on the highest against the lowest judged); the stages: `rest_mcts.recipes.RECIPES`."""
     task: TaskConfig = field(default_factory=TaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     values: ValuesConfig = field(default_factory=ValuesConfig)
     traces: TracesConfig = field(default_factory=TracesConfig)
     rest_em: RestEMConfig = field(default_factory=RestEMConfig)
+    self_rewarding: SelfRewardingConfig = field(default_factory=SelfRewardingConfig)
     policy_train: TrainConfig = field(default_factory=lambda: TrainConfig(learning_rate=2e-3, warmup_steps=60,
                                                                           round_learning_rate=5e-4))
     prm_train: TrainConfig = field(
@@ -336,6 +373,7 @@ class RunConfig:
     )
     engine: EngineConfig = field(default_factory=EngineConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 

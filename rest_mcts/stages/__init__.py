@@ -26,6 +26,7 @@ from rest_mcts.stages.search_and_values import (
     sample,
     search,
 )
+from rest_mcts.stages.self_rewarding import judge_samples, preference_pairs, train_policy_dpo
 from rest_mcts.stages.training import (
     keep_prm,
     policy_training_data,
@@ -43,7 +44,8 @@ __all__ = ["BODIES", "ROUND_STAGES", "WARM_START_STAGES", "Context", "Stage", "e
 
 BODIES: dict[str, Callable[[Context, Round], dict[str, float]]] = {body.__name__: body for body in (
     init_policy, init_prm, bootstrap_search, search, infer_values, filter_traces, sample, filter_samples,
-    warm_start_policy, train_policy, warm_start_prm, train_prm, keep_prm, train_verifier, evaluate_round)}
+    warm_start_policy, train_policy, warm_start_prm, train_prm, keep_prm, train_verifier, evaluate_round,
+    judge_samples, preference_pairs, train_policy_dpo)}
 """Each stage function by the name `rest_mcts.recipes` gives it."""
 
 WARM_START_STAGES: tuple[Stage, ...] = tuple((spec.name, BODIES[spec.body]) for spec in recipes.WARM_START)

@@ -4,6 +4,7 @@ sampling), the process rewards inferred from the trees, and the traces kept."""
 from __future__ import annotations
 
 import json
+import random
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -59,9 +60,15 @@ def infer_values(ctx: Context, round_: Round) -> dict[str, float]:
     """Process rewards from each tree and the oracle (ReST-MCTS* reasoning distance, hard estimate and quality
     value) for the nodes `values.nodes` names: the PRM's training examples, value_examples.jsonl. On synthetic
     tasks the AUROC of the targets against the true step labels is reported for the emitted examples and for
-    every node (the unexplored ones included)."""
+    every node (the unexplored ones included). With a Monte Carlo target (`values.target` mc_hard, mc_soft, omega)
+    the labels come from completions instead (`rest_mcts.stages.mc_values`)."""
     from rest_mcts.round_metrics import auroc
+    from search.value_inference import MC_TARGETS
 
+    if ctx.config.values.target in MC_TARGETS:
+        from rest_mcts.stages.mc_values import mc_values
+
+        return mc_values(ctx, round_)
     task, values, examples = ctx.task, ctx.config.values, []
     all_targets, all_labels = [], []
     for problem, tree in searched_trees(ctx, round_):
@@ -108,50 +115,69 @@ def filter_traces(ctx: Context, round_: Round) -> dict[str, float]:
     return metrics
 
 
+def sampling_section(config):
+    """The section that says how much a sampling method samples: `rest_em`, or `self_rewarding` for that method."""
+    return config.self_rewarding if config.method == "self_rewarding" else config.rest_em
+
+
 def rest_em_target_tokens(ctx: Context, round_: Round) -> int | None:
-    """The tokens this round's ReST-EM sampling must generate: the matched run's search of the same round."""
-    match = ctx.config.rest_em.match_tokens_of
+    """The tokens this round's sampling (ReST-EM, Self-Rewarding) must generate: the matched run's search of the
+    same round."""
+    section = sampling_section(ctx.config)
+    match = section.match_tokens_of
     if not match:
         return None
     matched = Round.of(Path(match), round_.index)
     tokens = matched.stages().get("search", {}).get("metrics", {}).get("search/tokens")
     if tokens is None:
-        raise ValueError(f"--rest_em.match_tokens_of {match}: round {round_.index} has no finished search stage "
+        name = "self_rewarding" if section is ctx.config.self_rewarding else "rest_em"
+        raise ValueError(f"--{name}.match_tokens_of {match}: round {round_.index} has no finished search stage "
                          f"({matched.path / 'stages.json'})")
     return int(tokens)
 
 
 def sample(ctx: Context, round_: Round) -> dict[str, float]:
-    """ReST-EM's data: solutions sampled with the previous round's policy at the search temperature, in waves of
-    solutions per problem, until the round has generated the matched run's search tokens (or
-    `rest_em.samples_per_problem` per problem); samples.jsonl, one line per problem and wave."""
+    """ReST-EM's (and Self-Rewarding's) data: solutions sampled with the previous round's policy at the search
+    temperature, in waves of solutions per problem, until the round has generated the matched run's search tokens
+    (or `samples_per_problem` per problem); samples.jsonl, one line per problem and wave. When less than a whole
+    wave of one solution per problem is left, the last wave samples one more solution for only as many problems
+    (drawn with the wave's seed) as the tokens left pay for, so the total lands within about one solution of the
+    target."""
     problems = ctx.problems.for_round(round_.index, ctx.config.task.problems_per_round)
     pool = ctx.search_pool(round_, round_.previous.policy, None, ctx.config.search.temperature, "sample")
     target = rest_em_target_tokens(ctx, round_)
-    per_problem = ctx.config.rest_em.samples_per_problem
-    shards = shard(problems, ctx.config.cluster.problems_per_task, len(pool.workers))
+    per_problem = sampling_section(ctx.config).samples_per_problem
     path = round_.path / "samples.jsonl"
     path.unlink(missing_ok=True)
     spent, waves, samples, tokens_per_sample = 0, 0, 0, None
     base = pool.settings
     while True:
+        wave_problems = problems
         if target is None:
             count = per_problem - samples
         else:
             remaining = target - spent
-            if tokens_per_sample is not None and remaining < 0.5 * tokens_per_sample * len(problems):
+            if tokens_per_sample is not None and remaining < 0.5 * tokens_per_sample:
                 break
             count = 1 if tokens_per_sample is None else max(1, round(remaining / (tokens_per_sample * len(problems))))
+            if tokens_per_sample is not None and remaining < tokens_per_sample * len(problems):
+                chosen = random.Random(seeds.wave_seed(base.seed, waves)).sample(
+                    range(len(problems)), max(1, round(remaining / tokens_per_sample)))
+                wave_problems = [problems[index] for index in sorted(chosen)]
         if count < 1:
             break
         pool.settings = replace(base, seed=seeds.wave_seed(base.seed, waves))
+        shards = shard(wave_problems, ctx.config.cluster.problems_per_task, len(pool.workers))
         rows = [row for batch in pool.map("sample", shards, count, ctx.config.search.max_depth,
                                           label=f"round {round_.index} sample wave {waves}") for row in batch]
         wave_tokens = sum(row["tokens"] for row in rows)
-        spent, samples, waves = spent + wave_tokens, samples + count, waves + 1
+        spent, waves = spent + wave_tokens, waves + 1
+        samples += count * len(wave_problems) / len(problems)
         tokens_per_sample = spent / (samples * len(problems))
         with open(path, "a", encoding="utf-8") as handle:
             handle.write("".join(json.dumps({**row, "wave": waves - 1}) + "\n" for row in rows))
+        if wave_problems is not problems:
+            break
     solved = {row["problem_id"] for row in read_jsonl(path) if any(s["correct"] for s in row["solutions"])}
     metrics = {"sample/tokens": float(spent), "sample/per_problem": float(samples), "sample/waves": float(waves),
                "sample/solved_rate": len(solved) / len(problems)}

@@ -6,11 +6,12 @@ is not a JSON object, a missing field, a field of the wrong type or a gold answe
 `DataError` naming the file and line. Splits are fixed by `task.data_seed`: the seed split (worked solutions for
 the warm start) and the train pool are disjoint slices of one shuffle of the training file; the test split is
 the test file's first problems in file order, or, without one, a slice of the training file that neither seed
-nor train ever holds.
+nor train ever holds. Files are read as users write them: a UTF-8 byte-order mark and CRLF line ends are accepted.
 """
 
 from __future__ import annotations
 
+import codecs
 import itertools
 import json
 import random
@@ -73,6 +74,8 @@ def read_json_lines(path: Path, fields: Sequence[str]) -> list[tuple[int, dict]]
             if len(raw) > MAX_LINE_BYTES:
                 raise DataError(f"{where}: a line longer than {MAX_LINE_BYTES // 2**20} MiB; expected one problem "
                                 f"per line (is the file one JSON document rather than JSON lines?)")
+            if number == 1 and raw.startswith(codecs.BOM_UTF8):  # a byte-order mark, as Windows editors write
+                raw = raw[len(codecs.BOM_UTF8):]
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as error:
@@ -94,6 +97,40 @@ def read_json_lines(path: Path, fields: Sequence[str]) -> list[tuple[int, dict]]
     if not rows:
         raise DataError(f"{path}: empty; expected one JSON object per line")
     return rows
+
+
+def count_json_lines(path: Path) -> int:
+    """The problems JSONL file `path` holds (its non-blank lines), counted without parsing them and without holding
+    more than 1 MiB of a line; whether each line is a usable problem is `read_json_lines`'s to say. Raises DataError
+    when `path` is not a file."""
+    if not path.is_file():
+        raise DataError(f"{path}: {'a folder' if path.is_dir() else 'no such file'}; expected a JSONL data file")
+    count, blank = 0, True
+    with open(path, "rb") as handle:
+        for number in itertools.count():
+            piece = handle.readline(MAX_LINE_BYTES)
+            if not piece:
+                break
+            if number == 0:
+                piece = piece.removeprefix(codecs.BOM_UTF8)
+            blank = blank and not piece.strip()
+            if piece.endswith(b"\n"):
+                count, blank = count + (not blank), True
+    return count + (not blank)
+
+
+@dataclass(frozen=True)
+class FileSizes:
+    """What a data task's files hold, for the split sizes a run is not given (`problems.resolve_split_sizes`)."""
+
+    training: int
+    """Problems of the training file that seed and train (and a test split held out of it) are drawn from."""
+    test: int | None
+    """Problems of the test split's own source (None: the test split is held out of the training file)."""
+    ood: int
+    """Problems of the ood split (0: the task has none)."""
+    worked_solutions: bool
+    """Whether the seed split gives worked solutions for the warm start (a solution field)."""
 
 
 def text_field(record: dict, name: str, where: str, numbers_allowed: bool = False) -> str:
@@ -190,6 +227,15 @@ class DataTask(Task):
             if path is not None and str(path) not in files:
                 files[str(path)] = self.read_rows(path)
         return files
+
+    def file_sizes(self) -> FileSizes:
+        """How many problems the training, test and ood files hold (counted, not yet checked line by line)."""
+        training = self.source("train")
+        if training is None:
+            raise DataError(f"--task {self.name} ships no training problems; give --task.data_path FILE")
+        test, ood = self.source("test"), self.source("ood")
+        return FileSizes(count_json_lines(training), None if test is None else count_json_lines(test),
+                         0 if ood is None else count_json_lines(ood), bool(self.solution_field))
 
     def split_rows(self, split: str, seed: int) -> list[Row]:
         """All rows of `split`, in the order problems are drawn."""

@@ -22,7 +22,7 @@ from pathlib import Path
 from lm.data import Problem
 from rest_mcts.answers import game24_value
 from rest_mcts.tasks.base import SPLITS
-from rest_mcts.tasks.data_task import SHIPPED, DataError, DataTask, Row
+from rest_mcts.tasks.data_task import SHIPPED, DataError, DataTask, FileSizes, Row
 
 TARGET = 24
 TEST_RANKS = (901, 1000)
@@ -83,7 +83,7 @@ class Game24Task(DataTask):
         if not path.is_file():
             raise DataError(f"{path}: no such file; expected a CSV with a Puzzles column")
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Excel's UTF-8 CSV) is not a header
         except UnicodeDecodeError as error:
             raise DataError(f"{path}: not UTF-8 (byte {error.start})") from None
         reader = csv.DictReader(text.splitlines())
@@ -100,6 +100,12 @@ class Game24Task(DataTask):
         if not rows:
             raise DataError(f"{path}: empty; expected puzzles after the header")
         return rows
+
+    def file_sizes(self) -> FileSizes:
+        """The ranks before the test ranks are seed and train's; the test and ood splits are read whole."""
+        pool = self._files[str(self.source("train"))][:TEST_RANKS[0] - 1]
+        return FileSizes(len(pool), len(self.split_rows("test", 0)), len(self.split_rows("ood", 0)),
+                         bool(self.solution_field))
 
     def split_rows(self, split: str, seed: int) -> list[Row]:
         if split not in SPLITS:

@@ -77,6 +77,18 @@ def test_three_samples_give_hand_checked_solutions_and_tokens():
     assert policy.calls == 2  # one batched call per level
 
 
+def test_completions_continue_from_their_start_and_count_only_the_new_steps():
+    policy = ScriptedPolicy(SCRIPT)
+    results = sample_solutions(["Q\n", "Q\n", "Q\n"], policy.propose, num_samples=2, max_depth=2,
+                               starts=[("a\n",), ("b\n",), ("a\n", "c\n")])
+    assert [[c.steps for c in finished] for finished, _ in results] == [
+        [("a\n", "=1")] * 2, [("b\n", "=2")] * 2, []]  # the third start is at max_depth already: nothing to add
+    assert [tokens for _, tokens in results] == [2, 2, 0]
+    assert policy.calls == 1
+    with pytest.raises(ValueError, match="2 starts for 1 prompts"):
+        sample_solutions(["Q\n"], policy.propose, 1, 2, starts=[(), ()])
+
+
 def test_sampling_methods_pick_hand_checked_answers():
     results = sampling_methods(
         [("p0", "Q\n")], ScriptedPolicy(SCRIPT).propose, table_score(SCORES), answer_of, num_samples=3, max_depth=4

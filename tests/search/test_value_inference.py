@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from search.tree import Tree
@@ -114,7 +116,7 @@ def test_hard_value_targets_are_one_on_the_correct_path_and_zero_off_it():
     targets = dict(value_targets(tree, rewards, "hard"))
     assert targets == {("A\n",): 1.0, ("A\n", "B\n"): 1.0, ("A\n", "B\n", "correct C\n"): 1.0,
                        ("A\n", "wrong B'\n"): 0.0}
-    with pytest.raises(ValueError, match="unknown value target 'soft'"):
+    with pytest.raises(ValueError, match="unknown tree value target 'soft'"):
         value_targets(tree, rewards, "soft")
 
 
@@ -125,3 +127,26 @@ def test_inference_leaves_the_tree_unchanged_and_grading_writes_verdicts():
     assert tree.to_dict() == before
     grade_terminal_nodes(tree, ends_in_correct)
     assert [node.answer_correct for node in tree.nodes] == [None, None, None, True, False]
+
+
+@pytest.mark.parametrize("length, first_wrong", [(1, 1), (2, 1), (2, 2), (7, 1), (7, 4), (7, 7), (16, 9)])
+def test_the_binary_search_finds_the_first_wrong_step_in_log2_probes(length, first_wrong):
+    from search.value_inference import FirstErrorSearch
+
+    steps = tuple(f"s{i}\n" for i in range(length))
+    search, probes = FirstErrorSearch(steps), []
+    while not search.done:
+        probe = search.probe()
+        probes.append(probe)
+        search.record(probe, 3 if probe < first_wrong else 0)  # right completions only before the wrong step
+    assert search.hi == first_wrong and len(probes) <= math.ceil(math.log2(length)) if length > 1 else not probes
+    assert search.labels() == [(steps[:n], 1.0) for n in range(1, first_wrong)] + [(steps[:first_wrong], 0.0)]
+
+
+def test_monte_carlo_targets_are_any_right_or_the_share_right():
+    from search.value_inference import mc_target
+
+    assert [mc_target(c, 4, "mc_hard") for c in (0, 1, 4)] == [0.0, 1.0, 1.0]
+    assert [mc_target(c, 4, "mc_soft") for c in (0, 1, 4)] == [0.0, 0.25, 1.0]
+    with pytest.raises(ValueError, match="at least one completion"):
+        mc_target(0, 0, "mc_soft")
