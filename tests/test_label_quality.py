@@ -1,0 +1,63 @@
+"""experiments/label_quality.py: the tree's labellings and the ranking figures by hand, then the whole comparison on
+a tiny run's trees through its command line (Monte Carlo labels on the run's search workers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from experiments.label_quality import ranking, tree_labels
+from search.tree import Tree
+from tests.test_iterate import REPO
+
+
+def test_tree_labels_give_the_hard_estimate_the_quality_value_and_the_visit_weighted_outcome():
+    tree = Tree.new("p", "Q: ")
+    a = tree.add_child(0, "A\n")
+    right = tree.add_child(a, "right\n", is_terminal=True)
+    wrong = tree.add_child(a, "wrong\n", is_terminal=True)
+    tree.nodes[right].visit_count, tree.nodes[wrong].visit_count = 1, 3
+    task = SimpleNamespace(is_correct=lambda problem, steps: steps[-1] == "right\n")
+    labels = tree_labels(task, None, tree)
+    assert labels["tree_hard"] == {a: 1.0, right: 1.0, wrong: 0.0}
+    assert labels["tree_q"] == {a: 0.25, right: 1.0, wrong: 0.0}  # one visit of four ended right
+    assert labels["tree_quality"][right] == 1.0 > labels["tree_quality"][wrong]
+
+
+def test_ranking_counts_auroc_over_nodes_and_sibling_pairs_with_ties_half():
+    def row(steps, target, label):
+        return {"problem_id": "p", "steps": steps, "target": target, "label": label}
+
+    rows = [row(["a"], 0.9, True), row(["b"], 0.1, False), row(["c"], 0.9, False), row(["a", "x"], 0.5, True)]
+    figures = ranking(rows)
+    assert figures["nodes"] == 4 and figures["sibling_pairs"] == 2  # (a, b) and (a, c) under the root
+    assert figures["sibling_accuracy"] == 0.75  # a over b right, a and c tied
+    assert figures["auroc"] == pytest.approx(2.5 / 4)  # right 0.9, 0.5 against wrong 0.1, 0.9 (a tie counts half)
+
+
+@pytest.mark.slow
+def test_the_comparison_labels_a_tiny_runs_trees_and_prints_its_table_again(comparison_runs, tmp_path):
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
+    out = tmp_path / "labels"
+    result = subprocess.run([sys.executable, "-m", "experiments.label_quality", "--run",
+                             str(comparison_runs / "mcts-seed1"), "--round", "1", "--problems", "6",
+                             "--completions", "1", "--out", str(out)], cwd=comparison_runs.parent, env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(line) for line in (out / "labels.jsonl").read_text().splitlines()]
+    meta, rows = lines[0]["meta"], lines[1:]
+    assert meta["problems"] == 6 and meta["search_tokens"] > 0
+    names = {row["labelling"] for row in rows}
+    assert names == {"tree_hard", "tree_quality", "tree_q", "mc_hard@1", "mc_soft@1", "omega@1"}
+    assert meta["tokens"]["mc_soft@1"] > 0 and all(0 <= row["target"] <= 1 for row in rows)
+    for name in ("tree_hard", "mc_soft@1"):  # both label every node of the six trees
+        assert len([row for row in rows if row["labelling"] == name]) == sum(
+            1 for row in rows if row["labelling"] == "tree_hard")
+    again = subprocess.run([sys.executable, "-m", "experiments.label_quality", "--from-json",
+                            str(out / "labels.jsonl")], env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and again.stdout == result.stdout == (out / "table.md").read_text()
