@@ -40,14 +40,30 @@ def _records(data: bytes) -> list[bytes]:
     return records
 
 
-def history_rows(run_file: Path) -> list[dict]:
-    """Every `wandb.log` row of the run, as {key: value}."""
+def finished_records(run_file: Path, timeout_s: float = 120.0) -> list:
+    """The run's records (`wandb_internal_pb2.Record`), once the file holds its exit record. W&B's service process
+    writes the file on its own after `run.finish()` returns; read at once on a loaded machine, the file held only
+    its first records (no history yet), so the reader waits for the exit record, up to `timeout_s`."""
+    import time
+
     from wandb.proto import wandb_internal_pb2
 
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = []
+        for raw in _records(run_file.read_bytes()):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(raw)
+            records.append(record)
+        if any(record.WhichOneof("record_type") == "exit" for record in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.5)
+
+
+def history_rows(run_file: Path) -> list[dict]:
+    """Every `wandb.log` row of the run, as {key: value}."""
     rows = []
-    for raw in _records(run_file.read_bytes()):
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(raw)
+    for record in finished_records(run_file):
         if record.WhichOneof("record_type") == "history":
             row = {}
             for item in record.history.item:
@@ -59,11 +75,7 @@ def history_rows(run_file: Path) -> list[dict]:
 
 def run_identity(run_file: Path) -> dict:
     """The run record's group, job type, tags and display name (what W&B groups and filters runs by)."""
-    from wandb.proto import wandb_internal_pb2
-
-    for raw in _records(run_file.read_bytes()):
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(raw)
+    for record in finished_records(run_file):
         if record.WhichOneof("record_type") == "run":
             run = record.run
             return {"group": run.run_group, "job_type": run.job_type, "tags": list(run.tags),
