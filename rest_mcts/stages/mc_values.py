@@ -53,14 +53,13 @@ def shepherd_labels(ctx: Context, trees: list, completer: Completer) -> list[Lab
     values, task = ctx.config.values, ctx.task
     labels: list[Label] = []
     starts: dict[str, list[tuple[str, ...]]] = {}
-    for problem, tree in trees:
-        keep = finished_below(tree) if values.nodes == "finished" else [True] * len(tree.nodes)
+    kept = [finished_below(tree) if values.nodes == "finished" else [True] * len(tree.nodes) for _, tree in trees]
+    for (problem, tree), keep in zip(trees, kept):
         for node in tree.nodes[1:]:
             if keep[node.node_id] and not node.is_terminal:
                 starts.setdefault(problem.id, []).append(tree.steps_of(node.node_id))
     right = completer.right_completions([problem for problem, _ in trees], starts)
-    for problem, tree in trees:
-        keep = finished_below(tree) if values.nodes == "finished" else [True] * len(tree.nodes)
+    for (problem, tree), keep in zip(trees, kept):
         counts = iter(right.get(problem.id, []))
         for node in tree.nodes[1:]:
             if not keep[node.node_id]:
