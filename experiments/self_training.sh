@@ -49,10 +49,10 @@ for seed in $seeds; do
     python -m rest_mcts.iterate --rounds 3 --seed "$seed" --run-dir "$run_dir" --experiment "selftrain-seed$seed" \
       --logging.wandb_group "$(basename "$run_dir")"
   fi
-  arm_from_round_0 "$seed" control control=true
-  arm_from_round_0 "$seed" restem method=rest_em "rest_em.match_tokens_of=$run_dir/selftrain-seed$seed"
   arm_from_round_0 "$seed" selfreward method=self_rewarding \
     "self_rewarding.match_tokens_of=$run_dir/selftrain-seed$seed"
+  arm_from_round_0 "$seed" restem method=rest_em "rest_em.match_tokens_of=$run_dir/selftrain-seed$seed"
+  arm_from_round_0 "$seed" control control=true
 done
 for seed in $evaluate_seeds; do
   if [[ ! -f "$run_dir/selftrain-seed$seed/evaluate_round_03/summary.json" ]]; then

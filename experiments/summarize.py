@@ -109,6 +109,64 @@ def per_seed_gains(results) -> str:
     return "\n".join(lines)
 
 
+ARMS = (("selftrain", "ReST-MCTS*"), ("restem", "ReST-EM"), ("selfreward", "Self-Rewarding"), ("control", "control"))
+
+
+def method_table(results) -> str:
+    """The methods side by side: each seed's last-round test accuracy (greedy / MCTS*), the mean and standard
+    deviation over seeds, and ReST-MCTS*'s mean lead over the method with its spread over seeds (paired by seed)."""
+    seeds = sorted({seed for arm, _ in ARMS for seed in results.get(arm, {})})
+    lines = ["| method | " + " | ".join(f"seed {seed}" for seed in seeds)
+             + " | mean ± sd | ReST-MCTS* ahead by (points, mean ± sd over seeds) |",
+             "|---|" + "---|" * (len(seeds) + 2)]
+
+    def last(arm: str, seed: int) -> dict | None:
+        rounds = results.get(arm, {}).get(seed, {})
+        return rounds[max(rounds)] if rounds else None
+
+    keys = ("test/greedy/accuracy", "test/mcts/accuracy")
+    for arm, name in ARMS:
+        if arm not in results:
+            continue
+        cells, values, leads = [], {key: [] for key in keys}, {key: [] for key in keys}
+        for seed in seeds:
+            row, main = last(arm, seed), last("selftrain", seed)
+            cells.append("-" if row is None else " / ".join(f"{row[key]:.3f}" for key in keys))
+            for key in keys:
+                if row is not None:
+                    values[key].append(row[key])
+                    if main is not None:
+                        leads[key].append(100 * (main[key] - row[key]))
+        mean = " / ".join(f"{np.mean(values[key]):.3f} ± {np.std(values[key]):.3f}" for key in keys)
+        lead = ("-" if arm == "selftrain" or not leads[keys[0]] else
+                " / ".join(f"{np.mean(leads[key]):+.1f} ± {np.std(leads[key]):.1f}" for key in keys))
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {mean} | {lead} |")
+    return "\n".join(lines)
+
+
+def generated_tokens(row: dict) -> float:
+    """What a round generated to make its training data: the search's tokens, or the samples' and the judge's."""
+    return row.get("search/tokens") or row.get("sample/tokens", 0.0) + row.get("judge/tokens_generated", 0.0)
+
+
+def token_match(results) -> str:
+    """Per arm that matches ReST-MCTS*'s tokens, seed and round: its generated tokens and their ratio to the
+    matched ReST-MCTS* round's search tokens."""
+    lines = ["| method | seed | " + " | ".join(f"round {n}" for n in (1, 2, 3)) + " |", "|---|---|---|---|---|"]
+    for arm, name in ARMS[1:3]:
+        for seed, rounds in sorted(results.get(arm, {}).items()):
+            main = results.get("selftrain", {}).get(seed, {})
+            cells = []
+            for index in (1, 2, 3):
+                if index in rounds and index in main and main[index].get("search/tokens"):
+                    tokens = generated_tokens(rounds[index])
+                    cells.append(f"{tokens:,.0f} ({tokens / main[index]['search/tokens']:.3f})")
+                else:
+                    cells.append("-")
+            lines.append(f"| {name} | {seed} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def comparisons(run_dir: Path) -> str:
     """MCTS* against the best other method at each budget, from every evaluation under `run_dir`."""
     lines = []
@@ -145,6 +203,10 @@ def main() -> int:
         print(by_length)
         print()
     print(per_seed_gains(results))
+    print("\nThe last round's test accuracy, greedy / MCTS*, per method and seed:\n")
+    print(method_table(results))
+    print("\nTokens generated for each round's training data (ratio to the matched ReST-MCTS* round's search):\n")
+    print(token_match(results))
     print(comparisons(Path(sys.argv[1])))
     return 0
 

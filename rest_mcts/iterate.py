@@ -144,11 +144,14 @@ def check_start(config: RunConfig, resume: bool) -> None:
 
 
 def resumed_config(config: RunConfig, args: argparse.Namespace) -> RunConfig:
-    """The saved configuration of the run --resume continues (--rounds may extend it), validated."""
+    """The saved configuration of the run --resume continues (--rounds may extend it), validated. The run goes on
+    in the folder it was found in: a run folder moved or copied elsewhere keeps its old `logging.run_dir`."""
     saved = Path(config.logging.run_dir) / config.logging.experiment / "config.yaml"
     if not saved.exists():
         raise ConfigError(f"--resume: no run to resume at {saved.parent} (no config.yaml)")
     resumed = read_saved_config(saved)
+    resumed = replace(resumed, logging=replace(resumed.logging, run_dir=config.logging.run_dir,
+                                               experiment=config.logging.experiment))
     if args.rounds is not None:
         resumed = replace(resumed, rounds=config.rounds)
     validate(resumed)

@@ -109,6 +109,11 @@ CASES = [
      r"--verifier\.train_in_rounds true"),
     ("self-rewarding-match", ["--method", "self_rewarding", "--self_rewarding.match_tokens_of", "no/such/run"],
      r"--self_rewarding\.match_tokens_of no/such/run: not an iterate run folder \(no config\.yaml\)"),
+    ("self-rewarding-margin", ["--method", "self_rewarding", "--self_rewarding.margin", "-1"],
+     r"--self_rewarding\.margin -1\.0 and --self_rewarding\.beta 0\.1: expected a margin of 0 or more and a positive "
+     r"beta"),
+    ("mc-completions", ["--values.target", "omega", "--values.mc_completions", "0"],
+     r"--values\.mc_completions 0: expected a positive integer"),
     ("heads-not-dividing-hidden", ["--model.hidden_size", "130"],
      r"--model\.hidden_size 130: expected a multiple of --model\.num_heads"),
     ("zero-heads", ["--model.num_heads", "0"], r"--model\.num_heads 0: expected a positive integer"),

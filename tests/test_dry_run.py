@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rest_mcts.config import RunConfig
+from rest_mcts.config import LoggingConfig, RunConfig
 from rest_mcts.flags import save_yaml
 from rest_mcts.iterate import main
 
@@ -102,3 +102,17 @@ def test_dry_run_of_a_resume_shows_the_saved_configuration_and_changes_nothing(t
     assert code == 0 and config["rounds"] == 2
     assert [path.name for path in saved.parent.iterdir()] == ["config.yaml"]
     assert yaml.safe_load(saved.read_text(encoding="utf-8"))["rounds"] == 1
+
+
+def test_a_resumed_run_goes_on_in_the_folder_it_was_found_in_not_the_one_it_was_saved_with(tmp_path, monkeypatch,
+                                                                                           capsys):
+    monkeypatch.chdir(tmp_path)
+    saved = tmp_path / "moved" / "copy" / "config.yaml"
+    saved.parent.mkdir(parents=True)
+    saved.write_text(save_yaml(RunConfig(rounds=1, logging=LoggingConfig(run_dir=str(tmp_path / "old"),
+                                                                          experiment="original"))),
+                     encoding="utf-8")
+    code, config, _ = dry_run(["--resume", "--run-dir", "moved", "--experiment", "copy"], capsys)
+    assert code == 0
+    assert (config["logging"]["run_dir"], config["logging"]["experiment"]) == ("moved", "copy")
+    assert not (tmp_path / "old").exists()

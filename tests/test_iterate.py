@@ -74,6 +74,18 @@ def wait_for(process: subprocess.Popen, condition, timeout: float = 600) -> None
     assert process.poll() is None and condition(), finish(process)[1]
 
 
+def kill_after_stage(args: list[str], tmp_path: Path, round_folder: Path, stage: str) -> Path:
+    """Start `iterate args` and kill it (and its Ray cluster) once `round_folder`'s stages.json records `stage`,
+    before the round is done; the round folder."""
+    stages = round_folder / "stages.json"
+    process = iterate(args, tmp_path, start_new_session=True)
+    wait_for(process, lambda: stages.exists() and stage in json.loads(stages.read_text()))
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (round_folder / "DONE").exists()
+    return round_folder
+
+
 @pytest.mark.slow
 def test_a_run_killed_mid_search_resumes_to_the_eval_json_of_an_uninterrupted_run(tmp_path):
     """The driver (and its Ray cluster) killed after the first shard of round 1's search was written: --resume

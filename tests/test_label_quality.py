@@ -66,3 +66,51 @@ def test_the_comparison_labels_a_tiny_runs_trees_and_prints_its_table_again(tmp_
                             str(out / "labels.jsonl")], env=env, capture_output=True, text=True, timeout=120)
     table = (out / "table.md").read_text()
     assert again.returncode == 0 and again.stdout == table and result.stdout.endswith(table)
+
+    # The PRMs two of the labellings train, each against the untrained start and the run's own as a verifier
+    result = subprocess.run([sys.executable, "-m", "experiments.label_prms", "--labels", str(out / "labels.jsonl"),
+                             "--run", "runs/default", "--labellings", "tree_hard", "omega@1", "--problems", "3",
+                             "--budget-multiples", "2"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    prms = json.loads((out / "prms.json").read_text())
+    assert list(prms["rows"]) == ["start", "run", "tree_hard", "omega@1"]
+    assert prms["examples"]["omega@1"] == sum(1 for row in rows if row["labelling"] == "omega@1")
+    for name, evaluated in prms["rows"].items():
+        assert {row["method"] for row in evaluated} == {"best_of_n_min", "best_of_n_last", "mcts"}, name
+        assert all(row["problems"] == 3 and 0 <= row["accuracy"] <= 1 for row in evaluated), name
+    trained = [(out / "prms" / name / "model.safetensors").read_bytes() for name in ("tree_hard", "omega_at_1")]
+    assert trained[0] != trained[1]  # different labels, different PRMs
+    again = subprocess.run([sys.executable, "-m", "experiments.label_prms", "--from-json", str(out / "prms.json")],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and again.stdout == (out / "prms.md").read_text()
+
+
+def test_a_labelling_becomes_the_prms_value_examples_and_its_table_shows_each_method(tmp_path):
+    from experiments.label_prms import read_labels, table, value_examples
+    from rest_mcts.config import ConfigError
+
+    labels = tmp_path / "labels.jsonl"
+    meta = {"run": "r", "round": 1, "problems": 2, "search_tokens": 1000, "tokens": {"omega@1": 500}}
+    rows = [{"labelling": "tree_hard", "problem_id": "a", "steps": ["1\n"], "target": 1.0, "label": True},
+            {"labelling": "omega@1", "problem_id": "b", "steps": ["1\n", "2\n"], "target": 0.0, "label": False}]
+    labels.write_text("\n".join(json.dumps(line) for line in [{"meta": meta}, *rows]) + "\n")
+    read_meta, by_labelling = read_labels(labels)
+    assert read_meta == meta and list(by_labelling) == ["tree_hard", "omega@1"]
+    examples = value_examples(by_labelling["omega@1"], {"b": ("Q b", None)})
+    assert [(e.problem_id, e.prompt, e.steps, e.target, e.step_correct) for e in examples] == [
+        ("b", "Q b", ("1\n", "2\n"), 0.0, False)]
+    with pytest.raises(ConfigError, match="labels name problems the run's round did not search: b"):
+        value_examples(by_labelling["omega@1"], {"a": ("Q a", None)})
+    labels.write_text(json.dumps(rows[0]) + "\n")
+    with pytest.raises(ConfigError, match="a meta line first"):
+        read_labels(labels)
+
+    def row(method, accuracy):
+        return {"method": method, "budget": 268, "accuracy": accuracy, "ci_low": 0.1, "ci_high": 0.9}
+
+    text = table({"meta": meta, "examples": {"start": 0, "omega@1": 1},
+                  "rows": {"start": [row("mcts", 0.5)], "omega@1": [row("best_of_n_min", 0.25), row("mcts", 0.75)]}})
+    assert "| best_of_n_min @268 | best_of_n_last @268 | mcts @268 |" in text
+    assert "| start | 0 | 0 | - | - | 0.500 (0.100-0.900) |" in text
+    assert "| omega@1 | 1 | 500 | 0.250 (0.100-0.900) | - | 0.750 (0.100-0.900) |" in text

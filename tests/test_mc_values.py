@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.test_iterate import TINY, finish, iterate
+from tests.test_iterate import TINY, finish, iterate, kill_after_stage
 
 
 @pytest.mark.slow
@@ -17,10 +17,10 @@ def test_monte_carlo_labels_train_the_first_prm(tmp_path, target):
     # Without the step check (which ends a wrong step's path at once) and with a policy warm-started long enough to
     # write several steps, some prefixes are open (`values.nodes all`: also those with nothing finished below) and
     # some wrong solutions have a first wrong step to search for.
-    code, output = finish(iterate(["--rounds", "0", "--run-dir", "runs", *TINY, "--eval.pass_at_k", "0",
-                                   "--policy_train.warm_start_steps", "40", "--search.max_simulations", "4",
-                                   "--search.step_check", "false", "--values.nodes", "all",
-                                   "--values.target", target, "--values.mc_completions", "2"], tmp_path))
+    args = ["--rounds", "0", "--run-dir", "runs", *TINY, "--eval.pass_at_k", "0",
+            "--policy_train.warm_start_steps", "40", "--search.max_simulations", "4", "--search.step_check", "false",
+            "--values.nodes", "all", "--values.target", target, "--values.mc_completions", "2"]
+    code, output = finish(iterate(args, tmp_path))
     assert code == 0, output
     round_ = tmp_path / "runs" / "default" / "round_00"
     metrics = json.loads((round_ / "eval.json").read_text())
@@ -35,3 +35,10 @@ def test_monte_carlo_labels_train_the_first_prm(tmp_path, target):
     else:  # each wrong solution ends its labels at its first wrong step, labelled 0
         assert any(example["target"] == 0.0 for example in examples)
     assert metrics["prm/steps"] == 4 and (round_ / "prm").is_dir()
+    if target == "omega":  # killed before its labels, the run labels again on --resume and ends as the whole one
+        killed = kill_after_stage([*args, "--experiment", "killed"], tmp_path,
+                                  tmp_path / "runs" / "killed" / "round_00", "search")
+        code, output = finish(iterate(["--resume", "--run-dir", "runs", "--experiment", "killed"], tmp_path))
+        assert code == 0, output
+        for name in ("value_examples.jsonl", "eval.json"):
+            assert (killed / name).read_bytes() == (round_ / name).read_bytes(), name

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.test_iterate import TINY, finish, iterate
+from tests.test_iterate import TINY, finish, iterate, kill_after_stage
 
 
 @pytest.mark.slow
@@ -47,6 +47,16 @@ def test_self_rewarding_matches_the_search_tokens_judges_every_sample_and_trains
     assert (sr / "prm" / "model.safetensors").read_bytes() == (
         tmp_path / "runs" / "sr" / "round_00" / "prm" / "model.safetensors").read_bytes()
     assert not (sr / "trees.jsonl").exists() and "test/greedy/accuracy" in metrics
+
+    # Killed once its samples are in, the run judges them again on --resume and ends as the uninterrupted one.
+    args = [*base, "--experiment", "killed", "--method", "self_rewarding", "--self_rewarding.match_tokens_of",
+            "runs/mcts", "--self_rewarding.margin", "0"]
+    killed = kill_after_stage(args, tmp_path, tmp_path / "runs" / "killed" / "round_01", "sample")
+    assert not (killed / "judged.jsonl").exists()
+    code, output = finish(iterate(["--resume", "--run-dir", "runs", "--experiment", "killed"], tmp_path))
+    assert code == 0, output
+    assert (killed / "eval.json").read_bytes() == (sr / "eval.json").read_bytes()
+    assert (killed / "judged.jsonl").read_bytes() == (sr / "judged.jsonl").read_bytes()
 
 
 @pytest.mark.slow

@@ -23,17 +23,18 @@ def keep_prm(ctx: Context, round_: Round) -> dict[str, float]:
 
 
 def train(ctx: Context, round_: Round, role: str, start: Path, examples: list, section: TrainConfig,
-          steps: int, trainer: str = "") -> dict[str, float]:
-    """Train the model of `role` from checkpoint `start` for `steps` optimizer steps into the round folder, with
-    the trainer of `trainer` (default: the role's own; Self-Rewarding trains the policy with the verifier's DPO);
-    with no examples, `start` is kept as the round's model."""
+          steps: int, trainer: str = "", out: Path | None = None) -> dict[str, float]:
+    """Train the model of `role` from checkpoint `start` for `steps` optimizer steps into the round folder (or
+    `out`), with the trainer of `trainer` (default: the role's own; Self-Rewarding trains the policy with the
+    verifier's DPO), with the round's training seed and learning rate; with no examples, `start` is kept as the
+    round's model."""
     if not examples:
         return keep_model(round_, role, start, "no training examples")
     spec = replace(section, max_steps=steps, seed=seeds.train_seed(ctx.config.seed, round_.index, section.seed))
     if round_.index > 0 and section.round_learning_rate > 0:
         spec = replace(spec, learning_rate=section.round_learning_rate)
     trainers = ctx.actors.trainers(f"r{round_.index:02d}-train")
-    result = trainers.train(trainer or role, start, examples, spec, round_.path / role,
+    result = trainers.train(trainer or role, start, examples, spec, out or round_.path / role,
                             f"round {round_.index} train_{role}")
     return {f"{role}/loss": result.last_loss, f"{role}/first_loss": result.first_loss,
             f"{role}/steps": float(result.steps), f"{role}/tokens_per_s": result.tokens_per_s}
