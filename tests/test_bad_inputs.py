@@ -112,6 +112,8 @@ CASES = [
     ("self-rewarding-margin", ["--method", "self_rewarding", "--self_rewarding.margin", "-1"],
      r"--self_rewarding\.margin -1\.0 and --self_rewarding\.beta 0\.1: expected a margin of 0 or more and a positive "
      r"beta"),
+    ("self-rewarding-sft-weight", ["--method", "self_rewarding", "--self_rewarding.sft_weight", "-0.5"],
+     r"--self_rewarding\.sft_weight -0\.5: expected 0 \(DPO alone\) or a positive weight"),
     ("mc-completions", ["--values.target", "omega", "--values.mc_completions", "0"],
      r"--values\.mc_completions 0: expected a positive integer"),
     ("heads-not-dividing-hidden", ["--model.hidden_size", "130"],

@@ -60,7 +60,7 @@ def test_self_rewarding_matches_the_search_tokens_judges_every_sample_and_trains
 
 
 @pytest.mark.slow
-def test_self_rewarding_runs_on_a_data_task(tmp_path):
+def test_self_rewarding_runs_on_a_data_task_judged_by_the_genrm_cot_verifier_trained_in_round_0(tmp_path):
     from tests.test_data_run import save_gsm8k_policy
 
     save_gsm8k_policy(tmp_path / "policy")
@@ -72,11 +72,21 @@ def test_self_rewarding_runs_on_a_data_task(tmp_path):
         "--prm_train.warm_start_steps", "2", "--policy_train.max_steps", "2", "--search.max_simulations", "2",
         "--eval.max_simulations", "2", "--eval.pass_at_k", "0", "--search.max_depth", "3",
         "--cluster.problems_per_task", "3", "--self_rewarding.samples_per_problem", "3",
-        "--self_rewarding.margin", "0"], tmp_path))
+        "--self_rewarding.margin", "0", "--self_rewarding.sft_weight", "0.5", "--self_rewarding.judge", "verifier",
+        "--verifier.train_in_rounds", "true",
+        "--verifier.kind", "genrm_cot", "--verifier_train.max_steps", "2", "--verifier.rationales", "2",
+        "--verifier.max_rationale_tokens", "8"], tmp_path))
     assert code == 0, output
-    round_ = tmp_path / "runs" / "default" / "round_01"
+    run = tmp_path / "runs" / "default"
+    round_ = run / "round_01"
     metrics = json.loads((round_ / "eval.json").read_text())
     assert metrics["sample/per_problem"] == 3 and metrics["judge/solutions"] > 0
+    # The judge is round 0's GenRM-CoT verifier: two checks of at most 8 tokens per solution, each before a verdict
+    assert (run / "round_00" / "verifier" / "config.json").exists()
+    assert metrics["judge/solutions"] < metrics["judge/tokens_generated"] <= 18 * metrics["judge/solutions"]
+    judged = [json.loads(line) for line in (round_ / "judged.jsonl").read_text().splitlines()]
+    assert sum(len(row["solutions"]) for row in judged) == metrics["judge/solutions"]
+    assert all(0.0 <= solution["score"] <= 1.0 for row in judged for solution in row["solutions"])
     assert (round_ / "preference_pairs.jsonl").exists() and (round_ / "policy").is_dir()
     assert 0.0 <= metrics["test/mcts/accuracy"] <= 1.0
 
@@ -105,3 +115,4 @@ def test_each_problem_prefers_its_highest_judged_solution_to_its_lowest_beyond_t
     rows = [{"problem_id": "a", "solutions": [solution(["1\n"], 0, True), solution(["1\n"], 0, True)]},
             {"problem_id": "a", "solutions": [solution(["2\n"], 0, False), solution(["1\n"], 0, True)]}]
     assert [s["steps"] for s in distinct_solutions(rows)["a"]] == [["1\n"], ["2\n"]]
+

@@ -55,6 +55,10 @@ class VerifierObjective:
     """β of SimPO or DPO; None: the paper's (DEFAULT_BETA: SimPO 2.0, DPO 0.1)."""
     gamma: float = 1.0
     """SimPO's target reward margin γ; Meng et al. 2024 advise γ/β near 0.5."""
+    chosen_sft_weight: float = 0.0
+    """λ of an SFT term on each pair's chosen solution added to the preference loss (simpo, dpo): loss =
+    L_pref + λ·mean over pairs of −log π(y_w|x)/|y_w| (DPO with an NLL term, as iterative RPO trains; Pang et al.
+    2024); 0: the preference loss alone."""
     format: VerifierFormat = field(default_factory=VerifierFormat)
     """The texts a generative verifier reads and writes (genrm, genrm_cot)."""
 
@@ -68,6 +72,9 @@ class VerifierObjective:
                              f"{self.kind!r} has no such term (use 0)")
         if self.beta is not None and self.beta <= 0:
             raise ValueError(f"verifier.beta {self.beta}: must be > 0")
+        if self.chosen_sft_weight < 0 or (self.chosen_sft_weight > 0 and self.kind not in PREFERENCE_KINDS):
+            raise ValueError(f"chosen_sft_weight {self.chosen_sft_weight}: expected 0, or a positive weight with a "
+                             f"preference kind {PREFERENCE_KINDS} (verifier.kind {self.kind!r})")
 
     @property
     def preference_beta(self) -> float:
@@ -212,6 +219,22 @@ def dpo_loss(chosen_logps: torch.Tensor, rejected_logps: torch.Tensor, reference
     return -F.logsigmoid(beta * margin).mean()
 
 
+def preference_loss(objective: VerifierObjective, logps: torch.Tensor, lengths: torch.Tensor,
+                    reference_logps: torch.Tensor | None) -> torch.Tensor:
+    """The loss of a micro-batch of pairs, chosen rows at even and rejected at odd places (`pair_sequences`):
+    SimPO, or DPO against `reference_logps` (the rows' log π_ref), plus λ·NLL per token of the chosen solutions
+    (`objective.chosen_sft_weight`)."""
+    chosen, rejected = logps[0::2], logps[1::2]
+    beta = objective.preference_beta
+    if objective.kind == "simpo":
+        loss = simpo_loss(chosen, lengths[0::2], rejected, lengths[1::2], beta, objective.gamma)
+    else:
+        loss = dpo_loss(chosen, rejected, reference_logps[0::2], reference_logps[1::2], beta)
+    if objective.chosen_sft_weight > 0:
+        loss = loss + objective.chosen_sft_weight * (-chosen / lengths[0::2]).mean()
+    return loss
+
+
 def pair_sequences(tokenizer, pairs: Sequence[PreferencePair]) -> tuple[list[TrainSequence], list[tuple[int, int]]]:
     """Two rows per pair, chosen at 2i and rejected at 2i + 1, and the units (2i, 2i + 1) that keep them in one
     micro-batch. A row is the policy's SFT row of the solution (`policy_sequences`: prompt masked, steps and EOS
@@ -244,7 +267,6 @@ def _train_preference(model_path, data: VerifierData, spec: TrainSpec, out_dir, 
     objective = data.objective
     tokenizer, model = load_causal_lm(model_path)
     sequences, units = pair_sequences(tokenizer, data.pairs)
-    beta = objective.preference_beta
     reference = None
     if objective.kind == "dpo":
         reference = reference_logprobs(model, tokenizer, sequences, batch_size=2 * spec.micro_batch_size)
@@ -253,12 +275,8 @@ def _train_preference(model_path, data: VerifierData, spec: TrainSpec, out_dir, 
         logits = engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         logps, lengths = labelled_logprob_sums(logits, batch["labels"])
         # The engine keeps a unit's rows together and in order: chosen rows at even, rejected at odd places.
-        chosen, rejected = logps[0::2], logps[1::2]
-        if reference is None:
-            loss = simpo_loss(chosen, lengths[0::2], rejected, lengths[1::2], beta, objective.gamma)
-        else:
-            reference_logps = reference[batch["row_index"].cpu()].to(logps.device)
-            loss = dpo_loss(chosen, rejected, reference_logps[0::2], reference_logps[1::2], beta)
+        reference_logps = None if reference is None else reference[batch["row_index"].cpu()].to(logps.device)
+        loss = preference_loss(objective, logps, lengths, reference_logps)
         return loss, loss  # every pair weighs the same, whatever its length: no token weighting
 
     return run_training(model, tokenizer, sequences, compute_loss, count_predicted_tokens, torch.long, spec,

@@ -197,6 +197,9 @@ class SelfRewardingConfig(RestEMConfig):
     """A problem gives a pair only when its highest and lowest judged solutions differ by at least this much."""
     beta: float = 0.1
     """DPO's β (Rafailov et al. 2023)."""
+    sft_weight: float = 0.0
+    """λ of an SFT term on each pair's chosen (highest judged) solution mixed into DPO: loss = DPO + λ·NLL per token
+    of the chosen solution (0: DPO alone)."""
 
 
 @dataclass(frozen=True)

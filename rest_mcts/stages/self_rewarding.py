@@ -96,8 +96,9 @@ def preference_pairs(ctx: Context, round_: Round) -> dict[str, float]:
 
 
 def train_policy_dpo(ctx: Context, round_: Round) -> dict[str, float]:
-    """The previous round's policy trained with DPO (β `self_rewarding.beta`, the reference its own start) on the
-    round's preference pairs for `policy_train.max_steps` steps; with no pair, carried forward."""
+    """The previous round's policy trained with DPO (β `self_rewarding.beta`, the reference its own start; with
+    `self_rewarding.sft_weight` an SFT term on the chosen solutions) on the round's preference pairs for
+    `policy_train.max_steps` steps; with no pair, carried forward."""
     from trainers.verifier import VerifierData, VerifierObjective
 
     pairs = list(read_jsonl(round_.path / "preference_pairs.jsonl", PreferencePair))
@@ -105,7 +106,9 @@ def train_policy_dpo(ctx: Context, round_: Round) -> dict[str, float]:
     if not pairs:
         return {**keep_model(round_, "policy", start, "no preference pair (the judge scored every solution of a "
                                                        "problem alike)"), "policy/pairs": 0.0}
-    data = VerifierData(VerifierObjective(kind="dpo", beta=ctx.config.self_rewarding.beta), pairs=tuple(pairs))
+    settings = ctx.config.self_rewarding
+    data = VerifierData(VerifierObjective(kind="dpo", beta=settings.beta, chosen_sft_weight=settings.sft_weight),
+                        pairs=tuple(pairs))
     metrics = train(ctx, round_, "policy", start, data, ctx.config.policy_train, ctx.config.policy_train.max_steps,
                     trainer="verifier")
     return {**metrics, "policy/pairs": float(len(pairs))}

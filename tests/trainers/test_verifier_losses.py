@@ -32,6 +32,7 @@ from trainers.verifier import (
     mixed_verification_loss,
     orm_value_examples,
     pair_sequences,
+    preference_loss,
     simpo_loss,
     train_verifier,
     verification_sequences,
@@ -80,6 +81,17 @@ def test_dpo_loss_matches_the_formula_worked_by_hand():
     # A model equal to its reference has margin 0: loss log 2, whatever the likelihoods.
     same = dpo_loss(torch.tensor([-5.0]), torch.tensor([-7.0]), torch.tensor([-5.0]), torch.tensor([-7.0]), beta=0.1)
     assert same.item() == pytest.approx(math.log(2), abs=1e-7)
+
+
+def test_dpo_with_an_sft_weight_adds_the_chosen_solutions_nll_per_token():
+    # Rows chosen, rejected of the pair above (log π(y_w) = -3 over 3 tokens); λ = 0.5 adds 0.5·3/3 = 0.5.
+    logps, lengths, reference = (torch.tensor([-3.0, -8.0]), torch.tensor([3, 4]), torch.tensor([-4.0, -6.0]))
+    plain = preference_loss(VerifierObjective(kind="dpo", beta=0.1), logps, lengths, reference)
+    assert plain.item() == pytest.approx(0.5543552445, abs=1e-7)
+    mixed = preference_loss(VerifierObjective(kind="dpo", beta=0.1, chosen_sft_weight=0.5), logps, lengths, reference)
+    assert mixed.item() == pytest.approx(0.5543552445 + 0.5, abs=1e-6)
+    with pytest.raises(ValueError, match="chosen_sft_weight 0.5: expected 0, or a positive weight with a preference"):
+        VerifierObjective(kind="genrm", chosen_sft_weight=0.5)
 
 
 def tiny_mixed_batch():
