@@ -6,9 +6,13 @@ last step) and MCTS* scored by it, at one equal token budget. Two references: th
 and the run's own round PRM (`run`, trained on the run's value examples).
 
 Usage: python -m experiments.label_prms --labels DIR/labels.jsonl --run RUN [--budget-multiples 4] [--seeds 0 1]
+           [--prm-alone]
        python -m experiments.label_prms --from-json DIR/prms.json   (the table again)
-Output (next to the labels unless --out): prms/<labelling>/ (checkpoints), eval/<labelling>/ (evaluate's
-outputs, raw per-problem records included), prms.json (what the table reads) and prms.md.
+The methods score with the PRM and the task's step check, as the framework's MCTS* does; --prm-alone without the
+check, which shows the labels' effect where the check would hide it.
+Output (next to the labels unless --out): prms/<labelling>/ (checkpoints, trained once for both scorers),
+eval/<labelling>/ or eval_prm_alone/<labelling>/ (evaluate's outputs, raw per-problem records included),
+prms.json or prms_prm_alone.json (what the table reads) and prms.md or prms_prm_alone.md.
 """
 
 from __future__ import annotations
@@ -84,11 +88,13 @@ def train_prms(args: argparse.Namespace, out: Path) -> tuple[dict, dict[str, Pat
 
 def evaluate(args: argparse.Namespace, meta: dict, name: str, prm: Path, out: Path) -> dict:
     """`rest_mcts.evaluate` of the round's policy with one PRM (its own process: a Ray of its own); its rows."""
-    folder = out / "eval" / name.replace("@", "_at_")
+    folder = out / ("eval_prm_alone" if args.prm_alone else "eval") / name.replace("@", "_at_")
     if not (folder / "summary.json").exists():
         command = [sys.executable, "-m", "rest_mcts.evaluate", "--run", args.run, "--round", str(meta["round"]),
                    "--prm-model", str(prm), "--methods", *METHODS, "--splits", "test", "--out", str(folder),
                    "--overwrite", "--budget-multiples", *map(str, args.budget_multiples)]
+        if args.prm_alone:
+            command += ["--search.step_check", "false"]
         if args.seeds:
             command += ["--seeds", *map(str, args.seeds)]
         if args.problems:
@@ -101,8 +107,10 @@ def table(result: dict) -> str:
     """Per labelling: its examples and extra tokens, and each method's accuracy (95% interval) at the budget."""
     meta = result["meta"]
     budgets = sorted({row["budget"] for rows in result["rows"].values() for row in rows})
+    scorer = "the PRM alone (no step check)" if result.get("prm_alone") else "the PRM with the step check"
     lines = [f"PRMs trained on the labels of {meta['problems']} problems of round {meta['round']} of {meta['run']} "
-             f"(search tokens {meta['search_tokens']:,}); test split, budgets {budgets} tokens per problem", "",
+             f"(search tokens {meta['search_tokens']:,}); test split, budgets {budgets} tokens per problem; "
+             f"scorer: {scorer}", "",
              "| PRM trained on | examples | extra tokens | " + " | ".join(
                  f"{method} @{budget}" for budget in budgets for method in METHODS) + " |",
              "|---|---|---|" + "---|" * (len(budgets) * len(METHODS))]
@@ -127,6 +135,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="evaluate's budgets as multiples of greedy's tokens per solution.")
     parser.add_argument("--seeds", type=int, nargs="+", help="evaluate's sampling seeds (default: the round's).")
     parser.add_argument("--problems", type=int, default=0, help="Test problems (0: the run's test split).")
+    parser.add_argument("--prm-alone", action="store_true",
+                        help="Score with the PRM alone, without the task's step check (prms_prm_alone.json).")
     parser.add_argument("--out", help="Output folder (default: the labels' folder).")
     parser.add_argument("--from-json", help="Print the table of a prms.json again; nothing is run.")
     return parser.parse_args(argv)
@@ -145,10 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out or Path(args.labels).parent)
         meta, checkpoints, counts = train_prms(args, out)
         rows = {name: evaluate(args, meta, name, path, out)["rows"] for name, path in checkpoints.items()}
-        result = {"meta": meta, "examples": counts, "rows": rows}
-        atomic_write_text(out / "prms.json", json.dumps(result, indent=1))
+        result = {"meta": meta, "examples": counts, "rows": rows, "prm_alone": args.prm_alone}
+        stem = "prms_prm_alone" if args.prm_alone else "prms"
+        atomic_write_text(out / f"{stem}.json", json.dumps(result, indent=1))
         text = table(result)
-        atomic_write_text(out / "prms.md", text)
+        atomic_write_text(out / f"{stem}.md", text)
         print(text, end="")
         return 0
     except ConfigError as error:

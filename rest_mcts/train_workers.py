@@ -145,10 +145,11 @@ class TrainerGroup:
         logger.info("%d trainer ranks joined at %s:%d", world_size, master_addr, master_port)
 
     def train(self, role: str, model_path: str | Path, examples: Sequence[Any] | Any, spec: TrainSpec,
-              out_dir: str | Path, label: str = "") -> TrainResult:
+              out_dir: str | Path, label: str = "", title: str = "") -> TrainResult:
         """Train the model of `role` ('policy', 'prm', 'verifier': `trainers.trainer_for`) on every rank at once;
         rank 0's result. `examples`: the role's examples (a verifier's: one `trainers.verifier.VerifierData`). The
-        checkpoint goes to `out_dir`; `label` names the Ray tasks and tags the ranks' metrics."""
+        checkpoint goes to `out_dir`; `label` names the Ray tasks and tags the ranks' metrics; `title` heads the
+        console's progress lines (default: train <role>)."""
         if not self.ranks:
             raise RuntimeError("this trainer group was shut down")
         # one copy in the object store, shared by the ranks (a verifier's data is one record, not a list)
@@ -160,7 +161,7 @@ class TrainerGroup:
                 role, str(model_path), examples_ref, spec, str(out_dir), label or role)
             for rank, actor in enumerate(self.ranks)
         ]
-        return self._wait(calls, ProgressTail(log, f"train {role}"))[0]
+        return self._wait(calls, ProgressTail(log, title or f"train {role}"))[0]
 
     def parameter_checksums(self) -> list[float]:
         """Each rank's parameter checksum after the last training call, in rank order."""

@@ -67,13 +67,14 @@ def test_the_comparison_labels_a_tiny_runs_trees_and_prints_its_table_again(tmp_
     table = (out / "table.md").read_text()
     assert again.returncode == 0 and again.stdout == table and result.stdout.endswith(table)
 
-    # The PRM one labelling trains, against the untrained start and the run's own as a verifier
+    # The PRM one labelling trains, against the untrained start and the run's own as a verifier (scoring alone)
     result = subprocess.run([sys.executable, "-m", "experiments.label_prms", "--labels", str(out / "labels.jsonl"),
                              "--run", "runs/default", "--labellings", "omega@1", "--problems", "3",
-                             "--budget-multiples", "2"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=1200)
+                             "--budget-multiples", "2", "--prm-alone"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
-    prms = json.loads((out / "prms.json").read_text())
+    assert "scorer: the PRM alone (no step check)" in result.stdout
+    prms = json.loads((out / "prms_prm_alone.json").read_text())
     assert list(prms["rows"]) == ["start", "run", "omega@1"]
     assert prms["examples"]["omega@1"] == sum(1 for row in rows if row["labelling"] == "omega@1")
     for name, evaluated in prms["rows"].items():
@@ -81,9 +82,9 @@ def test_the_comparison_labels_a_tiny_runs_trees_and_prints_its_table_again(tmp_
         assert all(row["problems"] == 3 and 0 <= row["accuracy"] <= 1 for row in evaluated), name
     start = tmp_path / "runs" / "default" / "round_00" / "init_prm" / "model.safetensors"
     assert (out / "prms" / "omega_at_1" / "model.safetensors").read_bytes() != start.read_bytes()
-    again = subprocess.run([sys.executable, "-m", "experiments.label_prms", "--from-json", str(out / "prms.json")],
-                           env=env, capture_output=True, text=True, timeout=120)
-    assert again.returncode == 0 and again.stdout == (out / "prms.md").read_text()
+    again = subprocess.run([sys.executable, "-m", "experiments.label_prms", "--from-json",
+                            str(out / "prms_prm_alone.json")], env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and again.stdout == (out / "prms_prm_alone.md").read_text()
 
 
 def test_a_labelling_becomes_the_prms_value_examples_and_its_table_shows_each_method(tmp_path):

@@ -35,7 +35,7 @@ def train(ctx: Context, round_: Round, role: str, start: Path, examples: list, s
         spec = replace(spec, learning_rate=section.round_learning_rate)
     trainers = ctx.actors.trainers(f"r{round_.index:02d}-train")
     result = trainers.train(trainer or role, start, examples, spec, out or round_.path / role,
-                            f"round {round_.index} train_{role}")
+                            f"round {round_.index} train_{role}", title=f"train {role}")
     return {f"{role}/loss": result.last_loss, f"{role}/first_loss": result.first_loss,
             f"{role}/steps": float(result.steps), f"{role}/tokens_per_s": result.tokens_per_s}
 
