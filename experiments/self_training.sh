@@ -6,6 +6,7 @@
 # the same by definition), so only rounds 1-3 differ: each resumes a copy of that round with its own settings.
 # Usage: bash experiments/self_training.sh [RUN_DIR] [SEEDS...]
 # A run whose folder exists is resumed (finished rounds are kept), so an interrupted script can be started again.
+# ARMS (default: "selfreward restem control") chooses the arms beside ReST-MCTS*, in the order they run.
 # EVALUATE_SEEDS (default: the first two seeds) chooses the runs whose last round `rest_mcts.evaluate` compares.
 # Every run of the comparison (each arm and seed, and the evaluations) logs to one W&B group, the folder's name.
 set -euo pipefail
@@ -13,6 +14,7 @@ run_dir=${1:-runs/self_training}
 shift || true
 seeds=${*:-0 1 2}
 evaluate_seeds=${EVALUATE_SEEDS:-$(echo $seeds | cut -d' ' -f1-2)}
+arms=${ARMS:-selfreward restem control}
 
 arm_from_round_0() {  # arm_from_round_0 SEED ARM KEY=VALUE...: a copy of the ReST-MCTS* run's round 0, resumed
   local seed=$1 arm=$2; shift 2
@@ -49,10 +51,15 @@ for seed in $seeds; do
     python -m rest_mcts.iterate --rounds 3 --seed "$seed" --run-dir "$run_dir" --experiment "selftrain-seed$seed" \
       --logging.wandb_group "$(basename "$run_dir")"
   fi
-  arm_from_round_0 "$seed" selfreward method=self_rewarding \
-    "self_rewarding.match_tokens_of=$run_dir/selftrain-seed$seed"
-  arm_from_round_0 "$seed" restem method=rest_em "rest_em.match_tokens_of=$run_dir/selftrain-seed$seed"
-  arm_from_round_0 "$seed" control control=true
+  for arm in $arms; do
+    case $arm in
+      selfreward) arm_from_round_0 "$seed" selfreward method=self_rewarding \
+                    "self_rewarding.match_tokens_of=$run_dir/selftrain-seed$seed" ;;
+      restem) arm_from_round_0 "$seed" restem method=rest_em "rest_em.match_tokens_of=$run_dir/selftrain-seed$seed" ;;
+      control) arm_from_round_0 "$seed" control control=true ;;
+      *) echo "ARMS: unknown arm $arm (expected selfreward, restem, control)" >&2; exit 2 ;;
+    esac
+  done
 done
 for seed in $evaluate_seeds; do
   if [[ ! -f "$run_dir/selftrain-seed$seed/evaluate_round_03/summary.json" ]]; then

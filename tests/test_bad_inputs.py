@@ -102,8 +102,8 @@ CASES = [
      r"--engine\.block_size 48: expected a positive multiple of 32"),
     ("engine-temperature", ["--search.backend", "vllm", "--eval.temperature", "2.5"],
      r"--eval\.temperature 2\.5: vLLM samples at temperatures up to 2\.0 \(--search\.backend vllm\)"),
-    ("self-rewarding-judge", ["--method", "self_rewarding", "--self_rewarding.judge", "oracle"],
-     r"--self_rewarding\.judge 'oracle': expected one of \('policy', 'verifier'\)"),
+    ("self-rewarding-judge", ["--method", "self_rewarding", "--self_rewarding.judge", "human"],
+     r"--self_rewarding\.judge 'human': expected one of \('policy', 'verifier', 'oracle'\)"),
     ("self-rewarding-judge-untrained", ["--method", "self_rewarding", "--self_rewarding.judge", "verifier"],
      r"--self_rewarding\.judge verifier: the judge is the verifier trained in round 0; add "
      r"--verifier\.train_in_rounds true"),

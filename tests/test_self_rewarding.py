@@ -116,3 +116,22 @@ def test_each_problem_prefers_its_highest_judged_solution_to_its_lowest_beyond_t
             {"problem_id": "a", "solutions": [solution(["2\n"], 0, False), solution(["1\n"], 0, True)]}]
     assert [s["steps"] for s in distinct_solutions(rows)["a"]] == [["1\n"], ["2\n"]]
 
+
+
+def test_the_oracle_judge_scores_each_solution_by_its_grade_without_a_model_or_tokens(tmp_path):
+    from lm.data import read_jsonl, write_jsonl
+    from rest_mcts.config import RunConfig, SelfRewardingConfig
+    from rest_mcts.stages.self_rewarding import judge_samples
+
+    write_jsonl(tmp_path / "samples.jsonl", [
+        {"problem_id": "a", "solutions": [{"steps": ["1\n"], "correct": False}, {"steps": ["2\n"], "correct": True},
+                                          {"steps": ["1\n"], "correct": False}]},
+        {"problem_id": "b", "solutions": []}])
+    problems = [SimpleNamespace(id=name) for name in "ab"]
+    ctx = SimpleNamespace(config=RunConfig(self_rewarding=SelfRewardingConfig(judge="oracle")),
+                          problems=SimpleNamespace(for_round=lambda index, count: problems))
+    metrics = judge_samples(ctx, SimpleNamespace(path=tmp_path, index=1))
+    assert metrics == {"judge/solutions": 2.0, "judge/tokens_generated": 0.0, "judge/tokens_read": 0.0,
+                       "judge/auroc": 1.0}
+    [row] = list(read_jsonl(tmp_path / "judged.jsonl"))
+    assert [(s["steps"], s["score"]) for s in row["solutions"]] == [(["1\n"], 0.0), (["2\n"], 1.0)]

@@ -179,7 +179,7 @@ class RestEMConfig:
     """Solutions sampled per training problem when `match_tokens_of` is empty."""
 
 
-SELF_REWARDING_JUDGES = ("policy", "verifier")
+SELF_REWARDING_JUDGES = ("policy", "verifier", "oracle")
 """`self_rewarding.judge` values."""
 
 
@@ -191,8 +191,9 @@ class SelfRewardingConfig(RestEMConfig):
 
     judge: str = "policy"
     """Who judges: 'policy' (the previous round's policy as LLM-as-a-judge: the verifier's direct Yes/No form,
-    untrained for it) or 'verifier' (the latest trained verifier: round 0's with `verifier.train_in_rounds`, since
-    Self-Rewarding rounds train none)."""
+    untrained for it), 'verifier' (the latest trained verifier: round 0's with `verifier.train_in_rounds`, since
+    Self-Rewarding rounds train none) or 'oracle' (the task's grade, 1 or 0: not Self-Rewarding but its upper
+    bound, which tells a judge's failure from the preference training's)."""
     margin: float = 0.05
     """A problem gives a pair only when its highest and lowest judged solutions differ by at least this much."""
     beta: float = 0.1

@@ -46,6 +46,10 @@ def judge_samples(ctx: Context, round_: Round) -> dict[str, float]:
     solutions = distinct_solutions(read_jsonl(round_.path / "samples.jsonl"))
     problems = [problem for problem in ctx.problems.for_round(round_.index, ctx.config.task.problems_per_round)
                 if solutions.get(problem.id)]
+    if ctx.config.self_rewarding.judge == "oracle":  # the diagnostic upper bound: the grades, no model, no tokens
+        rows = [{"problem_id": problem.id, "scores": [float(s["correct"]) for s in solutions[problem.id]],
+                 "tokens_generated": 0, "tokens_read": 0} for problem in problems]
+        return judged_metrics(round_, solutions, rows)
     judge_path, judge = judge_of(ctx, round_)
     pool = ctx.search_pool(round_, round_.previous.policy, None, ctx.config.search.temperature, "judge")
     pool.settings = replace(pool.settings, verifier_path=str(judge_path), verifier=judge)
@@ -53,6 +57,12 @@ def judge_samples(ctx: Context, round_: Round) -> dict[str, float]:
     shards = shard(problems, ctx.config.cluster.problems_per_task, len(pool.workers))
     rows = [row for batch in pool.map("judge", shards, steps, label=f"round {round_.index} judge")
             for row in batch]
+    return judged_metrics(round_, solutions, rows)
+
+
+def judged_metrics(round_: Round, solutions: dict[str, list[dict]], rows: list[dict]) -> dict[str, float]:
+    """judged.jsonl from the judge's rows (per problem: its solutions' scores and the judge's tokens), and the
+    judge's figures: solutions, tokens, and the AUROC of its scores against the oracle's grades."""
     judged = [{**row, "solutions": [{**solution, "score": score} for solution, score in
                                     zip(solutions[row["problem_id"]], row["scores"], strict=True)]}
               for row in rows]
