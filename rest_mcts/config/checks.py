@@ -159,6 +159,9 @@ def check_values(config: RunConfig) -> None:
     if config.self_rewarding.margin < 0 or config.self_rewarding.beta <= 0:
         raise ConfigError(f"--self_rewarding.margin {config.self_rewarding.margin} and --self_rewarding.beta "
                           f"{config.self_rewarding.beta}: expected a margin of 0 or more and a positive beta")
+    if config.self_rewarding.learning_rate < 0:
+        raise ConfigError(f"--self_rewarding.learning_rate {config.self_rewarding.learning_rate}: expected 0 (the "
+                          "policy's round rate) or a positive rate")
     if config.self_rewarding.sft_weight < 0:
         raise ConfigError(f"--self_rewarding.sft_weight {config.self_rewarding.sft_weight}: expected 0 (DPO alone) "
                           "or a positive weight of the chosen solutions' SFT term")

@@ -119,6 +119,8 @@ def train_policy_dpo(ctx: Context, round_: Round) -> dict[str, float]:
     settings = ctx.config.self_rewarding
     data = VerifierData(VerifierObjective(kind="dpo", beta=settings.beta, chosen_sft_weight=settings.sft_weight),
                         pairs=tuple(pairs))
-    metrics = train(ctx, round_, "policy", start, data, ctx.config.policy_train, ctx.config.policy_train.max_steps,
-                    trainer="verifier")
+    section = ctx.config.policy_train
+    if settings.learning_rate > 0:
+        section = replace(section, round_learning_rate=settings.learning_rate)
+    metrics = train(ctx, round_, "policy", start, data, section, section.max_steps, trainer="verifier")
     return {**metrics, "policy/pairs": float(len(pairs))}
