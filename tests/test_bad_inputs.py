@@ -114,7 +114,7 @@ CASES = [
      r"beta"),
     ("self-rewarding-sft-weight", ["--method", "self_rewarding", "--self_rewarding.sft_weight", "-0.5"],
      r"--self_rewarding\.sft_weight -0\.5: expected 0 \(DPO alone\) or a positive weight"),
-    ("self-rewarding-learning-rate", ["--method", "self_rewarding", "--self_rewarding.learning_rate", "-1e-5"],
+    ("self-rewarding-learning-rate", ["--method", "self_rewarding", "--self_rewarding.learning_rate", "-0.00001"],
      r"--self_rewarding\.learning_rate -1e-05: expected 0 \(the policy's round rate\) or a positive rate"),
     ("mc-completions", ["--values.target", "omega", "--values.mc_completions", "0"],
      r"--values\.mc_completions 0: expected a positive integer"),
