@@ -201,9 +201,11 @@ class SelfRewardingConfig(RestEMConfig):
     sft_weight: float = 0.0
     """λ of an SFT term on each pair's chosen (highest judged) solution mixed into DPO: loss = DPO + λ·NLL per token
     of the chosen solution (0: DPO alone)."""
-    learning_rate: float = 0.0
+    learning_rate: float = 1e-5
     """Peak learning rate of the DPO training (0: the policy's round rate, `policy_train.round_learning_rate` or
-    `learning_rate`); preference training usually takes a rate well below SFT's."""
+    `learning_rate`). Preference training takes a rate well below SFT's: at the policy's round rate DPO on the
+    default task collapsed the policy even on oracle-ordered pairs; the default was picked on the dev problems
+    (experiments/results/README.md)."""
 
 
 @dataclass(frozen=True)
