@@ -73,7 +73,8 @@ def test_self_rewarding_runs_on_a_data_task_judged_by_the_genrm_verifier_trained
         "--eval.max_simulations", "2", "--eval.pass_at_k", "0", "--search.max_depth", "3",
         "--cluster.problems_per_task", "3", "--self_rewarding.samples_per_problem", "3",
         "--self_rewarding.margin", "0", "--self_rewarding.sft_weight", "0.5", "--self_rewarding.judge", "verifier",
-        "--verifier.train_in_rounds", "true", "--verifier.kind", "genrm", "--verifier_train.max_steps", "2"],
+        "--verifier.train_in_rounds", "true", "--verifier.kind", "genrm", "--verifier_train.max_steps", "2",
+        "--verifier.solution_weight", "0"],
         tmp_path))
     assert code == 0, output
     run = tmp_path / "runs" / "default"
