@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -335,3 +336,35 @@ def test_an_added_recipe_needs_no_other_file(monkeypatch):
     assert placement_plan(config)["stages"]["rounds 1-3"] == {
         "search": "search workers", "filter_traces": "driver", "train_policy": "trainer ranks (policy)",
         "train_prm": "driver", "evaluate": "search workers"}
+
+
+def test_matched_sampling_lands_within_5_percent_of_the_target_when_solutions_grow_between_waves(tmp_path,
+                                                                                                 monkeypatch):
+    from dataclasses import dataclass
+
+    from rest_mcts.config import RunConfig
+    from rest_mcts.stages import search_and_values
+
+    @dataclass(frozen=True)
+    class Settings:
+        seed: int = 0
+
+    class Pool:  # wave 0's solutions are 10 tokens long, every later wave's 13
+        settings, workers, waves = Settings(), [None], []
+
+        def map(self, method, shards, count, max_depth, label):
+            self.waves.append(count)
+            length = 10 if len(self.waves) == 1 else 13
+            return [[{"problem_id": p.id, "solutions": [{"steps": ["1\n"], "correct": False}] * count,
+                      "tokens": length * count} for p in batch] for batch in shards]
+
+    problems = [SimpleNamespace(id=f"p{index}") for index in range(100)]
+    pool = Pool()
+    ctx = SimpleNamespace(config=RunConfig(method="rest_em"),
+                          problems=SimpleNamespace(for_round=lambda index, count: problems),
+                          search_pool=lambda *args: pool)
+    monkeypatch.setattr(search_and_values, "rest_em_target_tokens", lambda ctx, round_: 8000)
+    metrics = search_and_values.sample(ctx, SimpleNamespace(index=1, path=tmp_path, previous=SimpleNamespace(
+        policy=tmp_path)))
+    assert abs(metrics["sample/tokens"] - 8000) <= 0.05 * 8000, (metrics, pool.waves)
+    assert metrics["sample/target_tokens"] == 8000 and len(pool.waves) > 2

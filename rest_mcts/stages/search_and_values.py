@@ -136,6 +136,10 @@ def rest_em_target_tokens(ctx: Context, round_: Round) -> int | None:
     return int(tokens)
 
 
+WAVE_SHARE = 0.8
+"""The share of the whole waves left that one wave of matched sampling plans (`sample`)."""
+
+
 def sample(ctx: Context, round_: Round) -> dict[str, float]:
     """ReST-EM's (and Self-Rewarding's) data: solutions sampled with the previous round's policy at the search
     temperature, in waves of solutions per problem, until the round has generated the matched run's search tokens
@@ -159,7 +163,10 @@ def sample(ctx: Context, round_: Round) -> dict[str, float]:
             remaining = target - spent
             if tokens_per_sample is not None and remaining < 0.5 * tokens_per_sample:
                 break
-            count = 1 if tokens_per_sample is None else max(1, round(remaining / (tokens_per_sample * len(problems))))
+            # a wave plans at most 80% of the whole waves left: solutions grow or shrink between waves, and a wave
+            # planned on the last one's length overshot the target by up to 9% on the default task
+            count = 1 if tokens_per_sample is None else max(
+                1, int(WAVE_SHARE * remaining / (tokens_per_sample * len(problems))))
             if tokens_per_sample is not None and remaining < tokens_per_sample * len(problems):
                 chosen = random.Random(seeds.wave_seed(base.seed, waves)).sample(
                     range(len(problems)), max(1, round(remaining / tokens_per_sample)))
