@@ -14,21 +14,19 @@ from rest_mcts.config.checks import (
 )
 from rest_mcts.config.cluster import PLACEMENT_STRATEGIES, ClusterConfig
 from rest_mcts.config.engine import BACKENDS, ENGINE_PRM, EngineConfig
+from rest_mcts.config.methods import SELF_REWARDING_JUDGES, RestEMConfig, SelfRewardingConfig
 from rest_mcts.config.sections import (
     ANSWER_FORMATS,
     DATA_TASK_FIELDS,
-    SELF_REWARDING_JUDGES,
     VERIFIER_DATA,
     VERIFIER_EVAL_AS,
     WANDB_MODES,
     EvalConfig,
     LoggingConfig,
     ModelConfig,
-    RestEMConfig,
     RunConfig,
     SandboxConfig,
     SearchConfig,
-    SelfRewardingConfig,
     TaskConfig,
     TracesConfig,
     TrainConfig,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from rest_mcts.config.cluster import PLACEMENT_STRATEGIES
 from rest_mcts.config.engine import BACKENDS, ENGINE_PRM, MAX_ENGINE_TEMPERATURE
+from rest_mcts.config.methods import SELF_REWARDING_JUDGES
 from rest_mcts.config.sections import (
     ANSWER_FORMATS,
-    SELF_REWARDING_JUDGES,
     VERIFIER_DATA,
     VERIFIER_EVAL_AS,
     WANDB_MODES,
